@@ -1,0 +1,53 @@
+//! `cynode serve`: the production process against an external PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use super::{bind, connect, import_bootstrap, required_url};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::server::{self, AppState, RouterSettings};
+use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::store;
+
+pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = bind(config.listen).await?;
+    let url = required_url(&config, "cynode serve")?;
+    let key = config.security.master_key.as_ref().context(
+        "cynode serve needs security.master_key (CYNODE__SECURITY__MASTER_KEY) to encrypt stored secrets; \
+         generate one with `cynode keygen` and keep it in your secret store",
+    )?;
+    let secrets = SecretBox::from_base64(key)?;
+    let pool = connect(&config, url).await?;
+    store::migrate(&pool).await?;
+    import_bootstrap(&config, &pool, &secrets).await?;
+    let addr = listener.local_addr()?;
+    println!("cynode: serving on http://{addr}");
+    run_gateway(listener, pool, &config, server::shutdown_signal()).await
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then closes the pool.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run_gateway(
+    listener: TcpListener,
+    pool: PgPool,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState { pool: pool.clone(), metrics: Arc::new(Metrics::default()) };
+    let settings = RouterSettings {
+        max_body_bytes: config.limits.max_body_bytes,
+        request_timeout: Duration::from_secs(config.limits.request_timeout_s),
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "gateway listening");
+    server::serve(listener, server::router(state, settings), shutdown).await.context("the HTTP server failed")?;
+    pool.close().await;
+    Ok(())
+}

