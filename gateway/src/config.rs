@@ -264,7 +264,11 @@ impl Config {
         let mut config: Self = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             let cause = e.inner().to_string();
-            let named = unknown_field(&cause).map(|f| if key == "." { f.clone() } else { format!("{key}.{f}") });
+            let named = unknown_field(&cause).map(|f| match key.as_str() {
+                "." => f,
+                k if k == f || k.ends_with(&format!(".{f}")) => k.to_string(),
+                k => format!("{k}.{f}"),
+            });
             let wanted = named.as_deref().unwrap_or(&key);
             let source_hint = from_env.iter().find(|(p, _)| p == wanted).map_or_else(
                 || file.map(|f| format!(" (in {})", f.display())).unwrap_or_default(),

@@ -69,12 +69,14 @@ pub(crate) async fn connect(config: &Config, url: &SecretString) -> anyhow::Resu
 
 pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-            "another process uses that port; stop it or pass --listen 127.0.0.1:PORT (port 0 picks a free one)"
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: address already in use by another process; stop it or pass --listen \
+                 127.0.0.1:PORT (port 0 picks a free one)"
+            )
         } else {
-            "check the address, or pass --listen 127.0.0.1:PORT"
-        };
-        anyhow::anyhow!("cannot listen on {addr}: {e}; {hint}")
+            anyhow::anyhow!("cannot listen on {addr}: {e}; check the address, or pass --listen 127.0.0.1:PORT")
+        }
     })
 }
 

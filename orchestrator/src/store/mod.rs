@@ -63,6 +63,9 @@ impl Default for PoolSettings {
 /// # Errors
 /// [`StoreError::BadUrl`] or [`StoreError::Unreachable`] with the target (never the password).
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::BadUrl);
+    }
     let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl)?;
     let target = format!(
         "{}:{}/{}",

@@ -1,0 +1,145 @@
+//! The real `cynode` binary: start, readiness, shutdown, and every start-up error a user can cause.
+
+use std::time::Duration;
+
+use cynode_tests::process::run_to_end;
+use cynode_tests::{BinProcess, TestDb};
+
+const KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJmrw=";
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/cynode.yaml");
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("cynode-up-").tempdir_in("/tmp").expect("tmp")
+}
+
+fn addr_from(line: &str) -> String {
+    let start = line.find("http://").expect("url in line");
+    line[start..].split_whitespace().next().expect("url").to_string()
+}
+
+/// One clear `error:` line, no panic, no backtrace, no secret.
+fn assert_one_error_line(code: i32, stderr: &str, want: &str) {
+    assert_eq!(code, 1, "exit code; stderr:\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{stderr}");
+    assert!(errors[0].contains(want), "wanted {want:?} in:\n{stderr}");
+    for bad in ["panicked", "stack backtrace", "hunter2", KEY] {
+        assert!(!stderr.contains(bad), "{bad:?} in:\n{stderr}");
+    }
+}
+
+async fn ready(url: &str) -> serde_json::Value {
+    let r = reqwest::get(format!("{url}/readyz")).await.expect("readyz");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
+    let dir = data_dir();
+    let d = dir.path().to_str().expect("utf8");
+    let args = ["up", "--data-dir", d, "--listen", "127.0.0.1:0", "--bootstrap", EXAMPLE];
+    let mut up = BinProcess::spawn("cynode", &args, &[]);
+    let url = addr_from(&up.wait_for("gateway    http://", Duration::from_secs(120)).await);
+    let body = ready(&url).await;
+    assert_eq!(body["store"]["pgvector"], "0.8.6");
+    assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("9 created")), "{:?}", up.output());
+    assert!(dir.path().join("pg/postmaster.pid").exists());
+
+    // A second `up` on the same directory is refused while the first runs.
+    let (code, _, stderr) = run_to_end("cynode", &["up", "--data-dir", d, "--listen", "127.0.0.1:0"], &[]).await;
+    assert_one_error_line(code, &stderr, "another CyNode process is using");
+
+    up.signal("TERM");
+    assert_eq!(up.wait_exit(Duration::from_secs(30)).await, Some(0), "{:?}", up.output());
+    assert!(!dir.path().join("pg/postmaster.pid").exists(), "PostgreSQL stopped with cynode");
+
+    // Restart: the data is still there and the import finds nothing to do.
+    let mut again = BinProcess::spawn("cynode", &args, &[]);
+    let url = addr_from(&again.wait_for("gateway    http://", Duration::from_secs(60)).await);
+    ready(&url).await;
+    assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 9 unchanged")), "{:?}", again.output());
+    again.signal("INT");
+    assert_eq!(again.wait_exit(Duration::from_secs(30)).await, Some(0));
+}
+
+#[tokio::test]
+async fn serve_runs_against_an_external_database() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str()), ("CYNODE__SECURITY__MASTER_KEY", KEY)];
+    let mut serve = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", EXAMPLE], &env);
+    let url = addr_from(&serve.wait_for("serving on http://", Duration::from_secs(30)).await);
+    assert_eq!(ready(&url).await["status"], "ready");
+    let installs: i64 = sqlx::query_scalar("SELECT count(*) FROM installs").fetch_one(&db.pool).await.expect("count");
+    assert_eq!(installs, 4);
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(Duration::from_secs(30)).await, Some(0));
+}
+
+#[tokio::test]
+async fn migrate_applies_once_and_then_has_nothing_to_do() {
+    let db = TestDb::empty().await;
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run_to_end("cynode", &["migrate"], &[("DATABASE_URL", db.url.as_str())]).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("database is at migration 20261122000001"), "{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn start_up_errors_are_one_clear_line() {
+    let (code, _, stderr) = run_to_end("cynode", &["serve"], &[]).await;
+    assert_one_error_line(code, &stderr, "cynode serve needs a database: set DATABASE_URL");
+
+    let (code, _, stderr) = run_to_end("cynode", &["migrate"], &[]).await;
+    assert_one_error_line(code, &stderr, "cynode migrate needs a database");
+
+    let env = [("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db"), ("CYNODE__SECURITY__MASTER_KEY", KEY)];
+    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0"], &env).await;
+    assert_one_error_line(code, &stderr, "cannot connect to PostgreSQL at 127.0.0.1:1/db");
+
+    let env = [("DATABASE_URL", "mysql://u:hunter2@h/db"), ("CYNODE__SECURITY__MASTER_KEY", KEY)];
+    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0"], &env).await;
+    assert_one_error_line(code, &stderr, "not a valid PostgreSQL URL");
+
+    let env = [("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db")];
+    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0"], &env).await;
+    assert_one_error_line(code, &stderr, "needs security.master_key");
+
+    let (code, _, stderr) = run_to_end("cynode", &["serve"], &[("CYNODE__DATABASE__URLL", "x")]).await;
+    assert_one_error_line(code, &stderr, "set by environment variable CYNODE__DATABASE__URLL");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", &port], &[]).await;
+    assert_one_error_line(code, &stderr, "address already in use");
+}
+
+#[tokio::test]
+async fn a_corrupt_bootstrap_file_stops_the_start_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let bad = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(bad.path(), "installs:\n  - platform: slack\n    name: [oops\n").expect("write");
+    let env = [("DATABASE_URL", db.url.as_str()), ("CYNODE__SECURITY__MASTER_KEY", KEY)];
+    let path = bad.path().to_str().expect("utf8");
+    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", path], &env).await;
+    assert_one_error_line(code, &stderr, &format!("bootstrap file {path}"));
+    let installs: i64 = sqlx::query_scalar("SELECT count(*) FROM installs").fetch_one(&db.pool).await.expect("count");
+    assert_eq!(installs, 0);
+}
+
+#[tokio::test]
+async fn a_data_directory_owned_by_someone_else_is_refused() {
+    let dir = data_dir();
+    let pg = dir.path().join("pg");
+    std::fs::create_dir_all(&pg).expect("mkdir");
+    let root = cynode_orchestrator::store::embedded::effective_uid() == 0;
+    let d = if root {
+        std::os::unix::fs::chown(&pg, Some(4343), Some(4343)).expect("chown");
+        dir.path().to_str().expect("utf8").to_string()
+    } else {
+        "/var/lib".to_string()
+    };
+    let (code, _, stderr) = run_to_end("cynode", &["up", "--data-dir", &d, "--listen", "127.0.0.1:0"], &[]).await;
+    assert_one_error_line(code, &stderr, "is owned by");
+}
