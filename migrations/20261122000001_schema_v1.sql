@@ -51,10 +51,14 @@ CREATE TABLE tasks (
     conversation_id uuid REFERENCES conversations (id),
     install_id      uuid REFERENCES installs (id),
     requester       text NOT NULL,
+    source          text NOT NULL DEFAULT 'chat',
     command         text NOT NULL,
+    text            text NOT NULL DEFAULT '',
     args            jsonb NOT NULL DEFAULT '{}'::jsonb,
     state           text NOT NULL DEFAULT 'received'
-                    CHECK (state IN ('received', 'running', 'waiting', 'succeeded', 'failed', 'cancelled')),
+                    CHECK (state IN ('received', 'waiting', 'queued', 'running', 'succeeded', 'failed',
+                                     'cancelled', 'answered')),
+    reply           text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -113,7 +117,9 @@ CREATE TABLE jobs (
     max_attempts    integer NOT NULL DEFAULT 3,
     run_after       timestamptz NOT NULL DEFAULT now(),
     lease_token     uuid,
+    leased_at       timestamptz,
     lease_expires_at timestamptz,
+    timeout_s       integer NOT NULL DEFAULT 300,
     node_id         uuid REFERENCES nodes (id),
     cancel_requested boolean NOT NULL DEFAULT false,
     result          jsonb,
@@ -121,7 +127,7 @@ CREATE TABLE jobs (
     started_at      timestamptz,
     finished_at     timestamptz
 );
-CREATE INDEX jobs_runnable_idx ON jobs (priority DESC, created_at) WHERE state = 'queued';
+CREATE INDEX jobs_runnable_idx ON jobs (executor, priority DESC, created_at) WHERE state = 'queued';
 CREATE INDEX jobs_leases_idx ON jobs (lease_expires_at) WHERE state IN ('leased', 'running');
 CREATE INDEX jobs_task_idx ON jobs (task_id);
 

@@ -41,6 +41,12 @@ pub struct Config {
     /// The node agent that `cynode up` runs in-process.
     #[serde(default)]
     pub node: LocalNodeConfig,
+    /// Leases, heartbeats and retries.
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    /// Command defaults.
+    #[serde(default)]
+    pub commands: CommandsConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -144,6 +150,76 @@ pub struct LocalNodeConfig {
     pub enabled: bool,
 }
 
+/// Leases, heartbeats and retries (defaults re-queue a dead node's job within about 5 s).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// How often nodes heartbeat, in ms.
+    #[serde(default = "d_heartbeat")]
+    pub heartbeat_interval_ms: u64,
+    /// A lease not heartbeated for this long is re-queued, in ms.
+    #[serde(default = "d_lease")]
+    pub lease_ttl_ms: u64,
+    /// Longest lease long poll, in ms.
+    #[serde(default = "d_wait")]
+    pub max_wait_ms: u64,
+    /// How often the reaper runs, in ms.
+    #[serde(default = "d_reap")]
+    pub reap_interval_ms: u64,
+    /// Backoff before the second attempt, doubling after, in ms (the first re-queue is immediate).
+    #[serde(default = "d_retry")]
+    pub retry_base_ms: u64,
+    /// Node token lifetime, in seconds.
+    #[serde(default = "d_token")]
+    pub token_ttl_s: u64,
+}
+
+/// Command defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// Template for `run` without `--template`.
+    #[serde(default = "d_template")]
+    pub default_template: String,
+    /// Model for `ask` (empty: each node's default).
+    #[serde(default)]
+    pub default_model: String,
+    /// Seconds an approval request stays open.
+    #[serde(default = "d_approval")]
+    pub approval_ttl_s: u64,
+    /// Attempts per job before it fails.
+    #[serde(default = "d_attempts")]
+    pub max_attempts: i32,
+}
+
+fn d_heartbeat() -> u64 {
+    1000
+}
+fn d_lease() -> u64 {
+    4000
+}
+fn d_wait() -> u64 {
+    25_000
+}
+fn d_reap() -> u64 {
+    500
+}
+fn d_retry() -> u64 {
+    2000
+}
+fn d_token() -> u64 {
+    900
+}
+fn d_template() -> String {
+    "busybox".into()
+}
+fn d_approval() -> u64 {
+    3600
+}
+fn d_attempts() -> i32 {
+    3
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -175,7 +251,7 @@ macro_rules! defaults_from_serde {
         }
     )*};
 }
-defaults_from_serde!(DatabaseConfig, LogConfig, LimitsConfig, LocalNodeConfig);
+defaults_from_serde!(DatabaseConfig, LogConfig, LimitsConfig, LocalNodeConfig, DispatchConfig, CommandsConfig);
 
 /// A configuration that cannot be used; the message says where and what.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +354,29 @@ impl Config {
         })?;
         config.dirs = dirs;
         Ok(config)
+    }
+
+    /// Dispatch and command settings for the orchestrator core.
+    pub fn core_settings(&self) -> crate::server::CoreSettings {
+        use std::time::Duration;
+        let d = &self.dispatch;
+        crate::server::CoreSettings {
+            dispatch: cynode_orchestrator::dispatch::DispatchSettings {
+                heartbeat_interval: Duration::from_millis(d.heartbeat_interval_ms),
+                lease_ttl: Duration::from_millis(d.lease_ttl_ms),
+                max_wait: Duration::from_millis(d.max_wait_ms),
+                reap_interval: Duration::from_millis(d.reap_interval_ms),
+                retry_base: Duration::from_millis(d.retry_base_ms),
+                token_ttl: Duration::from_secs(d.token_ttl_s),
+                ..Default::default()
+            },
+            commands: cynode_orchestrator::commands::CommandSettings {
+                default_template: self.commands.default_template.clone(),
+                default_model: self.commands.default_model.clone(),
+                approval_ttl: Duration::from_secs(self.commands.approval_ttl_s),
+                max_attempts: self.commands.max_attempts,
+            },
+        }
     }
 
     /// The data directory: configured, else `/var/lib/cynode` as root, else `.cynode`.

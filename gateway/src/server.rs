@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+use cynode_orchestrator::commands::{CommandSettings, Commands};
+use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
+use cynode_orchestrator::nodes::TokenKeys;
+use cynode_protocol::paths;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -21,6 +26,37 @@ pub struct AppState {
     pub pool: PgPool,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Hands jobs to nodes.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Executes commands.
+    pub commands: Commands,
+    /// Issues and verifies node tokens.
+    pub tokens: TokenKeys,
+}
+
+/// What the orchestrator side of a gateway needs besides the pool.
+#[derive(Debug, Clone, Default)]
+pub struct CoreSettings {
+    /// Lease and polling timing.
+    pub dispatch: DispatchSettings,
+    /// Command defaults.
+    pub commands: CommandSettings,
+}
+
+impl AppState {
+    /// Builds the state and starts the dispatcher's background loops, which stop when `shutdown` fires.
+    pub fn start(
+        pool: PgPool,
+        master_key: &SecretString,
+        settings: CoreSettings,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
+        dispatcher.spawn_background(shutdown);
+        let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands);
+        let tokens = TokenKeys::derive(master_key.expose_secret().as_bytes());
+        Self { pool, metrics: Arc::new(Metrics::default()), dispatcher, commands, tokens }
+    }
 }
 
 /// Router settings.
@@ -38,6 +74,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        .route(paths::REGISTER, post(routes::node::register))
+        .route(paths::LEASE, post(routes::node::lease))
+        .route(paths::HEARTBEAT, post(routes::node::heartbeat))
+        .route(paths::OUTPUT, post(routes::node::output))
+        .route(paths::FINISH, post(routes::node::finish))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))

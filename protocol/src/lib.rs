@@ -1,1 +1,74 @@
-//! placeholder
+//! The node protocol: the versioned JSON contract between the orchestrator and node agents.
+//!
+//! Nodes always call the orchestrator (HTTP, `/v1/node/…`); nodes accept no connections. Every message
+//! tolerates unknown fields, so either side can add optional fields within a protocol version. The version is
+//! negotiated at registration: the node lists what it speaks, the orchestrator picks the highest it supports.
+//! The full contract, with examples, is in `docs/node-protocol.md`.
+
+mod job;
+mod messages;
+
+pub use job::{ExecutorKind, InferenceSpec, JobSpec, SandboxLimits, SandboxSpec, HostSpec, Requirements};
+pub use messages::*;
+
+/// The protocol version this build speaks best.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every protocol version this build can speak.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+/// Picks the highest version both sides speak.
+pub fn negotiate(offered: &[u32]) -> Option<u32> {
+    SUPPORTED_VERSIONS.iter().rev().copied().find(|v| offered.contains(v))
+}
+
+/// Paths of the node API, relative to the orchestrator's base URL.
+pub mod paths {
+    /// `POST` [`crate::RegisterRequest`] with `Authorization: Bearer <node key>` → [`crate::RegisterResponse`].
+    pub const REGISTER: &str = "/v1/node/register";
+    /// `POST` [`crate::LeaseRequest`] → [`crate::LeaseResponse`] (long poll).
+    pub const LEASE: &str = "/v1/node/lease";
+    /// `POST` [`crate::HeartbeatRequest`] → [`crate::HeartbeatResponse`].
+    pub const HEARTBEAT: &str = "/v1/node/heartbeat";
+    /// `POST` [`crate::OutputBatch`] → [`crate::OutputAck`].
+    pub const OUTPUT: &str = "/v1/node/output";
+    /// `POST` [`crate::FinishRequest`] → [`crate::FinishAck`].
+    pub const FINISH: &str = "/v1/node/finish";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_picks_the_highest_common_version() {
+        assert_eq!(negotiate(&[1, 2, 3]), Some(1));
+        assert_eq!(negotiate(&[7]), None);
+        assert_eq!(negotiate(&[]), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let json = r#"{"max_jobs": 2, "wait_ms": 100, "from_the_future": true}"#;
+        let req: LeaseRequest = serde_json::from_str(json).expect("tolerant");
+        assert_eq!(req.max_jobs, 2);
+    }
+
+    #[test]
+    fn job_specs_round_trip() {
+        let spec = JobSpec::Sandbox(SandboxSpec {
+            template: "busybox".into(),
+            image: "cynode/busybox:latest".into(),
+            command: "echo hi".into(),
+            network: false,
+            env: vec![],
+            limits: SandboxLimits::default(),
+            gpu: false,
+        });
+        let text = serde_json::to_string(&spec).expect("ser");
+        assert!(text.contains(r#""kind":"sandbox""#), "{text}");
+        let back: JobSpec = serde_json::from_str(&text).expect("de");
+        assert_eq!(back, spec);
+        assert_eq!(back.executor(), ExecutorKind::Docker);
+    }
+}

@@ -57,7 +57,7 @@ impl BinProcess {
                 let mut r = BufReader::new(reader).lines();
                 while let Ok(Some(line)) = r.next_line().await {
                     if verbose {
-                        eprintln!("[{}] {line}", "child");
+                        eprintln!("[child] {line}");
                     }
                     lines.lock().expect("lines").push(line);
                 }

@@ -1,15 +1,14 @@
 //! `cynode serve`: the production process against an external PostgreSQL.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use super::{bind, connect, import_bootstrap, required_url};
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::server::{self, AppState, RouterSettings};
 use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::store;
@@ -27,7 +26,7 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
     import_bootstrap(&config, &pool, &secrets).await?;
     let addr = listener.local_addr()?;
     println!("cynode: serving on http://{addr}");
-    run_gateway(listener, pool, &config, server::shutdown_signal()).await
+    run_gateway(listener, pool, &config, key, server::shutdown_signal()).await
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then closes the pool.
@@ -38,16 +37,20 @@ pub async fn run_gateway(
     listener: TcpListener,
     pool: PgPool,
     config: &Config,
+    master_key: &SecretString,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState { pool: pool.clone(), metrics: Arc::new(Metrics::default()) };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = AppState::start(pool.clone(), master_key, config.core_settings(), stop_rx);
     let settings = RouterSettings {
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_secs(config.limits.request_timeout_s),
     };
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "gateway listening");
-    server::serve(listener, server::router(state, settings), shutdown).await.context("the HTTP server failed")?;
+    let served = server::serve(listener, server::router(state, settings), shutdown).await;
+    let _ = stop_tx.send(true);
+    served.context("the HTTP server failed")?;
     pool.close().await;
     Ok(())
 }

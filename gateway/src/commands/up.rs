@@ -89,7 +89,7 @@ async fn run(
     println!("  try        curl http://{addr}/readyz");
     println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
     let _ = std::io::stdout().flush();
-    super::run_gateway(listener, pool, &config, server::shutdown_signal()).await
+    super::run_gateway(listener, pool, &config, &key, server::shutdown_signal()).await
 }
 
 async fn ensure_database(pg: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {

@@ -1,3 +1,4 @@
 //! HTTP routes.
 
 pub mod health;
+pub mod node;

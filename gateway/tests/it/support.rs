@@ -1,17 +1,20 @@
 //! An in-process gateway on a real socket with a fresh database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cynode_gateway::metrics::Metrics;
-use cynode_gateway::server::{self, AppState, RouterSettings};
+use cynode_gateway::server::{self, AppState, CoreSettings, RouterSettings};
 use cynode_tests::TestDb;
+use secrecy::SecretString;
+
+pub const MASTER_KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJmrw=";
 
 pub struct TestApp {
     pub base: String,
     pub db: TestDb,
     pub client: reqwest::Client,
+    pub state: AppState,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl TestApp {
@@ -20,16 +23,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: RouterSettings) -> Self {
+        Self::spawn_full(settings, CoreSettings::default()).await
+    }
+
+    pub async fn spawn_full(settings: RouterSettings, core: CoreSettings) -> Self {
         let db = TestDb::new().await;
-        let state = AppState { pool: db.pool.clone(), metrics: Arc::new(Metrics::default()) };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let state = AppState::start(db.pool.clone(), &SecretString::from(MASTER_KEY), core, stop_rx);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(state, settings);
+        let app = server::router(state.clone(), settings);
         tokio::spawn(server::serve(listener, app, async {
             let _ = rx.await;
         }));
-        Self { base, db, client: reqwest::Client::new(), _shutdown: tx }
+        Self { base, db, client: reqwest::Client::new(), state, _shutdown: tx, _stop: stop }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -123,6 +123,15 @@ pub async fn import(
     Ok(report)
 }
 
+#[derive(sqlx::FromRow)]
+struct StoredInstall {
+    id: Uuid,
+    name: String,
+    enabled: bool,
+    settings: serde_json::Value,
+    secrets: Option<Vec<u8>>,
+}
+
 async fn upsert_install(
     tx: &mut Transaction<'_, Postgres>,
     secrets: &SecretBox,
@@ -132,7 +141,7 @@ async fn upsert_install(
     let plain: BTreeMap<&str, &str> =
         rec.secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
     let plain = serde_json::to_vec(&plain).unwrap_or_default();
-    let row: Option<(Uuid, String, bool, serde_json::Value, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<StoredInstall> = sqlx::query_as(
         "SELECT id, name, enabled, settings, secrets FROM installs WHERE platform = $1 AND external_id = $2",
     )
     .bind(rec.platform)
@@ -141,7 +150,7 @@ async fn upsert_install(
     .await?;
     let sealed = secrets.seal(&context, &plain);
     match row {
-        Some((id, name, enabled, settings, stored)) => {
+        Some(StoredInstall { id, name, enabled, settings, secrets: stored }) => {
             let same_secrets = match stored {
                 Some(s) => secrets.open(&context, &s)? == plain,
                 None => false,

@@ -1,0 +1,144 @@
+//! Docker sandbox executor: runs one job attempt in a hardened, throw-away container on a
+//! Docker-compatible engine (Docker, or Podman's compatible socket) and streams its output.
+//!
+//! Every sandbox gets: no network (unless the job is allowed one), a read-only root, tmpfs
+//! `/tmp` and `/work`, all capabilities dropped, `no-new-privileges`, a non-root user, memory
+//! (without swap), CPU and process limits, no stdin, a wall-clock timeout and an output cap. The
+//! agent's environment never reaches it: the container environment is exactly `PATH`, `HOME` and
+//! the job's allowlisted variables. Only images from the node's templates may run, and they are
+//! built locally (see [`crate::images`]); nothing is pulled.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cynode_node_agent::executor::docker::ExecError> {
+//! use cynode_node_agent::executor::docker::*;
+//! let engine = connect().await?;
+//! cleanup_leftovers(&engine, DEFAULT_OWNER).await?;
+//! let executor = DockerExecutor::new(engine, ["cynode/busybox:1"]);
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+//! let spec = SandboxSpec::new(uuid::Uuid::now_v7(), 1, "cynode/busybox:1", shell_command("echo hi"));
+//! let run = executor.run(spec, tokio_util::sync::CancellationToken::new(), tx);
+//! let (outcome, _) = tokio::join!(run, async { while let Some(chunk) = rx.recv().await { /* upload */ } });
+//! assert_eq!(outcome?.status, ExitStatusKind::Exited(0));
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod engine;
+mod error;
+mod output;
+mod run;
+mod spec;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+pub use config::SANDBOX_USER;
+pub use engine::{
+    DEFAULT_ENDPOINT, Engine, EngineInfo, cleanup_leftovers, connect, connect_to, probe,
+};
+pub use error::ExecError;
+pub use output::{COALESCE_WINDOW, MAX_CHUNK_BYTES, OutputChunk, OutputStream, TRUNCATION_MARKER};
+pub use spec::{GpuRequest, SANDBOX_PATH, SandboxLimits, SandboxSpec, WORK_DIR, shell_command};
+
+/// Label present (`true`) on every container this executor creates.
+pub const LABEL_MANAGED: &str = "cynode.managed";
+/// Label naming the agent instance that owns the container (scope of [`cleanup_leftovers`]).
+pub const LABEL_OWNER: &str = "cynode.owner";
+/// Label carrying the job id.
+pub const LABEL_JOB: &str = "cynode.job";
+/// Label carrying the attempt number.
+pub const LABEL_ATTEMPT: &str = "cynode.attempt";
+/// Owner label value used when none is configured.
+pub const DEFAULT_OWNER: &str = "cynode-node";
+
+/// How a sandbox run ended. Every variant is a normal outcome, not an executor failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatusKind {
+    /// The command exited by itself with this code (`128 + n` when killed by signal `n`).
+    Exited(i64),
+    /// The wall-clock limit passed; the sandbox was stopped.
+    Timeout,
+    /// The kernel killed a process of the sandbox for exceeding the memory limit.
+    OutOfMemory,
+    /// The output limit was reached; the sandbox was killed and the output cut off.
+    OutputLimit,
+    /// The run was cancelled; the sandbox was stopped.
+    Cancelled,
+}
+
+/// The result of one sandbox run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// How it ended.
+    pub status: ExitStatusKind,
+    /// Wall-clock time from container start until the engine reported it stopped.
+    pub duration: Duration,
+    /// Bytes of job output delivered (stdout + stderr, without the truncation notice).
+    pub output_bytes: u64,
+    /// Whether output was cut off at the limit.
+    pub truncated: bool,
+}
+
+/// Runs [`SandboxSpec`]s on one engine, restricted to an allowlist of images.
+#[derive(Debug, Clone)]
+pub struct DockerExecutor {
+    engine: Engine,
+    allowed_images: HashSet<String>,
+    owner: String,
+    stop_grace: Duration,
+}
+
+impl DockerExecutor {
+    /// Longest accepted stop grace period (the engine client gives up on a request after 120 s).
+    pub const MAX_STOP_GRACE: Duration = Duration::from_secs(60);
+
+    /// An executor that may run exactly `allowed_images` (the images of the node's templates),
+    /// with owner [`DEFAULT_OWNER`] and a 2 s stop grace period.
+    pub fn new<I, S>(engine: Engine, allowed_images: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            engine,
+            allowed_images: allowed_images.into_iter().map(Into::into).collect(),
+            owner: DEFAULT_OWNER.to_owned(),
+            stop_grace: Duration::from_secs(2),
+        }
+    }
+
+    /// Sets the owner label put on containers (the scope of [`cleanup_leftovers`]).
+    #[must_use]
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// Sets how long a stopped sandbox gets between SIGTERM and SIGKILL (whole seconds, rounded
+    /// up, at most [`Self::MAX_STOP_GRACE`]).
+    #[must_use]
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace.min(Self::MAX_STOP_GRACE);
+        self
+    }
+
+    /// The engine this executor uses.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The owner label value of this executor's containers.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The stop grace period.
+    pub fn stop_grace(&self) -> Duration {
+        self.stop_grace
+    }
+
+    /// Whether `image` may run here.
+    pub fn is_allowed(&self, image: &str) -> bool {
+        self.allowed_images.contains(image)
+    }
+}

@@ -1,0 +1,136 @@
+//! The hardened container configuration every sandbox gets.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig};
+
+use super::spec::{GpuRequest, SANDBOX_PATH, SandboxSpec, WORK_DIR};
+use super::{LABEL_ATTEMPT, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER};
+
+/// The user every sandbox runs as (`sandbox` in the built-in images; `nobody` elsewhere).
+pub const SANDBOX_USER: &str = "65534:65534";
+
+/// Builds the create-container body for `spec`: no network unless asked, read-only root,
+/// tmpfs `/tmp` and `/work`, all capabilities dropped, no-new-privileges, non-root user,
+/// memory (without swap), CPU and process limits, no stdin, no TTY, no engine-side log copy
+/// (output is streamed through attach), an init process that forwards signals and reaps zombies.
+pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreateBody {
+    let tmpfs_opts = format!("rw,nosuid,nodev,size={},mode=1777", spec.limits.tmpfs_bytes);
+    let mut env = vec![format!("PATH={SANDBOX_PATH}"), format!("HOME={WORK_DIR}")];
+    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+
+    let labels = HashMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_OWNER.to_owned(), owner.to_owned()),
+        (LABEL_JOB.to_owned(), spec.job_id.to_string()),
+        (LABEL_ATTEMPT.to_owned(), spec.attempt.to_string()),
+    ]);
+
+    let host_config = HostConfig {
+        network_mode: Some(if spec.network { "bridge" } else { "none" }.to_owned()),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([
+            ("/tmp".to_owned(), tmpfs_opts.clone()),
+            (WORK_DIR.to_owned(), tmpfs_opts),
+        ])),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+        privileged: Some(false),
+        pids_limit: Some(spec.limits.pids),
+        memory: Some(spec.limits.memory_bytes),
+        memory_swap: Some(spec.limits.memory_bytes),
+        nano_cpus: Some(spec.limits.nano_cpus),
+        init: Some(true),
+        ipc_mode: Some("private".to_owned()),
+        auto_remove: Some(false),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_owned()),
+            config: None,
+        }),
+        device_requests: spec.gpus.as_ref().map(|g| vec![device_request(g)]),
+        ..Default::default()
+    };
+
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.command.clone()),
+        // The image's entrypoint would otherwise wrap our argv.
+        entrypoint: Some(Vec::new()),
+        env: Some(env),
+        working_dir: Some(spec.workdir.clone().unwrap_or_else(|| WORK_DIR.to_owned())),
+        user: Some(SANDBOX_USER.to_owned()),
+        hostname: Some("sandbox".to_owned()),
+        labels: Some(labels),
+        tty: Some(false),
+        open_stdin: Some(false),
+        stdin_once: Some(false),
+        attach_stdin: Some(false),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        network_disabled: Some(!spec.network),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+fn device_request(gpus: &GpuRequest) -> DeviceRequest {
+    let (count, device_ids) = match gpus {
+        GpuRequest::All => (Some(-1), None),
+        GpuRequest::Count(n) => (Some(i64::from(*n)), None),
+        GpuRequest::Devices(ids) => (None, Some(ids.clone())),
+    };
+    DeviceRequest {
+        driver: Some("nvidia".to_owned()),
+        count,
+        device_ids,
+        capabilities: Some(vec![vec!["gpu".to_owned()]]),
+        options: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::docker::spec::shell_command;
+    use uuid::Uuid;
+
+    fn spec() -> SandboxSpec {
+        let mut s = SandboxSpec::new(Uuid::nil(), 2, "img", shell_command("true"));
+        s.env.push(("A".into(), "b".into()));
+        s
+    }
+
+    #[test]
+    fn hardened_defaults() {
+        let body = container_body(&spec(), "me");
+        let hc = body.host_config.as_ref().expect("host config");
+        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(hc.memory, hc.memory_swap);
+        assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
+        assert_eq!(body.open_stdin, Some(false));
+        assert_eq!(body.network_disabled, Some(true));
+        let env = body.env.expect("env");
+        assert_eq!(
+            env,
+            ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "A=b"]
+        );
+        let labels = body.labels.expect("labels");
+        assert_eq!(labels[LABEL_ATTEMPT], "2");
+        assert_eq!(labels[LABEL_OWNER], "me");
+        assert!(hc.device_requests.is_none());
+    }
+
+    #[test]
+    fn network_and_gpus_on_request() {
+        let mut s = spec();
+        s.network = true;
+        s.gpus = Some(GpuRequest::Count(1));
+        let body = container_body(&s, "me");
+        let hc = body.host_config.expect("host config");
+        assert_eq!(hc.network_mode.as_deref(), Some("bridge"));
+        let req = &hc.device_requests.expect("device requests")[0];
+        assert_eq!(req.count, Some(1));
+    }
+}

@@ -1,0 +1,278 @@
+//! The life of one sandbox: create, attach, start, stream, stop, collect, remove.
+
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions,
+    WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::container_body;
+use super::engine::{Engine, remove_forced};
+use super::error::{ExecError, is_not_found};
+use super::output::{OutputChunk, Pump, PumpEnd};
+use super::{DockerExecutor, ExitStatusKind, RunOutcome, SandboxSpec};
+
+/// Extra time, beyond the stop grace period, allowed for the output stream and the exit status
+/// to arrive after the sandbox was told to stop.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Why streaming ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Exited,
+    Timeout,
+    Cancelled,
+    OutputLimit,
+}
+
+impl DockerExecutor {
+    /// Runs `spec` to the end and reports how it ended.
+    ///
+    /// The container is created, attached to *before* it starts (no output is lost), started,
+    /// and its output sent to `output` as [`OutputChunk`]s (a full channel slows the sandbox
+    /// down rather than growing memory; a dropped receiver makes the output be discarded). The
+    /// wall-clock limit counts from start. On timeout or `cancel` the sandbox gets SIGTERM and,
+    /// after the stop grace period, SIGKILL; at the output limit it is killed at once. The
+    /// container is always removed, also when this future is dropped. A token cancelled before
+    /// the call yields `Cancelled` without creating anything.
+    ///
+    /// # Errors
+    /// [`ExecError::ImageNotAllowed`] (checked before the engine is contacted),
+    /// [`ExecError::InvalidSpec`], [`ExecError::ImageMissing`],
+    /// [`ExecError::EngineUnavailable`] or [`ExecError::Engine`].
+    pub async fn run(
+        &self,
+        spec: SandboxSpec,
+        cancel: CancellationToken,
+        output: mpsc::Sender<OutputChunk>,
+    ) -> Result<RunOutcome, ExecError> {
+        if !self.is_allowed(&spec.image) {
+            return Err(ExecError::ImageNotAllowed(spec.image));
+        }
+        spec.validate()?;
+        if cancel.is_cancelled() {
+            return Ok(RunOutcome {
+                status: ExitStatusKind::Cancelled,
+                duration: Duration::ZERO,
+                output_bytes: 0,
+                truncated: false,
+            });
+        }
+        let docker = self.engine.docker();
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("cynode-{}-{}-{}", spec.job_id, spec.attempt, &suffix[..8]);
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                container_body(&spec, &self.owner),
+            )
+            .await
+            .map_err(|e| {
+                if is_not_found(&e) {
+                    ExecError::ImageMissing(spec.image.clone())
+                } else {
+                    self.engine.err("create the sandbox container", e)
+                }
+            })?;
+        let mut guard = RemoveGuard::new(self.engine.clone(), created.id);
+        let result = self.drive(&spec, &guard.id, cancel, output).await;
+        guard.remove_now().await;
+        match &result {
+            Ok(o) => tracing::info!(
+                job.id = %spec.job_id,
+                job.attempt = spec.attempt,
+                status = ?o.status,
+                duration_ms = o.duration.as_millis() as u64,
+                output_bytes = o.output_bytes,
+                "sandbox finished"
+            ),
+            Err(e) => tracing::warn!(
+                job.id = %spec.job_id, job.attempt = spec.attempt, error = %e, "sandbox failed"
+            ),
+        }
+        result
+    }
+
+    async fn drive(
+        &self,
+        spec: &SandboxSpec,
+        id: &str,
+        cancel: CancellationToken,
+        output: mpsc::Sender<OutputChunk>,
+    ) -> Result<RunOutcome, ExecError> {
+        let docker = self.engine.docker();
+        let attach = docker
+            .attach_container(
+                id,
+                Some(AttachContainerOptions {
+                    stream: true,
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
+        let mut frames = attach.output;
+        docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.engine.err("start the sandbox", e))?;
+        let started = Instant::now();
+
+        let mut pump = Pump::new(output, spec.limits.max_output_bytes);
+        let ending = tokio::select! {
+            end = pump.pump(&mut frames) => match end {
+                PumpEnd::Eof => Ending::Exited,
+                PumpEnd::LimitReached => Ending::OutputLimit,
+                PumpEnd::Broken(e) => return Err(self.engine.err("stream the sandbox output", e)),
+            },
+            () = tokio::time::sleep_until(started + spec.limits.timeout) => Ending::Timeout,
+            () = cancel.cancelled() => Ending::Cancelled,
+        };
+
+        if ending != Ending::Exited {
+            // Keep reading while the sandbox stops, so it is never blocked on a full pipe.
+            let drain = tokio::time::timeout(self.stop_grace + SETTLE, pump.pump(&mut frames));
+            let (stopped, _) = tokio::join!(self.stop(id, ending), drain);
+            stopped?;
+        }
+        let code = self.wait_exit(id).await?;
+        let duration = started.elapsed();
+        let state = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.engine.err("inspect the finished sandbox", e))?
+            .state;
+        let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        let status = match ending {
+            Ending::Exited if oom_killed => ExitStatusKind::OutOfMemory,
+            Ending::Exited => ExitStatusKind::Exited(code),
+            Ending::Timeout => ExitStatusKind::Timeout,
+            Ending::Cancelled => ExitStatusKind::Cancelled,
+            Ending::OutputLimit => ExitStatusKind::OutputLimit,
+        };
+        Ok(RunOutcome {
+            status,
+            duration,
+            output_bytes: pump.accepted(),
+            truncated: pump.truncated(),
+        })
+    }
+
+    /// SIGKILL at the output limit; otherwise SIGTERM, then SIGKILL after the grace period.
+    async fn stop(&self, id: &str, ending: Ending) -> Result<(), ExecError> {
+        let docker = self.engine.docker();
+        let result = if ending == Ending::OutputLimit {
+            let kill = KillContainerOptions {
+                signal: "SIGKILL".to_owned(),
+            };
+            docker.kill_container(id, Some(kill)).await
+        } else {
+            let grace = self.stop_grace.as_secs() + u64::from(self.stop_grace.subsec_nanos() > 0);
+            let stop = StopContainerOptions {
+                t: Some(i32::try_from(grace).unwrap_or(i32::MAX)),
+                signal: None,
+            };
+            docker.stop_container(id, Some(stop)).await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // 409: it already exited on its own meanwhile.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(self.engine.err("stop the sandbox", e)),
+        }
+    }
+
+    /// Waits until the container is stopped and returns its exit code.
+    async fn wait_exit(&self, id: &str) -> Result<i64, ExecError> {
+        let wait = async {
+            let mut stream = self
+                .engine
+                .docker()
+                .wait_container(id, None::<WaitContainerOptions>);
+            match stream.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                // bollard reports a non-zero exit as an error.
+                Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(self.engine.err("wait for the sandbox to exit", e)),
+                None => Err(ExecError::Engine {
+                    action: "wait for the sandbox to exit",
+                    detail: "the engine closed the wait without an exit status".to_owned(),
+                }),
+            }
+        };
+        // The output stream has ended, so the container is stopping; this bound only guards
+        // against an engine that never answers.
+        tokio::time::timeout(self.stop_grace + SETTLE, wait)
+            .await
+            .map_err(|_| ExecError::Engine {
+                action: "wait for the sandbox to exit",
+                detail: "no exit status within the expected time".to_owned(),
+            })?
+    }
+}
+
+/// Removes the container when dropped unless [`RemoveGuard::remove_now`] already did, so a
+/// dropped `run` future leaves nothing behind.
+struct RemoveGuard {
+    engine: Engine,
+    id: String,
+    armed: bool,
+}
+
+impl RemoveGuard {
+    fn new(engine: Engine, id: String) -> Self {
+        Self {
+            engine,
+            id,
+            armed: true,
+        }
+    }
+
+    async fn remove_now(&mut self) {
+        self.armed = false;
+        remove_logged(&self.engine, &self.id).await;
+    }
+}
+
+impl Drop for RemoveGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { remove_logged(&engine, &id).await });
+            }
+            Err(_) => tracing::warn!(
+                container.id = %id,
+                "sandbox container left behind (no runtime to remove it); the next start cleans it up"
+            ),
+        }
+    }
+}
+
+async fn remove_logged(engine: &Engine, id: &str) {
+    match remove_forced(engine, id).await {
+        Ok(()) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => tracing::warn!(
+            container.id = %id,
+            error = %engine.err("remove the sandbox", e),
+            "sandbox container left behind; the next start cleans it up"
+        ),
+    }
+}

@@ -1,0 +1,2 @@
+//! Executors that run leased jobs.
+pub mod docker;

@@ -1,0 +1,2 @@
+//! The `cynode-node` binary.
+fn main() {}

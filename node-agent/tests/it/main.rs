@@ -1,0 +1,8 @@
+//! Integration tests of the node agent against the real container engine on this machine.
+//! Run with `cargo test -p cynode-node-agent`; an unreachable engine fails the run.
+
+mod basics;
+mod hostile;
+mod images;
+mod lifecycle;
+mod support;

@@ -1,0 +1,196 @@
+//! The command grammar, the same on every platform and in the API:
+//!
+//! ```text
+//! run [--template T] [--gpu] <command>   run a command in a sandbox
+//! ask <prompt>                           ask the model (an inference job)
+//! status                                 nodes and queue at a glance
+//! jobs                                   your recent jobs
+//! cancel <job>                           cancel a job
+//! approve <job> | deny <job>             decide a job that waits for approval
+//! help                                   this list
+//! ```
+//! Free text that starts with no command word is an `ask`.
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run a command in a sandbox.
+    Run {
+        /// Template name (default from settings).
+        template: Option<String>,
+        /// Ask for GPUs.
+        gpu: bool,
+        /// The shell command, exactly as typed.
+        command: String,
+    },
+    /// Ask the model.
+    Ask {
+        /// The prompt.
+        prompt: String,
+    },
+    /// Nodes and queue.
+    Status,
+    /// Recent jobs.
+    Jobs,
+    /// Cancel a job.
+    Cancel {
+        /// Job id or its first 8 characters.
+        job: String,
+    },
+    /// Approve a held job.
+    Approve {
+        /// Job id or prefix.
+        job: String,
+    },
+    /// Deny a held job.
+    Deny {
+        /// Job id or prefix.
+        job: String,
+    },
+    /// The list of commands.
+    Help {
+        /// Set when the user typed something we did not understand.
+        unknown: Option<String>,
+    },
+}
+
+/// The help text every platform shows.
+pub const HELP: &str = "Commands:\n\
+• `run [--template T] [--gpu] <command>` — run a command in a sandbox\n\
+• `ask <prompt>` — ask the model\n\
+• `status` — nodes and queue\n\
+• `jobs` — your recent jobs\n\
+• `cancel <job>` — cancel a job\n\
+• `approve <job>` / `deny <job>` — decide a job waiting for approval\n\
+• `help` — this list\n\
+Anything else is sent to the model as a question.";
+
+/// Longest command text accepted.
+pub const MAX_TEXT: usize = 8 * 1024;
+
+/// Parses what the user wrote (bot mention and slash command name already removed).
+///
+/// # Errors
+/// A message to show the user (missing arguments, unknown option, text too long).
+pub fn parse(text: &str) -> Result<Command, String> {
+    let text = text.trim();
+    if text.len() > MAX_TEXT {
+        return Err(format!("that is {} characters; commands may be at most {MAX_TEXT}", text.len()));
+    }
+    let (word, rest) = split_word(text);
+    match word.to_ascii_lowercase().as_str() {
+        "" | "help" | "-h" | "--help" => Ok(Command::Help { unknown: None }),
+        "run" => parse_run(rest),
+        "ask" if rest.is_empty() => Err("`ask` needs a question, e.g. `ask what does exit code 137 mean?`".into()),
+        "ask" => Ok(Command::Ask { prompt: rest.to_string() }),
+        "status" => Ok(Command::Status),
+        "jobs" => Ok(Command::Jobs),
+        "cancel" => job_arg(rest, "cancel").map(|job| Command::Cancel { job }),
+        "approve" => job_arg(rest, "approve").map(|job| Command::Approve { job }),
+        "deny" => job_arg(rest, "deny").map(|job| Command::Deny { job }),
+        w if w.starts_with('/') || w.starts_with("--") => Ok(Command::Help { unknown: Some(word.to_string()) }),
+        _ => Ok(Command::Ask { prompt: text.to_string() }),
+    }
+}
+
+fn split_word(text: &str) -> (&str, &str) {
+    match text.find(char::is_whitespace) {
+        Some(i) => (&text[..i], text[i..].trim_start()),
+        None => (text, ""),
+    }
+}
+
+fn parse_run(mut rest: &str) -> Result<Command, String> {
+    let mut template = None;
+    let mut gpu = false;
+    loop {
+        let (word, after) = split_word(rest);
+        match word {
+            "--gpu" => {
+                gpu = true;
+                rest = after;
+            }
+            "--template" | "-t" => {
+                let (name, after) = split_word(after);
+                if name.is_empty() || name.starts_with("--") {
+                    return Err("`--template` needs a name, e.g. `run --template python pytest -x`".into());
+                }
+                template = Some(name.to_string());
+                rest = after;
+            }
+            w if w.starts_with("--template=") => {
+                template = Some(w.trim_start_matches("--template=").to_string());
+                rest = after;
+            }
+            "--" => {
+                rest = after;
+                break;
+            }
+            w if w.starts_with("--") => {
+                return Err(format!("unknown option `{w}` for `run`; options are `--template NAME` and `--gpu`"));
+            }
+            _ => break,
+        }
+    }
+    if rest.is_empty() {
+        return Err("`run` needs a command, e.g. `run echo hi`".into());
+    }
+    Ok(Command::Run { template, gpu, command: rest.to_string() })
+}
+
+fn job_arg(rest: &str, verb: &str) -> Result<String, String> {
+    let (id, extra) = split_word(rest);
+    if id.is_empty() {
+        return Err(format!("`{verb}` needs a job id, e.g. `{verb} 3f2a9c1d` (see `jobs`)"));
+    }
+    if !extra.is_empty() {
+        return Err(format!("`{verb}` takes one job id"));
+    }
+    Ok(id.trim_matches('`').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_keeps_the_command_exactly() {
+        assert_eq!(
+            parse("run --template py --gpu pytest -x  'a  b'"),
+            Ok(Command::Run { template: Some("py".into()), gpu: true, command: "pytest -x  'a  b'".into() })
+        );
+        assert_eq!(
+            parse("RUN -- --version"),
+            Ok(Command::Run { template: None, gpu: false, command: "--version".into() })
+        );
+        assert_eq!(
+            parse("run --template=py ls"),
+            Ok(Command::Run { template: Some("py".into()), gpu: false, command: "ls".into() })
+        );
+    }
+
+    #[test]
+    fn missing_arguments_and_bad_options_explain_themselves() {
+        assert!(parse("run").expect_err("empty").contains("needs a command"));
+        assert!(parse("run --template").expect_err("no name").contains("needs a name"));
+        assert!(parse("run --fast ls").expect_err("bad option").contains("unknown option `--fast`"));
+        assert!(parse("cancel").expect_err("no id").contains("needs a job id"));
+        assert!(parse("approve a b").expect_err("two ids").contains("one job id"));
+        assert!(parse("ask").expect_err("no prompt").contains("needs a question"));
+        assert!(parse(&"x".repeat(MAX_TEXT + 1)).expect_err("long").contains("at most"));
+    }
+
+    #[test]
+    fn other_commands_and_free_text() {
+        assert_eq!(parse("  status "), Ok(Command::Status));
+        assert_eq!(parse("jobs"), Ok(Command::Jobs));
+        assert_eq!(parse("cancel `3f2a9c1d`"), Ok(Command::Cancel { job: "3f2a9c1d".into() }));
+        assert_eq!(parse("deny 3f2a9c1d"), Ok(Command::Deny { job: "3f2a9c1d".into() }));
+        assert_eq!(parse(""), Ok(Command::Help { unknown: None }));
+        assert_eq!(parse("/frobnicate"), Ok(Command::Help { unknown: Some("/frobnicate".into()) }));
+        assert_eq!(
+            parse("why is the build red?"),
+            Ok(Command::Ask { prompt: "why is the build red?".into() })
+        );
+    }
+}

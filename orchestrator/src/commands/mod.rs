@@ -1,0 +1,406 @@
+//! Commands from chat and the API: one grammar (see [`grammar`]) for every platform, executed against the
+//! store. Every user mistake becomes a reply, never an error.
+
+pub mod grammar;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cynode_protocol::{InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use grammar::{Command, HELP};
+
+use crate::audit;
+use crate::bootstrap::TemplateSpec;
+use crate::dispatch::Dispatcher;
+use crate::policy::{self, Decision};
+use crate::tasks::{self, NewJob, Origin, Resolved, short};
+
+/// Defaults for commands.
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// Template used by `run` without `--template`.
+    pub default_template: String,
+    /// Model used by `ask` (empty: the node's default).
+    pub default_model: String,
+    /// How long an approval request stays open.
+    pub approval_ttl: Duration,
+    /// Attempts per job before it fails.
+    pub max_attempts: i32,
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        Self {
+            default_template: "busybox".into(),
+            default_model: String::new(),
+            approval_ttl: Duration::from_secs(3600),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// What a command produced: the reply to show, and what it created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Text for the user (platform-neutral Markdown).
+    pub text: String,
+    /// The task created, if any.
+    pub task_id: Option<Uuid>,
+    /// The job created or acted on, if any.
+    pub job_id: Option<Uuid>,
+    /// The job waits for one of these approvers.
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// An approval to ask for in the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// The approval row.
+    pub approval_id: Uuid,
+    /// Who may approve.
+    pub approvers: Vec<String>,
+    /// Why it is needed.
+    pub reason: String,
+}
+
+/// Store failures while executing a command (user mistakes are replies, not errors).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CommandError(#[from] sqlx::Error);
+
+/// Executes commands.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    pool: PgPool,
+    dispatcher: Arc<Dispatcher>,
+    settings: CommandSettings,
+}
+
+fn reply(text: impl Into<String>) -> Reply {
+    Reply { text: text.into(), ..Reply::default() }
+}
+
+impl Commands {
+    /// Commands over a store and dispatcher.
+    pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
+        Self { pool, dispatcher, settings }
+    }
+
+    /// Parses and executes `text` for `origin`.
+    ///
+    /// # Errors
+    /// Only store failures; everything the user can get wrong is a [`Reply`].
+    pub async fn handle(&self, origin: &Origin, text: &str) -> Result<Reply, CommandError> {
+        let command = match grammar::parse(text) {
+            Ok(c) => c,
+            Err(msg) => return Ok(reply(format!("{msg}\n\n{HELP}"))),
+        };
+        match command {
+            Command::Help { unknown: None } => Ok(reply(HELP)),
+            Command::Help { unknown: Some(w) } => Ok(reply(format!("I don't know `{w}`.\n\n{HELP}"))),
+            Command::Run { template, gpu, command } => self.run(origin, template, gpu, &command, text).await,
+            Command::Ask { prompt } => self.ask(origin, &prompt, text).await,
+            Command::Status => self.status().await,
+            Command::Jobs => self.jobs(origin).await,
+            Command::Cancel { job } => self.cancel(origin, &job).await,
+            Command::Approve { job } => self.decide(origin, &job, true).await,
+            Command::Deny { job } => self.decide(origin, &job, false).await,
+        }
+    }
+
+    async fn run(
+        &self,
+        origin: &Origin,
+        template: Option<String>,
+        gpu: bool,
+        command: &str,
+        text: &str,
+    ) -> Result<Reply, CommandError> {
+        let name = template.unwrap_or_else(|| self.settings.default_template.clone());
+        let spec: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT spec FROM templates WHERE name = $1").bind(&name).fetch_optional(&self.pool).await?;
+        let Some(t) = spec.and_then(|s| serde_json::from_value::<TemplateSpec>(s).ok()) else {
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM templates ORDER BY name").fetch_all(&self.pool).await?;
+            let list = if names.is_empty() { "none are configured".to_string() } else { names.join(", ") };
+            return Ok(reply(format!("There is no sandbox template `{name}` (available: {list}).")));
+        };
+        let job_spec = JobSpec::Sandbox(SandboxSpec {
+            template: t.name.clone(),
+            image: t.image.clone(),
+            command: command.to_string(),
+            network: t.network,
+            env: Vec::new(),
+            limits: SandboxLimits {
+                memory_mb: t.memory_mb,
+                cpus: t.cpus,
+                pids: t.pids,
+                timeout_s: t.timeout_s,
+                max_output_bytes: t.max_output_kb * 1024,
+            },
+            gpu: gpu || t.gpu,
+        });
+        let requirements = Requirements {
+            template: Some(t.name.clone()),
+            gpu_memory_mb: (gpu || t.gpu).then_some(1),
+            ..Requirements::default()
+        };
+        let decision = policy::evaluate(
+            &self.pool,
+            &policy::Request {
+                install_id: origin.install_id,
+                template: Some(&t.name),
+                network: t.network,
+                gpu: gpu || t.gpu,
+                requester: &origin.requester,
+            },
+        )
+        .await?;
+        let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
+        let mut r = self.submit(origin, "run", text, &args, job_spec, requirements, &decision).await?;
+        if r.approval.is_none() {
+            r.text = format!("Job `{}` queued on `{}`: `{command}`", short(r.job_id.unwrap_or_default()), t.name);
+        }
+        Ok(r)
+    }
+
+    async fn ask(&self, origin: &Origin, prompt: &str, text: &str) -> Result<Reply, CommandError> {
+        let model = self.settings.default_model.clone();
+        let spec = JobSpec::Inference(InferenceSpec {
+            model: model.clone(),
+            prompt: prompt.to_string(),
+            system: None,
+            max_tokens: 512,
+            timeout_s: 120,
+        });
+        let requirements =
+            Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
+        let args = serde_json::json!({ "prompt": prompt });
+        let mut r = self.submit(origin, "ask", text, &args, spec, requirements, &Decision::Allow).await?;
+        r.text = format!("Thinking… (job `{}`)", short(r.job_id.unwrap_or_default()));
+        Ok(r)
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "internal helper shared by run and ask")]
+    async fn submit(
+        &self,
+        origin: &Origin,
+        command: &str,
+        text: &str,
+        args: &serde_json::Value,
+        spec: JobSpec,
+        requirements: Requirements,
+        decision: &Decision,
+    ) -> Result<Reply, CommandError> {
+        let hold = matches!(decision, Decision::RequireApproval { .. });
+        let mut tx = self.pool.begin().await?;
+        let task = tasks::create_task(&mut tx, origin, command, text, args).await?;
+        let job = NewJob { spec, requirements, priority: 0, max_attempts: self.settings.max_attempts, hold };
+        let job_id = tasks::create_job(&mut tx, task, &job).await?;
+        let mut approval = None;
+        if let Decision::RequireApproval { approvers, reason } = decision {
+            let approval_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at)
+                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second')",
+            )
+            .bind(approval_id)
+            .bind(job_id)
+            .bind(serde_json::to_value(approvers).unwrap_or_default())
+            .bind(&origin.requester)
+            .bind(i64::try_from(self.settings.approval_ttl.as_secs()).unwrap_or(3600))
+            .execute(&mut *tx)
+            .await?;
+            let detail = serde_json::json!({ "job": job_id, "reason": reason, "approvers": approvers });
+            audit::append(&mut tx, &origin.requester, "approval.requested", &approval_id.to_string(), &detail).await?;
+            approval = Some(ApprovalRequest { approval_id, approvers: approvers.clone(), reason: reason.clone() });
+        }
+        tx.commit().await?;
+        if !hold {
+            self.dispatcher.announce();
+        }
+        let text = match &approval {
+            Some(a) => format!(
+                "Job `{}` needs approval ({}) by {}. An approver can answer `approve {}` or `deny {}`.",
+                short(job_id),
+                a.reason,
+                if a.approvers.is_empty() { "an admin".to_string() } else { a.approvers.join(", ") },
+                short(job_id),
+                short(job_id)
+            ),
+            None => String::new(),
+        };
+        Ok(Reply { text, task_id: Some(task), job_id: Some(job_id), approval })
+    }
+
+    async fn status(&self) -> Result<Reply, CommandError> {
+        let (nodes,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM nodes WHERE last_seen_at > now() - interval '60 seconds'")
+                .fetch_one(&self.pool)
+                .await?;
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, count(*) FROM jobs WHERE state IN ('queued', 'leased', 'running', 'awaiting_approval')
+             GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let get = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        Ok(reply(format!(
+            "Nodes online: {nodes}. Jobs: {} queued, {} running, {} awaiting approval.",
+            get("queued"),
+            get("leased") + get("running"),
+            get("awaiting_approval")
+        )))
+    }
+
+    async fn jobs(&self, origin: &Origin) -> Result<Reply, CommandError> {
+        let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+            "SELECT j.id, j.state, t.command, t.text FROM jobs j JOIN tasks t ON t.id = j.task_id
+             WHERE t.requester = $1 AND t.install_id IS NOT DISTINCT FROM $2
+             ORDER BY j.created_at DESC LIMIT 10",
+        )
+        .bind(&origin.requester)
+        .bind(origin.install_id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(reply("You have no jobs yet. Try `run echo hi`."));
+        }
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|(id, state, _, text)| {
+                let shown: String = text.chars().take(60).collect();
+                format!("`{}` {state} — {shown}", short(*id))
+            })
+            .collect();
+        Ok(reply(format!("Your recent jobs:\n{}", lines.join("\n"))))
+    }
+
+    async fn find(&self, job: &str) -> Result<Result<Uuid, Reply>, CommandError> {
+        Ok(match tasks::resolve_job(&self.pool, job).await? {
+            Resolved::One(id) => Ok(id),
+            Resolved::None => Err(reply(format!("There is no job `{job}`. `jobs` lists yours."))),
+            Resolved::Ambiguous => Err(reply(format!("`{job}` matches several jobs; use more characters."))),
+        })
+    }
+
+    async fn cancel(&self, origin: &Origin, job: &str) -> Result<Reply, CommandError> {
+        let id = match self.find(job).await? {
+            Ok(id) => id,
+            Err(r) => return Ok(r),
+        };
+        let (owner, state, task, install): (String, String, Uuid, Option<Uuid>) = sqlx::query_as(
+            "SELECT t.requester, j.state, t.id, t.install_id FROM jobs j JOIN tasks t ON t.id = j.task_id WHERE j.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let allowed = owner == origin.requester
+            && install == origin.install_id
+            || policy::is_approver(&self.pool, install, &origin.requester).await?;
+        let mut tx = self.pool.begin().await?;
+        if !allowed {
+            let detail = serde_json::json!({ "owner": owner });
+            audit::append(&mut tx, &origin.requester, "job.cancel.refused", &id.to_string(), &detail).await?;
+            tx.commit().await?;
+            return Ok(reply(format!("Job `{}` is not yours; only its requester or an approver can cancel it.", short(id))));
+        }
+        let text = match state.as_str() {
+            "queued" | "awaiting_approval" => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = now(),
+                     result = jsonb_build_object('status', 'cancelled', 'duration_ms', 0, 'message', $2::text)
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(format!("cancelled by {}", origin.requester))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE approvals SET state = 'denied', decided_by = $2, decided_at = now()
+                             WHERE job_id = $1 AND state = 'pending'")
+                    .bind(id)
+                    .bind(&origin.requester)
+                    .execute(&mut *tx)
+                    .await?;
+                tasks::settle(&mut tx, task).await?;
+                format!("Job `{}` cancelled before it started.", short(id))
+            }
+            "leased" | "running" => {
+                sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                format!("Cancelling job `{}`; its node stops it within a few seconds.", short(id))
+            }
+            done => {
+                tx.rollback().await?;
+                return Ok(reply(format!("Job `{}` already finished ({done}).", short(id))));
+            }
+        };
+        audit::append(&mut tx, &origin.requester, "job.cancel", &id.to_string(), &serde_json::json!({ "state": state }))
+            .await?;
+        tx.commit().await?;
+        Ok(Reply { text, job_id: Some(id), ..Reply::default() })
+    }
+
+    async fn decide(&self, origin: &Origin, job: &str, approve: bool) -> Result<Reply, CommandError> {
+        let id = match self.find(job).await? {
+            Ok(id) => id,
+            Err(r) => return Ok(r),
+        };
+        let mut tx = self.pool.begin().await?;
+        let pending: Option<(Uuid, serde_json::Value, Uuid)> = sqlx::query_as(
+            "SELECT a.id, a.approvers, j.task_id FROM approvals a JOIN jobs j ON j.id = a.job_id
+             WHERE a.job_id = $1 AND a.state = 'pending' AND j.state = 'awaiting_approval' FOR UPDATE OF a, j",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((approval, approvers, task)) = pending else {
+            return Ok(reply(format!("Job `{}` is not waiting for approval.", short(id))));
+        };
+        let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
+        if !approvers.iter().any(|a| a == &origin.requester) {
+            let detail = serde_json::json!({ "approve": approve });
+            audit::append(&mut tx, &origin.requester, "approval.refused", &approval.to_string(), &detail).await?;
+            tx.commit().await?;
+            return Ok(reply(format!("You are not an approver for job `{}`.", short(id))));
+        }
+        let verdict = if approve { "approved" } else { "denied" };
+        sqlx::query("UPDATE approvals SET state = $2, decided_by = $3, decided_at = now() WHERE id = $1")
+            .bind(approval)
+            .bind(verdict)
+            .bind(&origin.requester)
+            .execute(&mut *tx)
+            .await?;
+        if approve {
+            sqlx::query("UPDATE jobs SET state = 'queued', run_after = now() WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_at = now(),
+                 result = jsonb_build_object('status', 'cancelled', 'duration_ms', 0, 'message', $2::text)
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(format!("denied by {}", origin.requester))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tasks::settle(&mut tx, task).await?;
+        let detail = serde_json::json!({ "job": id, "verdict": verdict });
+        audit::append(&mut tx, &origin.requester, "approval.resolved", &approval.to_string(), &detail).await?;
+        tx.commit().await?;
+        if approve {
+            self.dispatcher.announce();
+        }
+        Ok(Reply {
+            text: format!("Job `{}` {verdict} by {}.", short(id), origin.requester),
+            job_id: Some(id),
+            task_id: Some(task),
+            approval: None,
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! The node-facing operations: claim (long poll), heartbeat, output, finish.
+
+use std::time::Duration;
+
+use cynode_protocol::{
+    Capabilities, FinishAck, FinishRequest, HeartbeatResponse, JobSpec, Lease, LeaseRef, OutputAck, OutputBatch,
+    Outcome,
+};
+use uuid::Uuid;
+
+use super::{DispatchError, Dispatcher};
+
+/// Largest chunk a node may upload, in bytes.
+pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
+/// Most chunks per upload.
+pub const MAX_CHUNKS_PER_BATCH: usize = 256;
+/// Most jobs per claim.
+pub const MAX_JOBS_PER_CLAIM: u32 = 32;
+
+const CLAIM: &str = "
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE state = 'queued' AND run_after <= now()
+      AND executor = ANY($1::text[])
+      AND (requirements->>'template' IS NULL OR requirements->>'template' = ANY($2::text[]))
+      AND (requirements->>'model' IS NULL OR requirements->>'model' = ANY($3::text[]))
+      AND (requirements->>'gpu_memory_mb' IS NULL OR (requirements->>'gpu_memory_mb')::bigint <= $4)
+      AND (NOT requirements ? 'labels' OR requirements->'labels' <@ $5::jsonb)
+      AND (requirements->>'prefer_node' IS NULL OR requirements->>'prefer_node' = $6
+           OR run_after < now() - $7 * interval '1 millisecond')
+    ORDER BY priority DESC, created_at
+    LIMIT $8
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET state = 'leased', attempt = j.attempt + 1, lease_token = gen_random_uuid(), leased_at = now(),
+    lease_expires_at = now() + $9 * interval '1 millisecond', node_id = $10,
+    started_at = coalesce(j.started_at, now())
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.attempt, j.lease_token, j.spec";
+
+impl Dispatcher {
+    /// Waits up to `wait` (capped by the settings) for up to `max_jobs` jobs this node can run, and leases them.
+    ///
+    /// # Errors
+    /// [`DispatchError::UnknownNode`] when the node's key was revoked; store failures.
+    pub async fn lease(&self, node: Uuid, max_jobs: u32, wait: Duration) -> Result<Vec<Lease>, DispatchError> {
+        let caps = self.node_caps(node).await?;
+        let max_jobs = max_jobs.clamp(1, MAX_JOBS_PER_CLAIM);
+        let deadline = tokio::time::Instant::now() + wait.min(self.settings.max_wait);
+        loop {
+            // Register interest before looking, so an announcement between the claim and the wait is not lost.
+            let notified = self.waker.local().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let leases = self.claim(node, &caps, max_jobs).await?;
+            if !leases.is_empty() {
+                return Ok(leases);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let nap = (deadline - now).min(self.settings.poll_fallback);
+            tokio::select! {
+                () = &mut notified => {},
+                () = tokio::time::sleep(nap) => {},
+            }
+        }
+    }
+
+    /// One claim statement; returns what it leased.
+    async fn claim(&self, node: Uuid, caps: &Capabilities, max_jobs: u32) -> Result<Vec<Lease>, DispatchError> {
+        let executors: Vec<&str> = caps.executors.iter().map(|e| e.as_str()).collect();
+        let gpu_mem = caps.gpus.iter().map(|g| g.memory_mb).max().unwrap_or(0);
+        let rows: Vec<(Uuid, i32, Uuid, serde_json::Value)> = sqlx::query_as(CLAIM)
+            .bind(&executors)
+            .bind(&caps.templates)
+            .bind(&caps.models)
+            .bind(i64::try_from(gpu_mem).unwrap_or(i64::MAX))
+            .bind(serde_json::to_value(&caps.labels).unwrap_or_default())
+            .bind(node.to_string())
+            .bind(millis(self.settings.prefer_window))
+            .bind(i64::from(max_jobs))
+            .bind(millis(self.settings.lease_ttl))
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?;
+        let ttl = u64::try_from(millis(self.settings.lease_ttl)).unwrap_or(0);
+        let mut leases = Vec::with_capacity(rows.len());
+        for (job_id, attempt, lease_token, spec) in rows {
+            match serde_json::from_value::<JobSpec>(spec) {
+                Ok(spec) => leases.push(Lease { job_id, attempt, lease_token, lease_ttl_ms: ttl, spec }),
+                Err(e) => {
+                    // A spec this build cannot read: fail the job rather than hand out garbage.
+                    tracing::error!(job.id = %job_id, error = %e, "unreadable job spec; failing the job");
+                    self.fail_unreadable(job_id, attempt, lease_token).await?;
+                }
+            }
+        }
+        for l in &leases {
+            tracing::debug!(job.id = %l.job_id, node.id = %node, attempt = l.attempt, "job leased");
+        }
+        Ok(leases)
+    }
+
+    async fn fail_unreadable(&self, job: Uuid, attempt: i32, token: Uuid) -> Result<(), DispatchError> {
+        let outcome = serde_json::json!({"status": "error", "duration_ms": 0, "message": "unreadable job spec"});
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', result = $4, finished_at = now()
+             WHERE id = $1 AND attempt = $2 AND lease_token = $3",
+        )
+        .bind(job)
+        .bind(attempt)
+        .bind(token)
+        .bind(outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Extends every named lease the node still holds; reports cancellations and leases it lost.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn heartbeat(&self, node: Uuid, leases: &[LeaseRef]) -> Result<HeartbeatResponse, DispatchError> {
+        if leases.len() > 1024 {
+            return Err(DispatchError::Invalid("at most 1024 leases per heartbeat".into()));
+        }
+        let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
+        let tokens: Vec<Uuid> = leases.iter().map(|l| l.lease_token).collect();
+        let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+            "UPDATE jobs j
+             SET lease_expires_at = now() + $5 * interval '1 millisecond',
+                 state = CASE WHEN j.state = 'leased' THEN 'running' ELSE j.state END
+             FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
+             WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token AND j.node_id = $4
+               AND j.state IN ('leased', 'running')
+             RETURNING j.id, j.cancel_requested",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&tokens)
+        .bind(node)
+        .bind(millis(self.settings.lease_ttl))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut resp = HeartbeatResponse::default();
+        for (id, cancel) in &rows {
+            resp.extended.push(*id);
+            if *cancel {
+                resp.cancel.push(*id);
+            }
+        }
+        resp.lost = ids.into_iter().filter(|id| !rows.iter().any(|(r, _)| r == id)).collect();
+        Ok(resp)
+    }
+
+    /// Stores output chunks of a held lease; chunks already stored are counted as duplicates.
+    ///
+    /// # Errors
+    /// [`DispatchError::StaleLease`] when the lease is not current; [`DispatchError::Invalid`] for oversized
+    /// batches.
+    pub async fn output(&self, node: Uuid, batch: &OutputBatch) -> Result<OutputAck, DispatchError> {
+        if batch.chunks.len() > MAX_CHUNKS_PER_BATCH {
+            return Err(DispatchError::Invalid(format!("at most {MAX_CHUNKS_PER_BATCH} chunks per upload")));
+        }
+        if batch.chunks.iter().any(|c| c.data.len() > MAX_CHUNK_BYTES) {
+            return Err(DispatchError::Invalid(format!("a chunk may hold at most {MAX_CHUNK_BYTES} bytes")));
+        }
+        let l = batch.lease;
+        let mut tx = self.pool.begin().await?;
+        let cancel: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
+             WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
+               AND state IN ('leased', 'running')
+             RETURNING cancel_requested",
+        )
+        .bind(l.job_id)
+        .bind(l.attempt)
+        .bind(l.lease_token)
+        .bind(node)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(cancel) = cancel else { return Err(DispatchError::StaleLease) };
+        let streams: Vec<&str> = batch.chunks.iter().map(|c| c.stream.as_str()).collect();
+        let seqs: Vec<i64> = batch.chunks.iter().map(|c| i64::try_from(c.seq).unwrap_or(i64::MAX)).collect();
+        let data: Vec<&[u8]> = batch.chunks.iter().map(|c| c.data.as_bytes()).collect();
+        let stored = sqlx::query(
+            "INSERT INTO job_output_chunks (job_id, attempt, stream, seq, data)
+             SELECT $1, $2, s, q, d FROM unnest($3::text[], $4::bigint[], $5::bytea[]) AS c(s, q, d)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(l.job_id)
+        .bind(l.attempt)
+        .bind(&streams)
+        .bind(&seqs)
+        .bind(&data)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        let stored = u32::try_from(stored).unwrap_or(u32::MAX);
+        let total = u32::try_from(batch.chunks.len()).unwrap_or(u32::MAX);
+        Ok(OutputAck { stored, duplicates: total.saturating_sub(stored), cancel })
+    }
+
+    /// Records the outcome of a held lease. A retry with the same outcome succeeds again; a different one is
+    /// refused.
+    ///
+    /// # Errors
+    /// [`DispatchError::StaleLease`], [`DispatchError::ConflictingFinish`], [`DispatchError::UnknownJob`].
+    pub async fn finish(&self, node: Uuid, req: &FinishRequest) -> Result<FinishAck, DispatchError> {
+        let l = req.lease;
+        let outcome = serde_json::to_value(&req.outcome).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        type Row = (String, i32, Option<Uuid>, Option<Uuid>, Option<serde_json::Value>, Uuid);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT state, attempt, lease_token, node_id, result, task_id FROM jobs WHERE id = $1 FOR UPDATE",
+        )
+        .bind(l.job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, attempt, token, holder, result, task_id)) = row else {
+            return Err(DispatchError::UnknownJob);
+        };
+        let ours = attempt == l.attempt && token == Some(l.lease_token) && holder == Some(node);
+        if !ours {
+            return Err(DispatchError::StaleLease);
+        }
+        if !matches!(state.as_str(), "leased" | "running") {
+            return match result {
+                Some(r) if same_outcome(&r, &req.outcome) => Ok(FinishAck { state, duplicate: true }),
+                _ => Err(DispatchError::ConflictingFinish),
+            };
+        }
+        let final_state = req.outcome.status.job_state();
+        sqlx::query(
+            "UPDATE jobs SET state = $2, result = $3, finished_at = now(), lease_expires_at = NULL WHERE id = $1",
+        )
+        .bind(l.job_id)
+        .bind(final_state)
+        .bind(&outcome)
+        .execute(&mut *tx)
+        .await?;
+        crate::tasks::settle(&mut tx, task_id).await?;
+        tx.commit().await?;
+        tracing::info!(job.id = %l.job_id, node.id = %node, state = final_state,
+            duration_ms = req.outcome.duration_ms, "job finished");
+        Ok(FinishAck { state: final_state.to_string(), duplicate: false })
+    }
+}
+
+fn same_outcome(stored: &serde_json::Value, outcome: &Outcome) -> bool {
+    serde_json::from_value::<Outcome>(stored.clone()).is_ok_and(|o| &o == outcome)
+}
+
+pub(super) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,169 @@
+//! What a job asks a node to do.
+
+use serde::{Deserialize, Serialize};
+
+/// The executors a node can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Hardened container sandboxes on the local engine.
+    Docker,
+    /// An OpenAI-compatible inference server on the node.
+    Inference,
+    /// Direct execution on the host, no isolation (development only).
+    Host,
+}
+
+impl ExecutorKind {
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Inference => "inference",
+            Self::Host => "host",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "docker" => Some(Self::Docker),
+            "inference" => Some(Self::Inference),
+            "host" => Some(Self::Host),
+            _ => None,
+        }
+    }
+}
+
+/// The work of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum JobSpec {
+    /// A command in a container sandbox.
+    Sandbox(SandboxSpec),
+    /// A prompt for an inference server.
+    Inference(InferenceSpec),
+    /// A command on the host (development only).
+    Host(HostSpec),
+}
+
+impl JobSpec {
+    /// The executor that runs this spec.
+    pub fn executor(&self) -> ExecutorKind {
+        match self {
+            Self::Sandbox(_) => ExecutorKind::Docker,
+            Self::Inference(_) => ExecutorKind::Inference,
+            Self::Host(_) => ExecutorKind::Host,
+        }
+    }
+
+    /// Wall-clock limit in seconds.
+    pub fn timeout_s(&self) -> u64 {
+        match self {
+            Self::Sandbox(s) => s.limits.timeout_s,
+            Self::Inference(i) => i.timeout_s,
+            Self::Host(h) => h.timeout_s,
+        }
+    }
+}
+
+/// A sandboxed command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Template name.
+    pub template: String,
+    /// Image the template allows.
+    pub image: String,
+    /// Shell command (`sh -c`).
+    pub command: String,
+    /// Whether the sandbox gets network access.
+    #[serde(default)]
+    pub network: bool,
+    /// Environment for the job (only names the template allows).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: SandboxLimits,
+    /// Whether the job gets the node's GPUs.
+    #[serde(default)]
+    pub gpu: bool,
+}
+
+/// Resource limits of a sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxLimits {
+    /// Memory in MiB (no swap).
+    pub memory_mb: u64,
+    /// CPU cores.
+    pub cpus: f64,
+    /// Process count.
+    pub pids: u64,
+    /// Wall-clock seconds.
+    pub timeout_s: u64,
+    /// Output cap in bytes.
+    pub max_output_bytes: u64,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self { memory_mb: 256, cpus: 1.0, pids: 128, timeout_s: 300, max_output_bytes: 1024 * 1024 }
+    }
+}
+
+/// A prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceSpec {
+    /// Model name as the node's server knows it; empty for the node's default.
+    #[serde(default)]
+    pub model: String,
+    /// The user's prompt.
+    pub prompt: String,
+    /// Optional system prompt.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Token limit.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// Wall-clock seconds.
+    #[serde(default = "default_inference_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_max_tokens() -> u32 {
+    512
+}
+fn default_inference_timeout() -> u64 {
+    120
+}
+
+/// A host command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSpec {
+    /// Shell command (`sh -c`).
+    pub command: String,
+    /// Wall-clock seconds.
+    pub timeout_s: u64,
+    /// Output cap in bytes.
+    pub max_output_bytes: u64,
+}
+
+/// What a node must offer to run a job (stored beside the job; the claim matches on it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// Template the node must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Model the node must serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// GPU memory the node must have, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mb: Option<u64>,
+    /// Labels the node must carry.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Prefer this node (co-location with related work); other nodes may take the job after a short delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer_node: Option<uuid::Uuid>,
+}
