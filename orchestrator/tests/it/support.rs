@@ -1,0 +1,71 @@
+//! Shared set-up for dispatch and command tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cynode_orchestrator::crypto::hash_credential;
+use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
+use cynode_orchestrator::nodes;
+use cynode_orchestrator::tasks::{self, NewJob, Origin};
+use cynode_protocol::{Capabilities, ExecutorKind, HostSpec, JobSpec, RegisterRequest, Requirements};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub fn fast() -> DispatchSettings {
+    DispatchSettings {
+        lease_ttl: Duration::from_millis(600),
+        poll_fallback: Duration::from_millis(200),
+        retry_base: Duration::from_millis(100),
+        prefer_window: Duration::from_millis(500),
+        ..DispatchSettings::default()
+    }
+}
+
+pub async fn node_key(pool: &PgPool, name: &str, key: &str, executors: &[&str]) {
+    sqlx::query("INSERT INTO node_keys (id, name, key_hash, grants) VALUES ($1, $2, $3, $4)")
+        .bind(Uuid::now_v7())
+        .bind(name)
+        .bind(hash_credential(key))
+        .bind(serde_json::json!({ "executors": executors }))
+        .execute(pool)
+        .await
+        .expect("node key");
+}
+
+pub async fn node(pool: &PgPool, name: &str, caps: Capabilities) -> Uuid {
+    let key = format!("key-for-{name}-0123456789abcdef");
+    node_key(pool, &format!("k-{name}"), &key, &["docker", "host", "inference"]).await;
+    let req = RegisterRequest { protocol_versions: vec![1], name: name.into(), capabilities: caps };
+    nodes::register(pool, &key, &req).await.expect("register").node_id
+}
+
+pub fn host_caps() -> Capabilities {
+    Capabilities { executors: vec![ExecutorKind::Host], max_concurrent_jobs: 4, ..Capabilities::default() }
+}
+
+pub fn host_job(cmd: &str) -> NewJob {
+    NewJob {
+        spec: JobSpec::Host(HostSpec { command: cmd.into(), timeout_s: 60, max_output_bytes: 1 << 20 }),
+        requirements: Requirements::default(),
+        priority: 0,
+        max_attempts: 3,
+        hold: false,
+    }
+}
+
+pub async fn enqueue(pool: &PgPool, job: &NewJob) -> Uuid {
+    let mut tx = pool.begin().await.expect("tx");
+    let origin = Origin { requester: "U1".into(), source: "test".into(), ..Origin::default() };
+    let task = tasks::create_task(&mut tx, &origin, "run", "x", &serde_json::json!({})).await.expect("task");
+    let id = tasks::create_job(&mut tx, task, job).await.expect("job");
+    tx.commit().await.expect("commit");
+    id
+}
+
+pub fn dispatcher(pool: &PgPool) -> Arc<Dispatcher> {
+    Dispatcher::new(pool.clone(), fast())
+}
+
+pub async fn job_state(pool: &PgPool, id: Uuid) -> (String, i32) {
+    sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = $1").bind(id).fetch_one(pool).await.expect("job")
+}
