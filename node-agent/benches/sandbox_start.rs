@@ -75,30 +75,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    println!(
-        "\n{:<46} {:>8} {:>8} {:>8}",
-        "variant / metric (ms)", "p50", "p90", "p99"
-    );
-    for (name, samples) in [
-        ("executor (hardened)", &ours),
-        ("docker run --rm", &cli),
-        ("docker run --rm + same hardening", &hardened),
-    ] {
+    println!("\n{:<46} {:>8} {:>8} {:>8}", "variant / metric (ms)", "p50", "p90", "p99");
+    for (name, samples) in
+        [("executor (hardened)", &ours), ("docker run --rm", &cli), ("docker run --rm + same hardening", &hardened)]
+    {
         let first: Vec<_> = samples.iter().map(|s| s.first_byte).collect();
         let exit: Vec<_> = samples.iter().map(|s| s.exit).collect();
         row(&format!("{name}: first byte"), &first);
         row(&format!("{name}: exit"), &exit);
     }
-    let p50 = |s: &[Sample], f: fn(&Sample) -> Duration| {
-        percentile(&s.iter().map(f).collect::<Vec<_>>(), 50.0)
-    };
-    for (label, f) in [
-        (
-            "first byte",
-            (|s: &Sample| s.first_byte) as fn(&Sample) -> Duration,
-        ),
-        ("exit", |s: &Sample| s.exit),
-    ] {
+    let p50 = |s: &[Sample], f: fn(&Sample) -> Duration| percentile(&s.iter().map(f).collect::<Vec<_>>(), 50.0);
+    for (label, f) in
+        [("first byte", (|s: &Sample| s.first_byte) as fn(&Sample) -> Duration), ("exit", |s: &Sample| s.exit)]
+    {
         let ours = p50(&ours, f).as_secs_f64();
         println!(
             "ratio p50 {label}: docker run / executor = {:.2}x, hardened docker run / executor = {:.2}x",
@@ -124,10 +113,7 @@ async fn executor_once(exec: &DockerExecutor) -> anyhow::Result<Sample> {
     if outcome?.status != ExitStatusKind::Exited(0) {
         bail!("echo hi did not exit 0");
     }
-    Ok(Sample {
-        first_byte: first.context("no output")?,
-        exit,
-    })
+    Ok(Sample { first_byte: first.context("no output")?, exit })
 }
 
 async fn cli_once(flags: &[&str]) -> anyhow::Result<Sample> {
@@ -143,10 +129,7 @@ async fn cli_once(flags: &[&str]) -> anyhow::Result<Sample> {
         .context("spawn docker")?;
     let mut stdout = child.stdout.take().context("stdout")?;
     let mut byte = [0u8; 1];
-    stdout
-        .read_exact(&mut byte)
-        .await
-        .context("read docker output")?;
+    stdout.read_exact(&mut byte).await.context("read docker output")?;
     let first_byte = start.elapsed();
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).await?;
@@ -171,10 +154,5 @@ fn percentile(samples: &[Duration], p: f64) -> Duration {
 
 fn row(name: &str, samples: &[Duration]) {
     let ms = |p| percentile(samples, p).as_secs_f64() * 1000.0;
-    println!(
-        "{name:<46} {:>8.1} {:>8.1} {:>8.1}",
-        ms(50.0),
-        ms(90.0),
-        ms(99.0)
-    );
+    println!("{name:<46} {:>8.1} {:>8.1} {:>8.1}", ms(50.0), ms(90.0), ms(99.0));
 }

@@ -61,10 +61,7 @@ pub struct BuildOptions {
 impl Default for BuildOptions {
     /// Cache in `<system temp dir>/cynode-image-cache`, busybox from apt.
     fn default() -> Self {
-        Self {
-            cache_dir: std::env::temp_dir().join("cynode-image-cache"),
-            busybox_binary: None,
-        }
+        Self { cache_dir: std::env::temp_dir().join("cynode-image-cache"), busybox_binary: None }
     }
 }
 
@@ -138,20 +135,14 @@ pub async fn build_busybox_image_with(
 ) -> Result<BuiltImage, ImageError> {
     let previous = current_image(engine, tag).await?;
     if let Some(ImageState { id, current: true }) = previous {
-        return Ok(BuiltImage {
-            tag: tag.to_owned(),
-            id,
-            built: false,
-        });
+        return Ok(BuiltImage { tag: tag.to_owned(), id, built: false });
     }
     let busybox = match &options.busybox_binary {
         Some(path) => debian::read(path).await?,
         None => debian::busybox_from_deb(&options.cache_dir).await?,
     };
-    let rootfs = busybox_rootfs(&busybox).map_err(|source| ImageError::Io {
-        action: "assemble the image root filesystem".to_owned(),
-        source,
-    })?;
+    let rootfs = busybox_rootfs(&busybox)
+        .map_err(|source| ImageError::Io { action: "assemble the image root filesystem".to_owned(), source })?;
     let (repo, version) = split_tag(tag);
     let changes = [
         format!("LABEL {LABEL_TEMPLATE}=busybox"),
@@ -180,20 +171,14 @@ pub async fn build_busybox_image_with(
         _ => {
             return Err(ExecError::Engine {
                 action: "import the busybox image",
-                detail: format!(
-                    "the import finished but {tag} is not there with the expected labels"
-                ),
+                detail: format!("the import finished but {tag} is not there with the expected labels"),
             }
             .into());
         }
     };
     remove_dangling(engine).await;
     tracing::info!(image = tag, image.id = %id, "built the busybox sandbox image");
-    Ok(BuiltImage {
-        tag: tag.to_owned(),
-        id,
-        built: true,
-    })
+    Ok(BuiltImage { tag: tag.to_owned(), id, built: true })
 }
 
 /// Removes untagged busybox images: an outdated build, or the copy of a builder that raced us
@@ -201,23 +186,14 @@ pub async fn build_busybox_image_with(
 async fn remove_dangling(engine: &Engine) {
     let filters = HashMap::from([
         ("dangling".to_owned(), vec!["true".to_owned()]),
-        (
-            "label".to_owned(),
-            vec![format!("{LABEL_TEMPLATE}=busybox")],
-        ),
+        ("label".to_owned(), vec![format!("{LABEL_TEMPLATE}=busybox")]),
     ]);
-    let options = ListImagesOptions {
-        filters: Some(filters),
-        ..Default::default()
-    };
+    let options = ListImagesOptions { filters: Some(filters), ..Default::default() };
     let Ok(images) = engine.docker().list_images(Some(options)).await else {
         return;
     };
     for image in images {
-        let removed = engine
-            .docker()
-            .remove_image(&image.id, None::<RemoveImageOptions>, None)
-            .await;
+        let removed = engine.docker().remove_image(&image.id, None::<RemoveImageOptions>, None).await;
         if removed.is_ok() {
             tracing::debug!(image.id = %image.id, "removed an untagged busybox image");
         }
@@ -234,9 +210,7 @@ struct ImageState {
 async fn current_image(engine: &Engine, tag: &str) -> Result<Option<ImageState>, ExecError> {
     let image = match engine.docker().inspect_image(tag).await {
         Ok(image) => image,
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => return Ok(None),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
         Err(e) => return Err(engine.err("inspect the busybox image", e)),
     };
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();

@@ -1,5 +1,6 @@
 //! What each subcommand does. Every failure surfaces as one line saying what is wrong and what to do.
 
+mod local_node;
 mod serve;
 mod up;
 

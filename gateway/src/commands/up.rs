@@ -66,6 +66,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let pool = connect(&config, &url).await?;
     store::migrate(&pool).await?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let key = match &config.security.master_key {
         Some(k) => k.clone(),
         None => local_master_key(data_dir)?,
@@ -86,10 +87,41 @@ async fn run(
         ),
         None => println!("  database   external PostgreSQL from DATABASE_URL"),
     }
-    println!("  try        curl http://{addr}/readyz");
-    println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
     let _ = std::io::stdout().flush();
-    super::run_gateway(listener, pool, &config, &key, server::shutdown_signal()).await
+    // Serve first: the local node registers over loopback with this very gateway. On Ctrl-C the node stops
+    // before the gateway, so jobs it cancels are still reported; a failed node start stops the gateway.
+    let (node_tx, node_rx) = tokio::sync::oneshot::channel::<Option<super::local_node::LocalNode>>();
+    let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            () = server::shutdown_signal() => {}
+            Ok(()) = abort_rx => {}
+        }
+        if let Ok(Some(node)) = node_rx.await {
+            node.stop().await;
+        }
+    };
+    let serve = super::run_gateway(listener, pool.clone(), &config, &key, shutdown);
+    let (config_ref, pool_ref, secrets_ref) = (&config, &pool, &secrets);
+    let start_node = async move {
+        match super::local_node::start(config_ref, pool_ref, secrets_ref, data_dir, &format!("http://{addr}")).await {
+            Ok(node) => {
+                println!("  try        curl http://{addr}/readyz");
+                println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
+                let _ = std::io::stdout().flush();
+                let _ = node_tx.send(node);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = node_tx.send(None);
+                let _ = abort_tx.send(());
+                Err(e)
+            }
+        }
+    };
+    let (served, started) = tokio::join!(serve, start_node);
+    started?;
+    served
 }
 
 async fn ensure_database(pg: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {

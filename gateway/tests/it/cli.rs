@@ -45,6 +45,9 @@ async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     assert_eq!(body["store"]["pgvector"], "0.8.6");
     assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("9 created")), "{:?}", up.output());
     assert!(dir.path().join("pg/postmaster.pid").exists());
+    let node_line = up.wait_for("  node       local:", Duration::from_secs(60)).await;
+    assert!(node_line.contains("registered as node") && node_line.contains("docker"), "{node_line}");
+    run_a_job_through_the_local_node(&up.output(), dir.path()).await;
 
     // A second `up` on the same directory is refused while the first runs.
     let (code, _, stderr) = run_to_end("cynode", &["up", "--data-dir", d, "--listen", "127.0.0.1:0"], &[]).await;
@@ -61,6 +64,39 @@ async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 9 unchanged")), "{:?}", again.output());
     again.signal("INT");
     assert_eq!(again.wait_exit(Duration::from_secs(30)).await, Some(0));
+}
+
+/// Submits `run echo …` straight into the store of a running `cynode up` and waits for its in-process node
+/// to run it in a real sandbox.
+async fn run_a_job_through_the_local_node(output: &[String], data_dir: &std::path::Path) {
+    let line = output.iter().find(|l| l.contains("psql -h")).expect("psql line");
+    let port = line.split(" -p ").nth(1).and_then(|r| r.split_whitespace().next()).expect("port");
+    let password = std::fs::read_to_string(data_dir.join("pg.password")).expect("password");
+    let url = format!("postgres://postgres:{}@127.0.0.1:{port}/cynode", password.trim());
+    let pool = cynode_orchestrator::store::connect(&url, &Default::default()).await.expect("connect");
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let dispatcher = cynode_orchestrator::dispatch::Dispatcher::new(pool.clone(), Default::default());
+    dispatcher.spawn_background(rx);
+    let commands = cynode_orchestrator::commands::Commands::new(pool.clone(), dispatcher, Default::default());
+    let origin = cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
+    let reply = commands.handle(&origin, "run echo hello-from-up; id -u").await.expect("run");
+    let job = reply.job_id.expect("job");
+    let mut state = String::new();
+    for _ in 0..150 {
+        state = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1").bind(job).fetch_one(&pool).await.expect("state");
+        if state == "succeeded" || state == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "succeeded");
+    let out: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM job_output_chunks WHERE job_id = $1 ORDER BY seq")
+        .bind(job)
+        .fetch_all(&pool)
+        .await
+        .expect("chunks");
+    assert_eq!(String::from_utf8_lossy(&out.concat()), "hello-from-up\n65534\n");
+    pool.close().await;
 }
 
 #[tokio::test]
@@ -122,7 +158,8 @@ async fn a_corrupt_bootstrap_file_stops_the_start_and_changes_nothing() {
     std::fs::write(bad.path(), "installs:\n  - platform: slack\n    name: [oops\n").expect("write");
     let env = [("DATABASE_URL", db.url.as_str()), ("CYNODE__SECURITY__MASTER_KEY", KEY)];
     let path = bad.path().to_str().expect("utf8");
-    let (code, _, stderr) = run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", path], &env).await;
+    let (code, _, stderr) =
+        run_to_end("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", path], &env).await;
     assert_one_error_line(code, &stderr, &format!("bootstrap file {path}"));
     let installs: i64 = sqlx::query_scalar("SELECT count(*) FROM installs").fetch_one(&db.pool).await.expect("count");
     assert_eq!(installs, 0);

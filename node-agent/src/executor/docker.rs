@@ -33,11 +33,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 pub use config::SANDBOX_USER;
-pub use engine::{
-    DEFAULT_ENDPOINT, Engine, EngineInfo, cleanup_leftovers, connect, connect_to, probe,
-};
+pub use engine::{DEFAULT_ENDPOINT, Engine, EngineInfo, cleanup_leftovers, connect, connect_to, probe};
 pub use error::ExecError;
 pub use output::{COALESCE_WINDOW, MAX_CHUNK_BYTES, OutputChunk, OutputStream, TRUNCATION_MARKER};
+/// The output pump, shared with the host executor so both number, coalesce and cap output alike.
+pub(crate) use output::{Pump, PumpEnd};
 pub use spec::{GpuRequest, SANDBOX_PATH, SandboxLimits, SandboxSpec, WORK_DIR, shell_command};
 
 /// Label present (`true`) on every container this executor creates.

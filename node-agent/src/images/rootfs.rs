@@ -28,11 +28,7 @@ pub fn busybox_rootfs(busybox: &[u8]) -> std::io::Result<Vec<u8>> {
         }
     };
     for dir in ["bin", "etc", "usr", "usr/bin", "tmp", "work"] {
-        let mode = if matches!(dir, "tmp" | "work") {
-            0o1777
-        } else {
-            0o755
-        };
+        let mode = if matches!(dir, "tmp" | "work") { 0o1777 } else { 0o755 };
         add(dir, tar::EntryType::Directory, mode, &[], None)?;
     }
     add("bin/busybox", tar::EntryType::Regular, 0o755, busybox, None)?;
@@ -40,29 +36,11 @@ pub fn busybox_rootfs(busybox: &[u8]) -> std::io::Result<Vec<u8>> {
         let path = format!("bin/{applet}");
         add(&path, tar::EntryType::Symlink, 0o777, &[], Some("busybox"))?;
     }
-    add(
-        "usr/bin/env",
-        tar::EntryType::Symlink,
-        0o777,
-        &[],
-        Some("/bin/busybox"),
-    )?;
+    add("usr/bin/env", tar::EntryType::Symlink, 0o777, &[], Some("/bin/busybox"))?;
     let passwd = "root:x:0:0:root:/root:/bin/sh\nsandbox:x:65534:65534:sandbox:/work:/bin/sh\n";
     let group = "root:x:0:\nsandbox:x:65534:\n";
-    add(
-        "etc/passwd",
-        tar::EntryType::Regular,
-        0o644,
-        passwd.as_bytes(),
-        None,
-    )?;
-    add(
-        "etc/group",
-        tar::EntryType::Regular,
-        0o644,
-        group.as_bytes(),
-        None,
-    )?;
+    add("etc/passwd", tar::EntryType::Regular, 0o644, passwd.as_bytes(), None)?;
+    add("etc/group", tar::EntryType::Regular, 0o644, group.as_bytes(), None)?;
     tar.into_inner()
 }
 
@@ -79,18 +57,8 @@ mod tests {
             let entry = entry.expect("entry");
             names.push(entry.path().expect("path").display().to_string());
         }
-        for want in [
-            "bin/busybox",
-            "bin/sh",
-            "bin/yes",
-            "etc/passwd",
-            "work",
-            "tmp",
-        ] {
-            assert!(
-                names.iter().any(|n| n.trim_end_matches('/') == want),
-                "{want}"
-            );
+        for want in ["bin/busybox", "bin/sh", "bin/yes", "etc/passwd", "work", "tmp"] {
+            assert!(names.iter().any(|n| n.trim_end_matches('/') == want), "{want}");
         }
     }
 }

@@ -30,10 +30,7 @@ async fn non_zero_exit_codes_are_reported() {
     spec.command = vec!["/no/such/binary".into(), "arg".into()];
     let (outcome, out) = t.run(spec).await;
     let outcome = outcome.expect("run");
-    assert!(
-        matches!(outcome.status, ExitStatusKind::Exited(c) if c != 0),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome.status, ExitStatusKind::Exited(c) if c != 0), "{outcome:?}");
     assert!(out.stderr().contains("/no/such/binary"), "{}", out.stderr());
 }
 
@@ -50,11 +47,7 @@ async fn stderr_is_kept_apart_from_stdout() {
 #[tokio::test]
 async fn chatty_output_is_coalesced_into_few_bounded_chunks() {
     let t = TestExec::new().await;
-    let (outcome, out) = t
-        .run(shell(
-            "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done",
-        ))
-        .await;
+    let (outcome, out) = t.run(shell("i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done")).await;
     let outcome = outcome.expect("run");
     assert_eq!(outcome.status, ExitStatusKind::Exited(0));
     let stdout = out.stdout();
@@ -77,10 +70,7 @@ async fn job_environment_is_exactly_what_the_spec_allows() {
     let stdout = out.stdout();
     assert!(stdout.contains("GREETING=hello world\n"), "{stdout}");
     assert!(stdout.contains("HOME=/work\n"), "{stdout}");
-    assert!(
-        stdout.contains("uid=65534(sandbox) gid=65534(sandbox)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("uid=65534(sandbox) gid=65534(sandbox)"), "{stdout}");
     let (env, _) = stdout.split_once("---\n").expect("separator");
     for line in env.lines() {
         let name = line.split('=').next().unwrap_or_default();
@@ -102,11 +92,7 @@ async fn agent_environment_never_reaches_the_sandbox() {
     if std::env::var(VAR).ok().as_deref() != Some(VALUE) {
         let exe = std::env::current_exe().expect("test binary path");
         let child = std::process::Command::new(exe)
-            .args([
-                "basics::agent_environment_never_reaches_the_sandbox",
-                "--exact",
-                "--test-threads=1",
-            ])
+            .args(["basics::agent_environment_never_reaches_the_sandbox", "--exact", "--test-threads=1"])
             .env(VAR, VALUE)
             .env("DOCKER_SECRET_TOKEN", VALUE)
             .output()
@@ -119,19 +105,13 @@ async fn agent_environment_never_reaches_the_sandbox() {
             String::from_utf8_lossy(&child.stderr)
         );
         let report = String::from_utf8_lossy(&child.stdout);
-        assert!(
-            report.contains("1 passed"),
-            "the child ran no test: {report}"
-        );
+        assert!(report.contains("1 passed"), "the child ran no test: {report}");
         return;
     }
     let (outcome, out) = t.run(shell("env; cat /proc/1/environ; echo")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
     let all = format!("{}{}", out.stdout(), out.stderr());
     assert!(all.contains("PATH="), "env printed nothing: {all}");
-    assert!(
-        !all.contains(VALUE),
-        "the agent's secret leaked into the sandbox"
-    );
+    assert!(!all.contains(VALUE), "the agent's secret leaked into the sandbox");
     assert!(!all.contains(VAR) && !all.contains("DOCKER_SECRET_TOKEN"));
 }

@@ -21,19 +21,9 @@ async fn fork_bomb_is_contained_by_the_process_limit() {
     let started = Instant::now();
     let (outcome, out) = t.run(spec).await;
     let outcome = outcome.expect("run");
-    assert!(
-        matches!(
-            outcome.status,
-            ExitStatusKind::Exited(_) | ExitStatusKind::Timeout
-        ),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome.status, ExitStatusKind::Exited(_) | ExitStatusKind::Timeout), "{outcome:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(
-        out.stdout().starts_with("64\n"),
-        "pids limit not applied: {}",
-        out.stdout()
-    );
+    assert!(out.stdout().starts_with("64\n"), "pids limit not applied: {}", out.stdout());
     assert!(
         out.stderr().contains("can't fork") || out.stderr().contains("Resource temporarily"),
         "the bomb never hit the limit: {}",
@@ -41,9 +31,7 @@ async fn fork_bomb_is_contained_by_the_process_limit() {
     );
     // The host is fine: it can still spawn processes and run the next sandbox normally.
     assert!(host_process_count() < host_procs_before + 100);
-    std::process::Command::new("true")
-        .status()
-        .expect("host can fork");
+    std::process::Command::new("true").status().expect("host can fork");
     let (outcome, out) = t.run(shell("echo still fine")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
     assert_eq!(out.stdout(), "still fine\n");
@@ -53,12 +41,7 @@ fn host_process_count() -> usize {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .bytes()
-                        .all(|b| b.is_ascii_digit())
-                })
+                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
                 .count()
         })
         .unwrap_or(0)
@@ -87,11 +70,7 @@ async fn cpu_spin_is_stopped_at_the_timeout() {
     assert_eq!(outcome.status, ExitStatusKind::Timeout);
     assert_eq!(out.stdout(), "spinning\n");
     // timeout (2 s) + grace (1 s) + engine overhead
-    assert!(
-        outcome.duration >= Duration::from_secs(2),
-        "{:?}",
-        outcome.duration
-    );
+    assert!(outcome.duration >= Duration::from_secs(2), "{:?}", outcome.duration);
     assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
 }
 
@@ -128,10 +107,7 @@ async fn a_gigabyte_of_output_is_cut_at_the_limit_with_bounded_memory() {
     assert!(text.contains(TRUNCATION_MARKER), "{text}");
     assert_eq!(bytes, LIMIT + marker.data.len() as u64);
     let peak = peak_rss_bytes();
-    assert!(
-        peak < LIMIT,
-        "peak RSS {peak} bytes: output was buffered, not streamed"
-    );
+    assert!(peak < LIMIT, "peak RSS {peak} bytes: output was buffered, not streamed");
 }
 
 fn peak_rss_bytes() -> u64 {
@@ -178,11 +154,7 @@ async fn network_is_absent_when_not_allowed() {
 #[tokio::test]
 async fn no_privileges_to_gain() {
     let t = TestExec::new().await;
-    let (outcome, out) = t
-        .run(shell(
-            "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
-        ))
-        .await;
+    let (outcome, out) = t.run(shell("grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
     let stdout = out.stdout();
     assert!(stdout.contains("CapEff:\t0000000000000000"), "{stdout}");

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptions;
 use cynode_node_agent::executor::docker::{
-    DockerExecutor, Engine, ExecError, ExitStatusKind, LABEL_MANAGED, LABEL_OWNER,
-    cleanup_leftovers, connect_to, probe,
+    DockerExecutor, Engine, ExecError, ExitStatusKind, LABEL_MANAGED, LABEL_OWNER, cleanup_leftovers, connect_to, probe,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,20 +18,13 @@ use crate::support::{IMAGE, TestExec, containers_of_job, containers_of_owner, en
 async fn images_outside_the_allowlist_are_refused_before_the_engine_is_touched() {
     // An engine at an address where nothing listens: any engine call would fail differently.
     let docker =
-        bollard::Docker::connect_with_http("http://127.0.0.1:9", 5, bollard::API_DEFAULT_VERSION)
-            .expect("client");
+        bollard::Docker::connect_with_http("http://127.0.0.1:9", 5, bollard::API_DEFAULT_VERSION).expect("client");
     let exec = DockerExecutor::new(Engine::from_docker(docker, "http://127.0.0.1:9"), [IMAGE]);
     let mut spec = shell("echo hi");
     spec.image = "alpine:latest".into();
     let (tx, _rx) = mpsc::channel(1);
-    let err = exec
-        .run(spec, CancellationToken::new(), tx)
-        .await
-        .expect_err("must be refused");
-    assert!(
-        matches!(&err, ExecError::ImageNotAllowed(i) if i == "alpine:latest"),
-        "{err}"
-    );
+    let err = exec.run(spec, CancellationToken::new(), tx).await.expect_err("must be refused");
+    assert!(matches!(&err, ExecError::ImageNotAllowed(i) if i == "alpine:latest"), "{err}");
     assert!(err.to_string().contains("not allowed"));
 }
 
@@ -45,34 +37,20 @@ async fn a_missing_image_says_how_to_build_it() {
     spec.image = missing.into();
     let job = spec.job_id;
     let (tx, _rx) = mpsc::channel(1);
-    let err = exec
-        .run(spec, CancellationToken::new(), tx)
-        .await
-        .expect_err("missing");
-    assert!(
-        matches!(&err, ExecError::ImageMissing(i) if i == missing),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("cynode-node images build"),
-        "{err}"
-    );
+    let err = exec.run(spec, CancellationToken::new(), tx).await.expect_err("missing");
+    assert!(matches!(&err, ExecError::ImageMissing(i) if i == missing), "{err}");
+    assert!(err.to_string().contains("cynode-node images build"), "{err}");
     assert!(containers_of_job(t.engine(), job).await.is_empty());
 }
 
 #[tokio::test]
 async fn an_unreachable_engine_is_named_in_the_error() {
     for endpoint in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:9"] {
-        let err = connect_to(Some(endpoint))
-            .await
-            .expect_err("nothing listens there");
+        let err = connect_to(Some(endpoint)).await.expect_err("nothing listens there");
         assert!(matches!(err, ExecError::EngineUnavailable { .. }), "{err}");
         let msg = err.to_string();
         assert!(msg.contains("cannot reach the container engine"), "{msg}");
-        assert!(
-            msg.contains(endpoint.trim_start_matches("unix://")),
-            "{msg}"
-        );
+        assert!(msg.contains(endpoint.trim_start_matches("unix://")), "{msg}");
     }
 }
 
@@ -80,10 +58,7 @@ async fn an_unreachable_engine_is_named_in_the_error() {
 async fn probe_reports_the_engine() {
     let info = probe(&engine().await).await.expect("probe");
     assert_eq!(info.os, "linux");
-    assert!(
-        !info.version.is_empty() && info.api_version.starts_with("1."),
-        "{info:?}"
-    );
+    assert!(!info.version.is_empty() && info.api_version.starts_with("1."), "{info:?}");
 }
 
 #[tokio::test]
@@ -92,17 +67,11 @@ async fn invalid_specs_are_refused() {
     let mut spec = shell("env");
     spec.env.push(("BAD NAME".into(), "x".into()));
     let (outcome, _) = t.run(spec).await;
-    assert!(
-        matches!(outcome, Err(ExecError::InvalidSpec(_))),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(ExecError::InvalidSpec(_))), "{outcome:?}");
     let mut spec = shell("true");
     spec.command.clear();
     let (outcome, _) = t.run(spec).await;
-    assert!(
-        matches!(outcome, Err(ExecError::InvalidSpec(_))),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(ExecError::InvalidSpec(_))), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -124,11 +93,7 @@ async fn cancel_mid_run_stops_the_sandbox() {
     let (outcome, cancelled_at) = tokio::join!(run, canceller);
     let outcome = outcome.expect("run");
     assert_eq!(outcome.status, ExitStatusKind::Cancelled);
-    assert!(
-        cancelled_at.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        cancelled_at.elapsed()
-    );
+    assert!(cancelled_at.elapsed() < Duration::from_secs(5), "{:?}", cancelled_at.elapsed());
     assert!(containers_of_job(t.engine(), job).await.is_empty());
 
     // Cancelled before it started: nothing is created at all.
@@ -151,10 +116,7 @@ async fn dropping_a_run_still_removes_its_container() {
     task.abort();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !containers_of_job(t.engine(), job).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "container of a dropped run was not removed"
-        );
+        assert!(Instant::now() < deadline, "container of a dropped run was not removed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -163,47 +125,26 @@ async fn dropping_a_run_still_removes_its_container() {
 async fn leftovers_of_a_crashed_agent_are_removed() {
     let t = TestExec::new().await;
     let engine = t.engine();
-    let (mine, other) = (
-        t.exec.owner().to_owned(),
-        format!("other-{}", Uuid::new_v4()),
-    );
+    let (mine, other) = (t.exec.owner().to_owned(), format!("other-{}", Uuid::new_v4()));
     let mut ids = Vec::new();
     for owner in [&mine, &mine, &other] {
-        let labels = HashMap::from([
-            (LABEL_MANAGED.to_owned(), "true".to_owned()),
-            (LABEL_OWNER.to_owned(), owner.clone()),
-        ]);
+        let labels =
+            HashMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned()), (LABEL_OWNER.to_owned(), owner.clone())]);
         let body = ContainerCreateBody {
             image: Some(IMAGE.to_owned()),
             cmd: Some(vec!["sleep".into(), "300".into()]),
             labels: Some(labels),
-            host_config: Some(bollard::models::HostConfig {
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
+            host_config: Some(bollard::models::HostConfig { network_mode: Some("none".into()), ..Default::default() }),
             ..Default::default()
         };
-        let id = engine
-            .docker()
-            .create_container(None::<CreateContainerOptions>, body)
-            .await
-            .expect("create")
-            .id;
+        let id = engine.docker().create_container(None::<CreateContainerOptions>, body).await.expect("create").id;
         ids.push(id);
     }
-    engine
-        .docker()
-        .start_container(&ids[0], None)
-        .await
-        .expect("start");
+    engine.docker().start_container(&ids[0], None).await.expect("start");
 
     assert_eq!(cleanup_leftovers(engine, &mine).await.expect("cleanup"), 2);
     assert!(containers_of_owner(engine, &mine).await.is_empty());
-    assert_eq!(
-        containers_of_owner(engine, &other).await.len(),
-        1,
-        "others' containers are kept"
-    );
+    assert_eq!(containers_of_owner(engine, &other).await.len(), 1, "others' containers are kept");
     assert_eq!(cleanup_leftovers(engine, &other).await.expect("cleanup"), 1);
     assert!(containers_of_owner(engine, &other).await.is_empty());
 }

@@ -4,5 +4,6 @@
 mod basics;
 mod hostile;
 mod images;
+mod inference;
 mod lifecycle;
 mod support;

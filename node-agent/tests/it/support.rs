@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bollard::query_parameters::ListContainersOptions;
 use cynode_node_agent::executor::docker::{
-    DockerExecutor, Engine, ExecError, LABEL_JOB, LABEL_OWNER, OutputChunk, OutputStream,
-    RunOutcome, SandboxSpec, connect, shell_command,
+    DockerExecutor, Engine, ExecError, LABEL_JOB, LABEL_OWNER, OutputChunk, OutputStream, RunOutcome, SandboxSpec,
+    connect, shell_command,
 };
 use cynode_node_agent::images::build_busybox_image;
 use tokio::sync::{OnceCell, mpsc};
@@ -26,11 +26,7 @@ pub async fn engine() -> Engine {
     match connect().await {
         Ok(engine) => engine,
         Err(e) => {
-            let ci = if std::env::var_os("CI").is_some() {
-                " (CI)"
-            } else {
-                ""
-            };
+            let ci = if std::env::var_os("CI").is_some() { " (CI)" } else { "" };
             panic!("these tests need a running Docker engine and none could be reached{ci}: {e}")
         }
     }
@@ -38,10 +34,7 @@ pub async fn engine() -> Engine {
 
 fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("cynode_node_agent=debug")
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("cynode_node_agent=debug").with_test_writer().try_init();
     }
 }
 
@@ -104,11 +97,7 @@ pub struct Output {
 
 impl Output {
     pub fn bytes(&self, stream: OutputStream) -> Vec<u8> {
-        self.chunks
-            .iter()
-            .filter(|c| c.stream == stream)
-            .flat_map(|c| c.data.iter().copied())
-            .collect()
+        self.chunks.iter().filter(|c| c.stream == stream).flat_map(|c| c.data.iter().copied()).collect()
     }
 
     pub fn stdout(&self) -> String {
@@ -122,10 +111,7 @@ impl Output {
     /// Asserts sequence numbers are 0, 1, 2, … in arrival order.
     pub fn assert_contiguous(&self) {
         for (i, chunk) in self.chunks.iter().enumerate() {
-            assert_eq!(
-                chunk.seq, i as u64,
-                "chunk sequence numbers must be contiguous"
-            );
+            assert_eq!(chunk.seq, i as u64, "chunk sequence numbers must be contiguous");
         }
     }
 }
@@ -152,11 +138,7 @@ async fn list_labelled(engine: &Engine, label: &str) -> Vec<String> {
     let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
     engine
         .docker()
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
         .await
         .expect("list containers")
         .into_iter()
@@ -167,8 +149,5 @@ async fn list_labelled(engine: &Engine, label: &str) -> Vec<String> {
 /// Fails if any container of `job` still exists.
 pub async fn assert_no_containers(engine: &Engine, job: Uuid) {
     let left = containers_of_job(engine, job).await;
-    assert!(
-        left.is_empty(),
-        "containers left behind for job {job}: {left:?}"
-    );
+    assert!(left.is_empty(), "containers left behind for job {job}: {left:?}");
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use cynode_protocol::{
-    Capabilities, FinishAck, FinishRequest, HeartbeatResponse, JobSpec, Lease, LeaseRef, OutputAck, OutputBatch,
-    Outcome,
+    Capabilities, FinishAck, FinishRequest, HeartbeatResponse, JobSpec, Lease, LeaseRef, Outcome, OutputAck,
+    OutputBatch,
 };
 use uuid::Uuid;
 
@@ -171,37 +171,34 @@ impl Dispatcher {
             return Err(DispatchError::Invalid(format!("a chunk may hold at most {MAX_CHUNK_BYTES} bytes")));
         }
         let l = batch.lease;
-        let mut tx = self.pool.begin().await?;
-        let cancel: Option<bool> = sqlx::query_scalar(
-            "UPDATE jobs SET state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
-             WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
-               AND state IN ('leased', 'running')
-             RETURNING cancel_requested",
+        let streams: Vec<&str> = batch.chunks.iter().map(|c| c.stream.as_str()).collect();
+        let seqs: Vec<i64> = batch.chunks.iter().map(|c| i64::try_from(c.seq).unwrap_or(i64::MAX)).collect();
+        let data: Vec<&[u8]> = batch.chunks.iter().map(|c| c.data.as_bytes()).collect();
+        // One statement: check and touch the lease, store the chunks only if it is current.
+        let (cancel, stored): (Option<bool>, i64) = sqlx::query_as(
+            "WITH lease AS (
+                 UPDATE jobs SET state = CASE WHEN state = 'leased' THEN 'running' ELSE state END
+                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
+                   AND state IN ('leased', 'running')
+                 RETURNING cancel_requested
+             ), ins AS (
+                 INSERT INTO job_output_chunks (job_id, attempt, stream, seq, data)
+                 SELECT $1, $2, c.s, c.q, c.d FROM lease, unnest($5::text[], $6::bigint[], $7::bytea[]) AS c(s, q, d)
+                 ON CONFLICT DO NOTHING
+                 RETURNING 1
+             )
+             SELECT (SELECT cancel_requested FROM lease), (SELECT count(*) FROM ins)",
         )
         .bind(l.job_id)
         .bind(l.attempt)
         .bind(l.lease_token)
         .bind(node)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(cancel) = cancel else { return Err(DispatchError::StaleLease) };
-        let streams: Vec<&str> = batch.chunks.iter().map(|c| c.stream.as_str()).collect();
-        let seqs: Vec<i64> = batch.chunks.iter().map(|c| i64::try_from(c.seq).unwrap_or(i64::MAX)).collect();
-        let data: Vec<&[u8]> = batch.chunks.iter().map(|c| c.data.as_bytes()).collect();
-        let stored = sqlx::query(
-            "INSERT INTO job_output_chunks (job_id, attempt, stream, seq, data)
-             SELECT $1, $2, s, q, d FROM unnest($3::text[], $4::bigint[], $5::bytea[]) AS c(s, q, d)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(l.job_id)
-        .bind(l.attempt)
         .bind(&streams)
         .bind(&seqs)
         .bind(&data)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        .fetch_one(&self.pool)
+        .await?;
+        let Some(cancel) = cancel else { return Err(DispatchError::StaleLease) };
         let stored = u32::try_from(stored).unwrap_or(u32::MAX);
         let total = u32::try_from(batch.chunks.len()).unwrap_or(u32::MAX);
         Ok(OutputAck { stored, duplicates: total.saturating_sub(stored), cancel })
@@ -215,41 +212,53 @@ impl Dispatcher {
     pub async fn finish(&self, node: Uuid, req: &FinishRequest) -> Result<FinishAck, DispatchError> {
         let l = req.lease;
         let outcome = serde_json::to_value(&req.outcome).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
-        type Row = (String, i32, Option<Uuid>, Option<Uuid>, Option<serde_json::Value>, Uuid);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT state, attempt, lease_token, node_id, result, task_id FROM jobs WHERE id = $1 FOR UPDATE",
-        )
-        .bind(l.job_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((state, attempt, token, holder, result, task_id)) = row else {
-            return Err(DispatchError::UnknownJob);
-        };
-        let ours = attempt == l.attempt && token == Some(l.lease_token) && holder == Some(node);
-        if !ours {
-            return Err(DispatchError::StaleLease);
-        }
-        if !matches!(state.as_str(), "leased" | "running") {
-            return match result {
-                Some(r) if same_outcome(&r, &req.outcome) => Ok(FinishAck { state, duplicate: true }),
-                _ => Err(DispatchError::ConflictingFinish),
-            };
-        }
         let final_state = req.outcome.status.job_state();
-        sqlx::query(
-            "UPDATE jobs SET state = $2, result = $3, finished_at = now(), lease_expires_at = NULL WHERE id = $1",
+        // The common case in one statement: record the result and settle the task.
+        let done: Option<String> = sqlx::query_scalar(
+            "WITH f AS (
+                 UPDATE jobs SET state = $5, result = $6, finished_at = now(), lease_expires_at = NULL
+                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
+                   AND state IN ('leased', 'running')
+                 RETURNING id, task_id, state
+             ), t AS (
+                 UPDATE tasks SET state = s.state, updated_at = now()
+                 FROM f, LATERAL (SELECT task_state_of(
+                     ARRAY(SELECT state FROM jobs WHERE task_id = f.task_id AND id <> f.id) || f.state) AS state) s
+                 WHERE tasks.id = f.task_id AND tasks.state IS DISTINCT FROM s.state
+                 RETURNING 1
+             )
+             SELECT state FROM f",
         )
         .bind(l.job_id)
+        .bind(l.attempt)
+        .bind(l.lease_token)
+        .bind(node)
         .bind(final_state)
         .bind(&outcome)
-        .execute(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        crate::tasks::settle(&mut tx, task_id).await?;
-        tx.commit().await?;
-        tracing::info!(job.id = %l.job_id, node.id = %node, state = final_state,
-            duration_ms = req.outcome.duration_ms, "job finished");
-        Ok(FinishAck { state: final_state.to_string(), duplicate: false })
+        if let Some(state) = done {
+            tracing::info!(job.id = %l.job_id, node.id = %node, state = %state,
+                duration_ms = req.outcome.duration_ms, "job finished");
+            return Ok(FinishAck { state, duplicate: false });
+        }
+        // Not current: a retry of a recorded finish, a stale lease, or no such job.
+        type Row = (String, i32, Option<Uuid>, Option<Uuid>, Option<serde_json::Value>);
+        let row: Option<Row> =
+            sqlx::query_as("SELECT state, attempt, lease_token, node_id, result FROM jobs WHERE id = $1")
+                .bind(l.job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((state, attempt, token, holder, result)) = row else {
+            return Err(DispatchError::UnknownJob);
+        };
+        if attempt != l.attempt || token != Some(l.lease_token) || holder != Some(node) {
+            return Err(DispatchError::StaleLease);
+        }
+        match result {
+            Some(r) if same_outcome(&r, &req.outcome) => Ok(FinishAck { state, duplicate: true }),
+            _ => Err(DispatchError::ConflictingFinish),
+        }
     }
 }
 

@@ -29,10 +29,7 @@ pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreate
     let host_config = HostConfig {
         network_mode: Some(if spec.network { "bridge" } else { "none" }.to_owned()),
         readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([
-            ("/tmp".to_owned(), tmpfs_opts.clone()),
-            (WORK_DIR.to_owned(), tmpfs_opts),
-        ])),
+        tmpfs: Some(HashMap::from([("/tmp".to_owned(), tmpfs_opts.clone()), (WORK_DIR.to_owned(), tmpfs_opts)])),
         cap_drop: Some(vec!["ALL".to_owned()]),
         security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
         privileged: Some(false),
@@ -43,10 +40,7 @@ pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreate
         init: Some(true),
         ipc_mode: Some("private".to_owned()),
         auto_remove: Some(false),
-        log_config: Some(HostConfigLogConfig {
-            typ: Some("none".to_owned()),
-            config: None,
-        }),
+        log_config: Some(HostConfigLogConfig { typ: Some("none".to_owned()), config: None }),
         device_requests: spec.gpus.as_ref().map(|g| vec![device_request(g)]),
         ..Default::default()
     };
@@ -112,10 +106,7 @@ mod tests {
         assert_eq!(body.open_stdin, Some(false));
         assert_eq!(body.network_disabled, Some(true));
         let env = body.env.expect("env");
-        assert_eq!(
-            env,
-            ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "A=b"]
-        );
+        assert_eq!(env, ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "A=b"]);
         let labels = body.labels.expect("labels");
         assert_eq!(labels[LABEL_ATTEMPT], "2");
         assert_eq!(labels[LABEL_OWNER], "me");

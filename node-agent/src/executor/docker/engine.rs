@@ -23,10 +23,7 @@ pub struct Engine {
 impl Engine {
     /// Wraps an already configured bollard client; `endpoint` is only used in messages.
     pub fn from_docker(docker: Docker, endpoint: impl Into<String>) -> Self {
-        Self {
-            docker,
-            endpoint: endpoint.into(),
-        }
+        Self { docker, endpoint: endpoint.into() }
     }
 
     /// The underlying bollard client.
@@ -83,21 +80,12 @@ pub async fn connect() -> Result<Engine, ExecError> {
 /// [`ExecError::EngineUnavailable`] when the endpoint is malformed or does not answer.
 pub async fn connect_to(endpoint: Option<&str>) -> Result<Engine, ExecError> {
     let endpoint = endpoint.unwrap_or(DEFAULT_ENDPOINT).to_owned();
+    let docker = Docker::connect_with_host(&endpoint)
+        .map_err(|e| ExecError::EngineUnavailable { endpoint: endpoint.clone(), detail: e.to_string() })?;
     let docker =
-        Docker::connect_with_host(&endpoint).map_err(|e| ExecError::EngineUnavailable {
-            endpoint: endpoint.clone(),
-            detail: e.to_string(),
-        })?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| ExecError::engine(&endpoint, "negotiate the API version", e))?;
+        docker.negotiate_version().await.map_err(|e| ExecError::engine(&endpoint, "negotiate the API version", e))?;
     let engine = Engine::from_docker(docker, endpoint);
-    engine
-        .docker
-        .ping()
-        .await
-        .map_err(|e| engine.err("answer a ping", e))?;
+    engine.docker.ping().await.map_err(|e| engine.err("answer a ping", e))?;
     Ok(engine)
 }
 
@@ -106,17 +94,9 @@ pub async fn connect_to(endpoint: Option<&str>) -> Result<Engine, ExecError> {
 /// # Errors
 /// [`ExecError::EngineUnavailable`] or [`ExecError::Engine`] when the engine cannot answer.
 pub async fn probe(engine: &Engine) -> Result<EngineInfo, ExecError> {
-    let v = engine
-        .docker
-        .version()
-        .await
-        .map_err(|e| engine.err("report its version", e))?;
-    let product = v
-        .components
-        .as_ref()
-        .and_then(|c| c.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Engine".to_owned());
+    let v = engine.docker.version().await.map_err(|e| engine.err("report its version", e))?;
+    let product =
+        v.components.as_ref().and_then(|c| c.first()).map(|c| c.name.clone()).unwrap_or_else(|| "Engine".to_owned());
     let unknown = || "unknown".to_owned();
     Ok(EngineInfo {
         version: v.version.unwrap_or_else(unknown),
@@ -140,20 +120,11 @@ pub async fn probe(engine: &Engine) -> Result<EngineInfo, ExecError> {
 /// [`ExecError`] when the engine cannot list or remove containers. A container that vanished
 /// meanwhile is not an error.
 pub async fn cleanup_leftovers(engine: &Engine, owner: &str) -> Result<usize, ExecError> {
-    let filters = HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{LABEL_MANAGED}=true"),
-            format!("{LABEL_OWNER}={owner}"),
-        ],
-    )]);
+    let filters =
+        HashMap::from([("label".to_owned(), vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_OWNER}={owner}")])]);
     let found = engine
         .docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
         .await
         .map_err(|e| engine.err("list leftover sandboxes", e))?;
     let mut removed = 0;
@@ -165,11 +136,7 @@ pub async fn cleanup_leftovers(engine: &Engine, owner: &str) -> Result<usize, Ex
         }
     }
     if removed > 0 {
-        tracing::info!(
-            count = removed,
-            owner,
-            "removed leftover sandbox containers"
-        );
+        tracing::info!(count = removed, owner, "removed leftover sandbox containers");
     }
     Ok(removed)
 }
@@ -178,13 +145,6 @@ pub async fn cleanup_leftovers(engine: &Engine, owner: &str) -> Result<usize, Ex
 pub(crate) async fn remove_forced(engine: &Engine, id: &str) -> Result<(), bollard::errors::Error> {
     engine
         .docker
-        .remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
-        )
+        .remove_container(id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() }))
         .await
 }

@@ -51,10 +51,9 @@ impl ExecError {
     /// [`ExecError::EngineUnavailable`]; everything else becomes [`ExecError::Engine`].
     pub(crate) fn engine(endpoint: &str, action: &'static str, err: BollardError) -> Self {
         match err {
-            BollardError::SocketNotFoundError(path) => Self::EngineUnavailable {
-                endpoint: path,
-                detail: "the socket does not exist".to_owned(),
-            },
+            BollardError::SocketNotFoundError(path) => {
+                Self::EngineUnavailable { endpoint: path, detail: "the socket does not exist".to_owned() }
+            }
             BollardError::HyperLegacyError { .. }
             | BollardError::IOError { .. }
             | BollardError::RequestTimeoutError
@@ -62,28 +61,15 @@ impl ExecError {
                 endpoint: endpoint.to_owned(),
                 detail: format!("{err} (while trying to {action})"),
             },
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            } => Self::Engine {
-                action,
-                detail: format!("{message} (HTTP {status_code})"),
-            },
-            other => Self::Engine {
-                action,
-                detail: other.to_string(),
-            },
+            BollardError::DockerResponseServerError { status_code, message } => {
+                Self::Engine { action, detail: format!("{message} (HTTP {status_code})") }
+            }
+            other => Self::Engine { action, detail: other.to_string() },
         }
     }
 }
 
 /// True when the engine answered "404 not found" (image or container does not exist).
 pub(crate) fn is_not_found(err: &BollardError) -> bool {
-    matches!(
-        err,
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    matches!(err, BollardError::DockerResponseServerError { status_code: 404, .. })
 }

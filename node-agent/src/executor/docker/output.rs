@@ -137,9 +137,9 @@ impl Pump {
         let (stream, bytes) = match frame {
             LogOutput::StdOut { message } => (OutputStream::Stdout, message),
             // A TTY-less container only sends stdout and stderr; anything else counts as stderr.
-            LogOutput::StdErr { message }
-            | LogOutput::Console { message }
-            | LogOutput::StdIn { message } => (OutputStream::Stderr, message),
+            LogOutput::StdErr { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
+                (OutputStream::Stderr, message)
+            }
         };
         if self.truncated || bytes.is_empty() {
             return false; // after the cut: discard
@@ -153,8 +153,7 @@ impl Pump {
                 "\n{TRUNCATION_MARKER}: the limit of {} bytes was reached and the job was stopped\n",
                 self.limit
             );
-            self.queue
-                .push_back((OutputStream::Stderr, notice.into_bytes()));
+            self.queue.push_back((OutputStream::Stderr, notice.into_bytes()));
             return true;
         }
         false
@@ -163,10 +162,7 @@ impl Pump {
     fn append(&mut self, stream: OutputStream, mut bytes: &[u8]) {
         self.accepted += bytes.len() as u64;
         while !bytes.is_empty() {
-            let reuse = self
-                .queue
-                .back()
-                .is_some_and(|(s, b)| *s == stream && b.len() < MAX_CHUNK_BYTES);
+            let reuse = self.queue.back().is_some_and(|(s, b)| *s == stream && b.len() < MAX_CHUNK_BYTES);
             if !reuse {
                 self.queue.push_back((stream, Vec::new()));
             }
@@ -183,20 +179,12 @@ impl Pump {
         if self.queue.is_empty() {
             return None;
         }
-        Some(
-            self.last_flush
-                .map_or_else(Instant::now, |t| t + COALESCE_WINDOW),
-        )
+        Some(self.last_flush.map_or_else(Instant::now, |t| t + COALESCE_WINDOW))
     }
 
     /// Sends every queued chunk that can no longer grow (all but a partly filled last one).
     async fn flush_full(&mut self) {
-        while self.queue.len() > 1
-            || self
-                .queue
-                .front()
-                .is_some_and(|(_, b)| b.len() == MAX_CHUNK_BYTES)
-        {
+        while self.queue.len() > 1 || self.queue.front().is_some_and(|(_, b)| b.len() == MAX_CHUNK_BYTES) {
             self.send_front().await;
         }
     }
@@ -212,21 +200,13 @@ impl Pump {
     /// Sends the oldest queued chunk. The chunk leaves the queue only once the channel has room,
     /// so dropping this future loses nothing.
     async fn send_front(&mut self) {
-        let permit = if self.receiver_gone {
-            None
-        } else {
-            self.tx.reserve().await.ok()
-        };
+        let permit = if self.receiver_gone { None } else { self.tx.reserve().await.ok() };
         let Some((stream, data)) = self.queue.pop_front() else {
             return;
         };
         match permit {
             Some(p) => {
-                p.send(OutputChunk {
-                    stream,
-                    seq: self.seq,
-                    data,
-                });
+                p.send(OutputChunk { stream, seq: self.seq, data });
                 self.seq += 1;
             }
             None if !self.receiver_gone => {

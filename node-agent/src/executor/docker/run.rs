@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -69,10 +68,7 @@ impl DockerExecutor {
         let name = format!("cynode-{}-{}-{}", spec.job_id, spec.attempt, &suffix[..8]);
         let created = docker
             .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name),
-                    ..Default::default()
-                }),
+                Some(CreateContainerOptions { name: Some(name), ..Default::default() }),
                 container_body(&spec, &self.owner),
             )
             .await
@@ -113,20 +109,12 @@ impl DockerExecutor {
         let attach = docker
             .attach_container(
                 id,
-                Some(AttachContainerOptions {
-                    stream: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                }),
+                Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, ..Default::default() }),
             )
             .await
             .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
         let mut frames = attach.output;
-        docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| self.engine.err("start the sandbox", e))?;
+        docker.start_container(id, None).await.map_err(|e| self.engine.err("start the sandbox", e))?;
         let started = Instant::now();
 
         let mut pump = Pump::new(output, spec.limits.max_output_bytes);
@@ -161,36 +149,24 @@ impl DockerExecutor {
             Ending::Cancelled => ExitStatusKind::Cancelled,
             Ending::OutputLimit => ExitStatusKind::OutputLimit,
         };
-        Ok(RunOutcome {
-            status,
-            duration,
-            output_bytes: pump.accepted(),
-            truncated: pump.truncated(),
-        })
+        Ok(RunOutcome { status, duration, output_bytes: pump.accepted(), truncated: pump.truncated() })
     }
 
     /// SIGKILL at the output limit; otherwise SIGTERM, then SIGKILL after the grace period.
     async fn stop(&self, id: &str, ending: Ending) -> Result<(), ExecError> {
         let docker = self.engine.docker();
         let result = if ending == Ending::OutputLimit {
-            let kill = KillContainerOptions {
-                signal: "SIGKILL".to_owned(),
-            };
+            let kill = KillContainerOptions { signal: "SIGKILL".to_owned() };
             docker.kill_container(id, Some(kill)).await
         } else {
             let grace = self.stop_grace.as_secs() + u64::from(self.stop_grace.subsec_nanos() > 0);
-            let stop = StopContainerOptions {
-                t: Some(i32::try_from(grace).unwrap_or(i32::MAX)),
-                signal: None,
-            };
+            let stop = StopContainerOptions { t: Some(i32::try_from(grace).unwrap_or(i32::MAX)), signal: None };
             docker.stop_container(id, Some(stop)).await
         };
         match result {
             Ok(()) => Ok(()),
             // 409: it already exited on its own meanwhile.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
             Err(e) => Err(self.engine.err("stop the sandbox", e)),
         }
     }
@@ -198,10 +174,7 @@ impl DockerExecutor {
     /// Waits until the container is stopped and returns its exit code.
     async fn wait_exit(&self, id: &str) -> Result<i64, ExecError> {
         let wait = async {
-            let mut stream = self
-                .engine
-                .docker()
-                .wait_container(id, None::<WaitContainerOptions>);
+            let mut stream = self.engine.docker().wait_container(id, None::<WaitContainerOptions>);
             match stream.next().await {
                 Some(Ok(r)) => Ok(r.status_code),
                 // bollard reports a non-zero exit as an error.
@@ -215,12 +188,10 @@ impl DockerExecutor {
         };
         // The output stream has ended, so the container is stopping; this bound only guards
         // against an engine that never answers.
-        tokio::time::timeout(self.stop_grace + SETTLE, wait)
-            .await
-            .map_err(|_| ExecError::Engine {
-                action: "wait for the sandbox to exit",
-                detail: "no exit status within the expected time".to_owned(),
-            })?
+        tokio::time::timeout(self.stop_grace + SETTLE, wait).await.map_err(|_| ExecError::Engine {
+            action: "wait for the sandbox to exit",
+            detail: "no exit status within the expected time".to_owned(),
+        })?
     }
 }
 
@@ -234,11 +205,7 @@ struct RemoveGuard {
 
 impl RemoveGuard {
     fn new(engine: Engine, id: String) -> Self {
-        Self {
-            engine,
-            id,
-            armed: true,
-        }
+        Self { engine, id, armed: true }
     }
 
     async fn remove_now(&mut self) {

@@ -69,9 +69,7 @@ impl SandboxSpec {
                 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !k.as_bytes()[0].is_ascii_digit();
             if !name_ok {
-                return invalid(format!(
-                    "environment entry #{i} has an invalid name (letters, digits, _ only)"
-                ));
+                return invalid(format!("environment entry #{i} has an invalid name (letters, digits, _ only)"));
             }
             if v.contains('\0') {
                 return invalid(format!("environment variable {k} contains a NUL byte"));

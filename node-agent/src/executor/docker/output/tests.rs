@@ -7,15 +7,11 @@ use tokio::sync::mpsc;
 use super::*;
 
 fn out(data: &[u8]) -> Result<LogOutput, bollard::errors::Error> {
-    Ok(LogOutput::StdOut {
-        message: data.to_vec().into(),
-    })
+    Ok(LogOutput::StdOut { message: data.to_vec().into() })
 }
 
 fn err(data: &[u8]) -> Result<LogOutput, bollard::errors::Error> {
-    Ok(LogOutput::StdErr {
-        message: data.to_vec().into(),
-    })
+    Ok(LogOutput::StdErr { message: data.to_vec().into() })
 }
 
 async fn pump_all(
@@ -52,10 +48,7 @@ async fn output_past_the_limit_is_cut_and_marked() {
     let last = chunks.last().expect("marker");
     assert_eq!(last.stream, OutputStream::Stderr);
     assert!(String::from_utf8_lossy(&last.data).contains(TRUNCATION_MARKER));
-    let job: Vec<u8> = chunks[..chunks.len() - 1]
-        .iter()
-        .flat_map(|c| c.data.clone())
-        .collect();
+    let job: Vec<u8> = chunks[..chunks.len() - 1].iter().flat_map(|c| c.data.clone()).collect();
     assert_eq!(job, b"12345678");
     for (i, c) in chunks.iter().enumerate() {
         assert_eq!(c.seq, i as u64);
@@ -79,14 +72,7 @@ async fn bursts_are_coalesced_and_streams_stay_in_order() {
             _ => runs.push((c.stream, c.data.len())),
         }
     }
-    assert_eq!(
-        runs,
-        [
-            (OutputStream::Stdout, 10_000),
-            (OutputStream::Stderr, 1),
-            (OutputStream::Stdout, 4)
-        ]
-    );
+    assert_eq!(runs, [(OutputStream::Stdout, 10_000), (OutputStream::Stderr, 1), (OutputStream::Stdout, 4)]);
 }
 
 #[tokio::test]
@@ -94,10 +80,7 @@ async fn big_frames_are_split_into_bounded_chunks() {
     let big = vec![b'a'; 3 * MAX_CHUNK_BYTES + 5];
     let (_, _, chunks) = pump_all(vec![out(&big)], u64::MAX).await;
     let sizes: Vec<_> = chunks.iter().map(|c| c.data.len()).collect();
-    assert_eq!(
-        sizes,
-        [MAX_CHUNK_BYTES, MAX_CHUNK_BYTES, MAX_CHUNK_BYTES, 5]
-    );
+    assert_eq!(sizes, [MAX_CHUNK_BYTES, MAX_CHUNK_BYTES, MAX_CHUNK_BYTES, 5]);
 }
 
 #[tokio::test]

@@ -1,0 +1,16 @@
+//! End-to-end tests with real processes: `cynode serve` on a fresh PostgreSQL database, real `cynode-node`
+//! agents (host and Docker executors), real sockets. Build the binaries first, with the same target
+//! directory:
+//!
+//! ```text
+//! cargo build -p cynode-gateway -p cynode-node-agent && cargo test -p cynode-tests --test e2e
+//! ```
+//!
+//! The Docker test needs a reachable engine and fails (never skips) without one.
+
+mod docker;
+mod failover;
+mod host;
+mod proxy;
+mod refusals;
+mod support;
