@@ -47,11 +47,7 @@ impl ManualClock {
     /// Moves the time forward (or back, with a negative argument), saturating at the bounds.
     pub fn advance(&self, secs: i64) {
         // fetch_update only fails when the closure returns None, which it never does.
-        let _ = self
-            .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                Some(t.saturating_add(secs))
-            });
+        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(secs)));
     }
 }
 

@@ -112,11 +112,7 @@ impl ParseError {
             Category::Data => "shape",
             Category::Eof => "truncated",
         };
-        Self::Json {
-            category,
-            line: err.line(),
-            column: err.column(),
-        }
+        Self::Json { category, line: err.line(), column: err.column() }
     }
 }
 
@@ -155,11 +151,7 @@ mod tests {
             ParseError::InvalidField("x").reason(),
         ];
         for r in all {
-            assert!(
-                r.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{r}"
-            );
+            assert!(r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{r}");
         }
     }
 }

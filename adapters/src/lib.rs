@@ -26,7 +26,10 @@ mod common;
 mod error;
 
 pub mod discord;
+pub mod outbound;
+pub mod reply;
 pub mod slack;
+pub mod split;
 pub mod telegram;
 pub mod webhook;
 
@@ -36,6 +39,11 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ParseError, VerifyError};
+pub use outbound::{MessageRef, PlatformError, PlatformResult, RateLimit, Sent};
+pub use reply::{
+    APPROVE_ACTION, Access, ApprovalCard, ApprovalState, Button, ButtonError, ButtonStyle, CANCEL_ACTION, DENY_ACTION,
+    Reply, code_block,
+};
 
 /// The maximum nesting depth of a JSON body (objects and arrays) that any parser accepts.
 ///
@@ -183,23 +191,17 @@ impl fmt::Debug for ReplyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const REDACTED: &str = "<redacted>";
         match self {
-            Self::Slack {
-                response_url,
-                trigger_id,
-            } => f
+            Self::Slack { response_url, trigger_id } => f
                 .debug_struct("Slack")
                 .field("response_url", &response_url.as_ref().map(|_| REDACTED))
                 .field("trigger_id", trigger_id)
                 .finish(),
-            Self::Discord { application_id, .. } => f
-                .debug_struct("Discord")
-                .field("application_id", application_id)
-                .field("token", &REDACTED)
-                .finish(),
-            Self::Telegram { callback_query_id } => f
-                .debug_struct("Telegram")
-                .field("callback_query_id", callback_query_id)
-                .finish(),
+            Self::Discord { application_id, .. } => {
+                f.debug_struct("Discord").field("application_id", application_id).field("token", &REDACTED).finish()
+            }
+            Self::Telegram { callback_query_id } => {
+                f.debug_struct("Telegram").field("callback_query_id", callback_query_id).finish()
+            }
         }
     }
 }
@@ -264,19 +266,16 @@ pub const COMPACT_ACTION_SEPARATOR: char = ':';
 /// the renderer's to check.
 #[must_use]
 pub fn compact_action(action_id: &str, value: &str) -> String {
-    if value.is_empty() {
-        action_id.to_owned()
-    } else {
-        format!("{action_id}{COMPACT_ACTION_SEPARATOR}{value}")
-    }
+    if value.is_empty() { action_id.to_owned() } else { format!("{action_id}{COMPACT_ACTION_SEPARATOR}{value}") }
 }
 
 /// Splits a compact action string (see [`compact_action`]) into `(action_id, value)`.
 #[must_use]
 pub fn split_compact_action(data: &str) -> (&str, &str) {
-    data.split_once(COMPACT_ACTION_SEPARATOR)
-        .unwrap_or((data, ""))
+    data.split_once(COMPACT_ACTION_SEPARATOR).unwrap_or((data, ""))
 }
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;

@@ -13,18 +13,9 @@ fn sample() -> Inbound {
             thread: Some("1300".into()),
             reply_to: None,
         },
-        actor: Actor {
-            id: "42".into(),
-            name: Some("Ada".into()),
-        },
-        kind: InboundKind::Command {
-            command: "cynode".into(),
-            text: "run echo hi".into(),
-        },
-        reply_handle: Some(ReplyHandle::Discord {
-            application_id: "1170".into(),
-            token: "interaction-token".into(),
-        }),
+        actor: Actor { id: "42".into(), name: Some("Ada".into()) },
+        kind: InboundKind::Command { command: "cynode".into(), text: "run echo hi".into() },
+        reply_handle: Some(ReplyHandle::Discord { application_id: "1170".into(), token: "interaction-token".into() }),
     }
 }
 
@@ -47,10 +38,7 @@ fn platforms_have_stable_names() {
 fn inbound_round_trips_through_json_with_a_stable_shape() {
     let inbound = sample();
     let stored = serde_json::to_value(&inbound).unwrap();
-    assert_eq!(
-        stored["kind"],
-        json!({"type": "command", "command": "cynode", "text": "run echo hi"})
-    );
+    assert_eq!(stored["kind"], json!({"type": "command", "command": "cynode", "text": "run echo hi"}));
     assert_eq!(
         stored["reply_handle"],
         json!({"platform": "discord", "application_id": "1170", "token": "interaction-token"})
@@ -58,10 +46,7 @@ fn inbound_round_trips_through_json_with_a_stable_shape() {
     assert_eq!(stored["thread"]["platform"], json!("discord"));
     assert_eq!(serde_json::from_value::<Inbound>(stored).unwrap(), inbound);
 
-    let webhook = InboundKind::Webhook {
-        event: None,
-        payload: json!({"type": "x", "n": [1, 2]}),
-    };
+    let webhook = InboundKind::Webhook { event: None, payload: json!({"type": "x", "n": [1, 2]}) };
     let text = serde_json::to_string(&webhook).unwrap();
     assert_eq!(serde_json::from_str::<InboundKind>(&text).unwrap(), webhook);
 }
@@ -76,20 +61,14 @@ fn debug_output_redacts_reply_credentials() {
         trigger_id: Some("13345224609.738474920".into()),
     };
     let shown = format!("{slack:?}");
-    assert!(
-        !shown.contains("hooks.slack.com") && shown.contains("13345224609"),
-        "{shown}"
-    );
+    assert!(!shown.contains("hooks.slack.com") && shown.contains("13345224609"), "{shown}");
 }
 
 #[test]
 fn compact_actions_round_trip() {
     assert_eq!(compact_action("approve", "job-42"), "approve:job-42");
     assert_eq!(compact_action("help", ""), "help");
-    assert_eq!(
-        split_compact_action("approve:job-42"),
-        ("approve", "job-42")
-    );
+    assert_eq!(split_compact_action("approve:job-42"), ("approve", "job-42"));
     assert_eq!(split_compact_action("pick:a:b"), ("pick", "a:b"));
     assert_eq!(split_compact_action("help"), ("help", ""));
     assert_eq!(split_compact_action(""), ("", ""));

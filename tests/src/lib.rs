@@ -6,6 +6,7 @@
 //! - quiet logs unless `TEST_LOG=1`.
 
 pub mod db;
+pub mod fakes;
 pub mod process;
 
 pub use db::TestDb;

@@ -136,7 +136,8 @@ pub async fn run_to_end(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("finished in time").expect("run");
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("finished in time").expect("run");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

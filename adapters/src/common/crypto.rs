@@ -22,14 +22,8 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], Verif
 /// # Errors
 ///
 /// [`VerifyError::InvalidKey`] for an empty key, [`VerifyError::BadSignature`] on mismatch.
-pub(crate) fn verify_hmac_sha256(
-    key: &[u8],
-    parts: &[&[u8]],
-    tag: &[u8],
-) -> Result<(), VerifyError> {
-    mac(key, parts)?
-        .verify_slice(tag)
-        .map_err(|_| VerifyError::BadSignature)
+pub(crate) fn verify_hmac_sha256(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> Result<(), VerifyError> {
+    mac(key, parts)?.verify_slice(tag).map_err(|_| VerifyError::BadSignature)
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> Result<HmacSha256, VerifyError> {
@@ -61,14 +55,8 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
         let tag = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]).unwrap();
-        assert_eq!(
-            hex::encode(tag),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            verify_hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"], &tag),
-            Ok(())
-        );
+        assert_eq!(hex::encode(tag), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(verify_hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"], &tag), Ok(()));
         assert_eq!(
             verify_hmac_sha256(b"Jefe", &[b"what do ya want for nothing!"], &tag),
             Err(VerifyError::BadSignature)
@@ -82,10 +70,7 @@ mod tests {
     #[test]
     fn empty_key_fails_closed() {
         assert_eq!(hmac_sha256(b"", &[b"x"]), Err(VerifyError::InvalidKey));
-        assert_eq!(
-            verify_hmac_sha256(b"", &[b"x"], &[0; 32]),
-            Err(VerifyError::InvalidKey)
-        );
+        assert_eq!(verify_hmac_sha256(b"", &[b"x"], &[0; 32]), Err(VerifyError::InvalidKey));
     }
 
     #[test]

@@ -44,10 +44,7 @@ impl Form {
 
     /// The value of `name`, if present.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The value of `name`, which must be present (it may be empty).
@@ -116,10 +113,7 @@ mod tests {
         assert_eq!(form.get("text"), Some("run echo hi"));
         assert_eq!(form.get("url"), Some("https://x"));
         assert_eq!(form.required("empty"), Ok(""));
-        assert_eq!(
-            form.non_empty("empty"),
-            Err(ParseError::InvalidField("empty"))
-        );
+        assert_eq!(form.non_empty("empty"), Err(ParseError::InvalidField("empty")));
         assert_eq!(form.get("flag"), Some(""));
         assert_eq!(form.required("nope"), Err(ParseError::MissingField("nope")));
         assert_eq!(Form::parse(b"").unwrap().get("a"), None);
@@ -128,30 +122,11 @@ mod tests {
 
     #[test]
     fn rejects_malformed_bodies() {
-        let cases: [&[u8]; 8] = [
-            b"a=%",
-            b"a=%4",
-            b"a=%zz",
-            b"a=%FF",
-            b"a=1&a=2",
-            b"=x",
-            b"a=\xff",
-            b"%61=1&a=2",
-        ];
+        let cases: [&[u8]; 8] = [b"a=%", b"a=%4", b"a=%zz", b"a=%FF", b"a=1&a=2", b"=x", b"a=\xff", b"%61=1&a=2"];
         for body in cases {
-            assert!(
-                Form::parse(body).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(Form::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
         }
-        let many = (0..300)
-            .map(|i| format!("f{i}=1"))
-            .collect::<Vec<_>>()
-            .join("&");
-        assert_eq!(
-            Form::parse(many.as_bytes()).unwrap_err(),
-            ParseError::Form("too many fields")
-        );
+        let many = (0..300).map(|i| format!("f{i}=1")).collect::<Vec<_>>().join("&");
+        assert_eq!(Form::parse(many.as_bytes()).unwrap_err(), ParseError::Form("too many fields"));
     }
 }

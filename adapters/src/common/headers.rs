@@ -12,18 +12,12 @@ use crate::VerifyError;
 ///
 /// [`VerifyError::MissingHeader`] when absent; [`VerifyError::BadHeader`] when repeated, not
 /// visible ASCII, or empty.
-pub(crate) fn required<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-) -> Result<&'a str, VerifyError> {
+pub(crate) fn required<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
     optional(headers, name)?.ok_or(VerifyError::MissingHeader(name))
 }
 
 /// Like [`required`], but an absent header is `Ok(None)`.
-pub(crate) fn optional<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-) -> Result<Option<&'a str>, VerifyError> {
+pub(crate) fn optional<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, VerifyError> {
     optional_by(headers, name, name)
 }
 
@@ -41,10 +35,7 @@ pub(crate) fn optional_by<'a, K: AsHeaderName>(
     if values.next().is_some() {
         return Err(VerifyError::BadHeader(label));
     }
-    let value = first
-        .to_str()
-        .map_err(|_| VerifyError::BadHeader(label))?
-        .trim_matches([' ', '\t']);
+    let value = first.to_str().map_err(|_| VerifyError::BadHeader(label))?.trim_matches([' ', '\t']);
     if value.is_empty() {
         return Err(VerifyError::BadHeader(label));
     }
@@ -53,11 +44,7 @@ pub(crate) fn optional_by<'a, K: AsHeaderName>(
 
 /// A header value for informational use while parsing (event names, delivery ids): `None`
 /// when absent, repeated, not ASCII, empty or longer than `max_len`.
-pub(crate) fn informational<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-    max_len: usize,
-) -> Option<&'a str> {
+pub(crate) fn informational<'a>(headers: &'a HeaderMap, name: &'static str, max_len: usize) -> Option<&'a str> {
     match optional(headers, name) {
         Ok(Some(v)) if v.len() <= max_len => Some(v),
         _ => None,
@@ -66,10 +53,7 @@ pub(crate) fn informational<'a>(
 
 /// Whether a `Content-Type` value names the given media type (ignoring parameters and case).
 pub(crate) fn is_media_type(content_type: &str, media_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+    content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
 }
 
 /// Parses a Unix timestamp in seconds: 1 to 18 ASCII digits, nothing else (no sign, no spaces,
@@ -130,58 +114,26 @@ mod tests {
     fn timestamps_are_plain_digits() {
         assert_eq!(unix_seconds("1531420618", "t"), Ok(1_531_420_618));
         assert_eq!(unix_seconds("0", "t"), Ok(0));
-        for bad in [
-            "",
-            "+1",
-            "-1",
-            " 1",
-            "1.5",
-            "1e9",
-            "abc",
-            "9999999999999999999",
-            "١٢",
-        ] {
-            assert_eq!(
-                unix_seconds(bad, "t"),
-                Err(VerifyError::BadHeader("t")),
-                "{bad:?}"
-            );
+        for bad in ["", "+1", "-1", " 1", "1.5", "1e9", "abc", "9999999999999999999", "١٢"] {
+            assert_eq!(unix_seconds(bad, "t"), Err(VerifyError::BadHeader("t")), "{bad:?}");
         }
     }
 
     #[test]
     fn window_is_inclusive_both_ways_and_cannot_overflow() {
         assert_eq!(check_window(1000, 1300, 300), Ok(()));
-        assert_eq!(
-            check_window(1000, 1301, 300),
-            Err(VerifyError::StaleTimestamp)
-        );
+        assert_eq!(check_window(1000, 1301, 300), Err(VerifyError::StaleTimestamp));
         assert_eq!(check_window(1300, 1000, 300), Ok(()));
-        assert_eq!(
-            check_window(1301, 1000, 300),
-            Err(VerifyError::FutureTimestamp)
-        );
-        assert_eq!(
-            check_window(0, i64::MIN, 300),
-            Err(VerifyError::FutureTimestamp)
-        );
-        assert_eq!(
-            check_window(i64::MAX, i64::MIN, 300),
-            Err(VerifyError::FutureTimestamp)
-        );
-        assert_eq!(
-            check_window(i64::MIN, i64::MAX, u32::MAX),
-            Err(VerifyError::StaleTimestamp)
-        );
+        assert_eq!(check_window(1301, 1000, 300), Err(VerifyError::FutureTimestamp));
+        assert_eq!(check_window(0, i64::MIN, 300), Err(VerifyError::FutureTimestamp));
+        assert_eq!(check_window(i64::MAX, i64::MIN, 300), Err(VerifyError::FutureTimestamp));
+        assert_eq!(check_window(i64::MIN, i64::MAX, u32::MAX), Err(VerifyError::StaleTimestamp));
     }
 
     #[test]
     fn media_types_ignore_parameters_and_case() {
         assert!(is_media_type("application/json", "application/json"));
-        assert!(is_media_type(
-            "Application/JSON; charset=utf-8",
-            "application/json"
-        ));
+        assert!(is_media_type("Application/JSON; charset=utf-8", "application/json"));
         assert!(!is_media_type("application/jsonx", "application/json"));
         assert!(!is_media_type("", "application/json"));
     }

@@ -63,19 +63,13 @@ mod tests {
     #[test]
     fn depth_limit_is_exact() {
         assert!(from_slice::<serde_json::Value>(nested(64).as_bytes()).is_ok());
-        assert_eq!(
-            from_slice::<serde_json::Value>(nested(65).as_bytes()),
-            Err(ParseError::TooDeep { limit: 64 })
-        );
+        assert_eq!(from_slice::<serde_json::Value>(nested(65).as_bytes()), Err(ParseError::TooDeep { limit: 64 }));
     }
 
     #[test]
     fn very_deep_input_is_rejected_without_recursion() {
         let body = "{\"a\":".repeat(1_000_000);
-        assert_eq!(
-            from_slice::<serde_json::Value>(body.as_bytes()),
-            Err(ParseError::TooDeep { limit: 64 })
-        );
+        assert_eq!(from_slice::<serde_json::Value>(body.as_bytes()), Err(ParseError::TooDeep { limit: 64 }));
     }
 
     #[test]
@@ -87,37 +81,10 @@ mod tests {
     #[test]
     fn truncated_json_is_reported_as_truncated() {
         let err = from_slice::<serde_json::Value>(br#"{"type":"event_callback","#).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::Json {
-                    category: "truncated",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ParseError::Json { category: "truncated", .. }), "{err:?}");
         let err = from_slice::<serde_json::Value>(b"{\"a\" 1}").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::Json {
-                    category: "syntax",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ParseError::Json { category: "syntax", .. }), "{err:?}");
         let err = from_slice::<serde_json::Value>(b"{} trailing").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ParseError::Json {
-                    category: "syntax",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ParseError::Json { category: "syntax", .. }), "{err:?}");
     }
 }

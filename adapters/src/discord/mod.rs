@@ -5,20 +5,24 @@
 //! usually [`deferred_response`], after which the [`ReplyHandle::Discord`] token edits the
 //! response for 15 minutes.
 
+mod client;
 mod model;
 mod options;
+pub mod render;
 mod verify;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use client::{DiscordClient, InteractionToken};
+pub use render::{CONTENT_LIMIT, DiscordMessage, EPHEMERAL_FLAG, render_pages, render_tail};
 pub use verify::{DEFAULT_WINDOW_SECS, PublicKey, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 
 use self::model::{CommandData, ComponentData, Interaction};
 use crate::common::{json, non_empty};
 use crate::{
-    Actor, HandshakeResponse, Inbound, InboundKind, ParseError, Parsed, Platform, ReplyHandle,
-    ThreadRef, split_compact_action,
+    Actor, HandshakeResponse, Inbound, InboundKind, ParseError, Parsed, Platform, ReplyHandle, ThreadRef,
+    split_compact_action,
 };
 
 const JSON: &str = "application/json";
@@ -44,10 +48,7 @@ pub fn deferred_response(kind: DeferredKind) -> HandshakeResponse {
         DeferredKind::ChannelMessage => br#"{"type":5}"#,
         DeferredKind::UpdateMessage => br#"{"type":6}"#,
     };
-    HandshakeResponse {
-        content_type: JSON,
-        body: body.to_vec(),
-    }
+    HandshakeResponse { content_type: JSON, body: body.to_vec() }
 }
 
 /// Parses a verified interaction body.
@@ -70,37 +71,24 @@ pub fn deferred_response(kind: DeferredKind) -> HandshakeResponse {
 /// [`ParseError`] for malformed JSON and missing required fields.
 pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
     let value: Value = json::from_slice(body)?;
-    let kind = value
-        .get("type")
-        .ok_or(ParseError::MissingField("type"))?
-        .as_u64()
-        .ok_or(ParseError::InvalidField("type"))?;
+    let kind =
+        value.get("type").ok_or(ParseError::MissingField("type"))?.as_u64().ok_or(ParseError::InvalidField("type"))?;
     match kind {
-        1 => Ok(Parsed::Handshake(HandshakeResponse {
-            content_type: JSON,
-            body: br#"{"type":1}"#.to_vec(),
-        })),
+        1 => Ok(Parsed::Handshake(HandshakeResponse { content_type: JSON, body: br#"{"type":1}"#.to_vec() })),
         2 => {
-            let data = CommandData::deserialize(
-                value.get("data").ok_or(ParseError::MissingField("data"))?,
-            )
-            .map_err(|_| ParseError::InvalidField("data"))?;
+            let data = CommandData::deserialize(value.get("data").ok_or(ParseError::MissingField("data"))?)
+                .map_err(|_| ParseError::InvalidField("data"))?;
             let command = non_empty(data.name, "data.name")?;
             let text = options::flatten(data.options.as_deref().unwrap_or_default());
             inbound(&value, InboundKind::Command { command, text })
         }
         3 => {
-            let data = ComponentData::deserialize(
-                value.get("data").ok_or(ParseError::MissingField("data"))?,
-            )
-            .map_err(|_| ParseError::InvalidField("data"))?;
+            let data = ComponentData::deserialize(value.get("data").ok_or(ParseError::MissingField("data"))?)
+                .map_err(|_| ParseError::InvalidField("data"))?;
             let custom_id = non_empty(data.custom_id, "data.custom_id")?;
             let (action_id, value_part) = split_compact_action(&custom_id);
             let chosen = data.values.filter(|v| !v.is_empty()).map(|v| v.join(","));
-            let message_ref = value
-                .pointer("/message/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let message_ref = value.pointer("/message/id").and_then(Value::as_str).map(str::to_owned);
             let kind = InboundKind::Action {
                 action_id: action_id.to_owned(),
                 value: chosen.unwrap_or_else(|| value_part.to_owned()),
@@ -108,36 +96,23 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
             };
             inbound(&value, kind)
         }
-        4 => Ok(Parsed::Ignored {
-            reason: "autocomplete is not supported",
-        }),
-        5 => Ok(Parsed::Ignored {
-            reason: "modal submits are not supported",
-        }),
-        _ => Ok(Parsed::Ignored {
-            reason: "unsupported discord interaction type",
-        }),
+        4 => Ok(Parsed::Ignored { reason: "autocomplete is not supported" }),
+        5 => Ok(Parsed::Ignored { reason: "modal submits are not supported" }),
+        _ => Ok(Parsed::Ignored { reason: "unsupported discord interaction type" }),
     }
 }
 
 fn inbound(value: &Value, kind: InboundKind) -> Result<Parsed, ParseError> {
-    let interaction =
-        Interaction::deserialize(value).map_err(|_| ParseError::InvalidField("interaction"))?;
+    let interaction = Interaction::deserialize(value).map_err(|_| ParseError::InvalidField("interaction"))?;
     let application_id = non_empty(interaction.application_id, "application_id")?;
-    let user = interaction
-        .member
-        .and_then(|m| m.user)
-        .or(interaction.user)
-        .ok_or(ParseError::MissingField("member.user"))?;
-    let channel_id = interaction
-        .channel_id
-        .or_else(|| interaction.channel.as_ref().and_then(|c| c.id.clone()));
+    let user =
+        interaction.member.and_then(|m| m.user).or(interaction.user).ok_or(ParseError::MissingField("member.user"))?;
+    let channel_id = interaction.channel_id.or_else(|| interaction.channel.as_ref().and_then(|c| c.id.clone()));
     let channel_id = non_empty(channel_id, "channel_id")?;
     let (channel, thread) = match interaction.channel {
-        Some(c) if c.kind.is_some_and(|k| THREAD_CHANNEL_TYPES.contains(&k)) => (
-            c.parent_id.unwrap_or_else(|| channel_id.clone()),
-            Some(channel_id),
-        ),
+        Some(c) if c.kind.is_some_and(|k| THREAD_CHANNEL_TYPES.contains(&k)) => {
+            (c.parent_id.unwrap_or_else(|| channel_id.clone()), Some(channel_id))
+        }
         _ => (channel_id, None),
     };
     Ok(Parsed::Inbound(Inbound {
@@ -150,15 +125,9 @@ fn inbound(value: &Value, kind: InboundKind) -> Result<Parsed, ParseError> {
             thread,
             reply_to: None,
         },
-        actor: Actor {
-            id: non_empty(user.id, "user.id")?,
-            name: user.global_name.or(user.username),
-        },
+        actor: Actor { id: non_empty(user.id, "user.id")?, name: user.global_name.or(user.username) },
         kind,
-        reply_handle: Some(ReplyHandle::Discord {
-            application_id,
-            token: non_empty(interaction.token, "token")?,
-        }),
+        reply_handle: Some(ReplyHandle::Discord { application_id, token: non_empty(interaction.token, "token")? }),
     }))
 }
 

@@ -97,10 +97,7 @@ mod tests {
             {"name": "network", "type": 5, "value": false},
             {"name": "retries", "type": 4, "value": 3}
         ]}]);
-        assert_eq!(
-            flat(&options),
-            "run --template python --gpu --retries 3 pytest -x"
-        );
+        assert_eq!(flat(&options), "run --template python --gpu --retries 3 pytest -x");
     }
 
     #[test]
@@ -115,9 +112,6 @@ mod tests {
         ]}]);
         assert_eq!(flat(&options), "jobs cancel 42");
         assert_eq!(flat(&json!([])), "");
-        assert_eq!(
-            flat(&json!([{"name": "text", "type": 3, "value": "summarize"}])),
-            "summarize"
-        );
+        assert_eq!(flat(&json!([{"name": "text", "type": 3, "value": "summarize"}])), "summarize");
     }
 }

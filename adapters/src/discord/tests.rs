@@ -30,14 +30,10 @@ fn command_in_guild() -> serde_json::Value {
 
 #[test]
 fn ping_is_answered_with_pong() {
-    let Ok(Parsed::Handshake(h)) = parse(br#"{"type":1}"#) else {
-        panic!()
-    };
+    let Ok(Parsed::Handshake(h)) = parse(br#"{"type":1}"#) else { panic!() };
     assert_eq!(h.body, br#"{"type":1}"#);
     assert_eq!(h.content_type, "application/json");
-    let Ok(Parsed::Handshake(_)) =
-        parse(br#"{"id":"1","application_id":"2","type":1,"version":1,"token":"t"}"#)
-    else {
+    let Ok(Parsed::Handshake(_)) = parse(br#"{"id":"1","application_id":"2","type":1,"version":1,"token":"t"}"#) else {
         panic!()
     };
 }
@@ -50,20 +46,8 @@ fn application_command_becomes_a_command() {
     assert_eq!(got.thread.install, "1170000000000000000");
     assert_eq!(got.thread.channel, "1110000000000000000");
     assert_eq!(got.thread.thread, None);
-    assert_eq!(
-        got.actor,
-        Actor {
-            id: "1000000000000000001".into(),
-            name: Some("Ada L".into())
-        }
-    );
-    assert_eq!(
-        got.kind,
-        InboundKind::Command {
-            command: "cynode".into(),
-            text: "run echo hi".into()
-        }
-    );
+    assert_eq!(got.actor, Actor { id: "1000000000000000001".into(), name: Some("Ada L".into()) });
+    assert_eq!(got.kind, InboundKind::Command { command: "cynode".into(), text: "run echo hi".into() });
     assert_eq!(
         got.reply_handle,
         Some(ReplyHandle::Discord {
@@ -71,10 +55,7 @@ fn application_command_becomes_a_command() {
             token: "aW50ZXJhY3Rpb246MTE4MDAwMDAwMDAwMDAwMDAwMTpzZWNyZXQ".into(),
         })
     );
-    assert!(
-        !format!("{got:?}").contains("aW50ZXJhY3Rpb24"),
-        "Debug must redact the token"
-    );
+    assert!(!format!("{got:?}").contains("aW50ZXJhY3Rpb24"), "Debug must redact the token");
 }
 
 #[test]
@@ -83,18 +64,9 @@ fn dm_user_and_threads() {
     let map = dm.as_object_mut().unwrap();
     map.remove("member");
     map.remove("guild_id");
-    map.insert(
-        "user".into(),
-        json!({"id": "42", "username": "bob", "global_name": null}),
-    );
+    map.insert("user".into(), json!({"id": "42", "username": "bob", "global_name": null}));
     let got = inbound(parse(dm.to_string().as_bytes()));
-    assert_eq!(
-        got.actor,
-        Actor {
-            id: "42".into(),
-            name: Some("bob".into())
-        }
-    );
+    assert_eq!(got.actor, Actor { id: "42".into(), name: Some("bob".into()) });
 
     let mut threaded = command_in_guild();
     threaded["channel_id"] = json!("1300");
@@ -119,8 +91,7 @@ fn component_click_becomes_an_action() {
             message_ref: Some("1190000000000000000".into())
         }
     );
-    click["data"] =
-        json!({"custom_id": "template", "component_type": 3, "values": ["python", "gpu"]});
+    click["data"] = json!({"custom_id": "template", "component_type": 3, "values": ["python", "gpu"]});
     let got = inbound(parse(click.to_string().as_bytes()));
     assert_eq!(
         got.kind,
@@ -147,72 +118,29 @@ fn other_types_are_ignored() {
 #[test]
 fn malformed_interactions_are_errors() {
     assert_eq!(parse(b"{}"), Err(ParseError::MissingField("type")));
-    assert_eq!(
-        parse(br#"{"type":"2"}"#),
-        Err(ParseError::InvalidField("type"))
-    );
-    assert_eq!(
-        parse(br#"{"type":-1}"#),
-        Err(ParseError::InvalidField("type"))
-    );
-    assert!(matches!(
-        parse(br#"{"type":2,"data":{"#),
-        Err(ParseError::Json {
-            category: "truncated",
-            ..
-        })
-    ));
-    assert_eq!(
-        parse(br#"{"type":2}"#),
-        Err(ParseError::MissingField("data"))
-    );
-    let deep = format!(
-        r#"{{"type":2,"data":{}{}}}"#,
-        "{\"a\":".repeat(80),
-        "}".repeat(80)
-    );
-    assert_eq!(
-        parse(deep.as_bytes()),
-        Err(ParseError::TooDeep { limit: 64 })
-    );
+    assert_eq!(parse(br#"{"type":"2"}"#), Err(ParseError::InvalidField("type")));
+    assert_eq!(parse(br#"{"type":-1}"#), Err(ParseError::InvalidField("type")));
+    assert!(matches!(parse(br#"{"type":2,"data":{"#), Err(ParseError::Json { category: "truncated", .. })));
+    assert_eq!(parse(br#"{"type":2}"#), Err(ParseError::MissingField("data")));
+    let deep = format!(r#"{{"type":2,"data":{}{}}}"#, "{\"a\":".repeat(80), "}".repeat(80));
+    assert_eq!(parse(deep.as_bytes()), Err(ParseError::TooDeep { limit: 64 }));
     let mut v = command_in_guild();
     v["data"]["name"] = json!("");
-    assert_eq!(
-        parse(v.to_string().as_bytes()),
-        Err(ParseError::InvalidField("data.name"))
-    );
+    assert_eq!(parse(v.to_string().as_bytes()), Err(ParseError::InvalidField("data.name")));
     let mut v = command_in_guild();
     v.as_object_mut().unwrap().remove("member");
-    assert_eq!(
-        parse(v.to_string().as_bytes()),
-        Err(ParseError::MissingField("member.user"))
-    );
+    assert_eq!(parse(v.to_string().as_bytes()), Err(ParseError::MissingField("member.user")));
     let mut v = command_in_guild();
     v.as_object_mut().unwrap().remove("token");
-    assert_eq!(
-        parse(v.to_string().as_bytes()),
-        Err(ParseError::MissingField("token"))
-    );
+    assert_eq!(parse(v.to_string().as_bytes()), Err(ParseError::MissingField("token")));
     let mut v = command_in_guild();
     v["data"]["options"] = json!("not a list");
-    assert_eq!(
-        parse(v.to_string().as_bytes()),
-        Err(ParseError::InvalidField("data"))
-    );
+    assert_eq!(parse(v.to_string().as_bytes()), Err(ParseError::InvalidField("data")));
 }
 
 #[test]
 fn deferred_responses() {
-    assert_eq!(
-        deferred_response(DeferredKind::ChannelMessage).body,
-        br#"{"type":5}"#
-    );
-    assert_eq!(
-        deferred_response(DeferredKind::UpdateMessage).body,
-        br#"{"type":6}"#
-    );
-    assert_eq!(
-        deferred_response(DeferredKind::UpdateMessage).content_type,
-        "application/json"
-    );
+    assert_eq!(deferred_response(DeferredKind::ChannelMessage).body, br#"{"type":5}"#);
+    assert_eq!(deferred_response(DeferredKind::UpdateMessage).body, br#"{"type":6}"#);
+    assert_eq!(deferred_response(DeferredKind::UpdateMessage).content_type, "application/json");
 }

@@ -33,9 +33,7 @@ impl PublicKey {
     pub fn from_hex(hex_key: &str) -> Result<Self, VerifyError> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hex_key.trim(), &mut bytes).map_err(|_| VerifyError::InvalidKey)?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Self)
-            .map_err(|_| VerifyError::InvalidKey)
+        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| VerifyError::InvalidKey)
     }
 }
 
@@ -67,17 +65,13 @@ pub fn verify(
     let signature = headers::required(headers, SIGNATURE_HEADER)?;
     let timestamp = headers::required(headers, TIMESTAMP_HEADER)?;
     let mut sig = [0u8; 64];
-    hex::decode_to_slice(signature, &mut sig)
-        .map_err(|_| VerifyError::BadHeader(SIGNATURE_HEADER))?;
+    hex::decode_to_slice(signature, &mut sig).map_err(|_| VerifyError::BadHeader(SIGNATURE_HEADER))?;
     let ts = headers::unix_seconds(timestamp, TIMESTAMP_HEADER)?;
     headers::check_window(ts, now_unix, window_secs)?;
     let mut message = Vec::with_capacity(timestamp.len() + body.len());
     message.extend_from_slice(timestamp.as_bytes());
     message.extend_from_slice(body);
-    public_key
-        .0
-        .verify_strict(&message, &Signature::from_bytes(&sig))
-        .map_err(|_| VerifyError::BadSignature)
+    public_key.0.verify_strict(&message, &Signature::from_bytes(&sig)).map_err(|_| VerifyError::BadSignature)
 }
 
 #[cfg(test)]
@@ -124,21 +118,11 @@ mod tests {
 
     #[test]
     fn tampered_body_wrong_key_and_forgeries_fail() {
-        assert_eq!(
-            check(&official(), br#"{"type":2}"#, TS),
-            Err(VerifyError::BadSignature)
-        );
-        assert_eq!(
-            check(&official(), br#"{"type":1} "#, TS),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(check(&official(), br#"{"type":2}"#, TS), Err(VerifyError::BadSignature));
+        assert_eq!(check(&official(), br#"{"type":1} "#, TS), Err(VerifyError::BadSignature));
         let other = SigningKey::from_bytes(&[7u8; 32]);
-        let wrong_key =
-            PublicKey::from_hex(&hex::encode(other.verifying_key().as_bytes())).unwrap();
-        assert_eq!(
-            verify(&official(), BODY, &wrong_key, TS, 300),
-            Err(VerifyError::BadSignature)
-        );
+        let wrong_key = PublicKey::from_hex(&hex::encode(other.verifying_key().as_bytes())).unwrap();
+        assert_eq!(verify(&official(), BODY, &wrong_key, TS, 300), Err(VerifyError::BadSignature));
         let zeros = headers(&"0".repeat(128), &TS.to_string());
         assert_eq!(check(&zeros, BODY, TS), Err(VerifyError::BadSignature));
         // The signature covers the timestamp: moving it breaks the signature.
@@ -146,24 +130,15 @@ mod tests {
         assert_eq!(check(&moved, BODY, TS), Err(VerifyError::BadSignature));
         // A signature by another key over the same message.
         let forged = hex::encode(other.sign(b"1700000000{\"type\":1}").to_bytes());
-        assert_eq!(
-            check(&headers(&forged, "1700000000"), BODY, TS),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(check(&headers(&forged, "1700000000"), BODY, TS), Err(VerifyError::BadSignature));
     }
 
     #[test]
     fn freshness_window_is_inclusive() {
         assert_eq!(check(&official(), BODY, TS + 300), Ok(()));
         assert_eq!(check(&official(), BODY, TS - 300), Ok(()));
-        assert_eq!(
-            check(&official(), BODY, TS + 301),
-            Err(VerifyError::StaleTimestamp)
-        );
-        assert_eq!(
-            check(&official(), BODY, TS - 301),
-            Err(VerifyError::FutureTimestamp)
-        );
+        assert_eq!(check(&official(), BODY, TS + 301), Err(VerifyError::StaleTimestamp));
+        assert_eq!(check(&official(), BODY, TS - 301), Err(VerifyError::FutureTimestamp));
         assert_eq!(verify(&official(), BODY, &key(), TS + 3600, 3600), Ok(()));
     }
 
@@ -181,16 +156,10 @@ mod tests {
         }
         let mut h = official();
         h.remove(SIGNATURE_HEADER);
-        assert_eq!(
-            check(&h, BODY, TS),
-            Err(VerifyError::MissingHeader(SIGNATURE_HEADER))
-        );
+        assert_eq!(check(&h, BODY, TS), Err(VerifyError::MissingHeader(SIGNATURE_HEADER)));
         let mut h = official();
         h.remove(TIMESTAMP_HEADER);
-        assert_eq!(
-            check(&h, BODY, TS),
-            Err(VerifyError::MissingHeader(TIMESTAMP_HEADER))
-        );
+        assert_eq!(check(&h, BODY, TS), Err(VerifyError::MissingHeader(TIMESTAMP_HEADER)));
     }
 
     #[test]
@@ -203,20 +172,13 @@ mod tests {
         let mut sig = [0u8; 64];
         sig[0] = 1;
         let h = headers(&hex::encode(sig), &TS.to_string());
-        assert_eq!(
-            verify(&h, b"anything", &weak, TS, 300),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify(&h, b"anything", &weak, TS, 300), Err(VerifyError::BadSignature));
     }
 
     #[test]
     fn bad_public_keys_are_rejected() {
         for bad in ["", "zz", &PUBLIC[..62], &format!("{PUBLIC}00")] {
-            assert_eq!(
-                PublicKey::from_hex(bad),
-                Err(VerifyError::InvalidKey),
-                "{bad:?}"
-            );
+            assert_eq!(PublicKey::from_hex(bad), Err(VerifyError::InvalidKey), "{bad:?}");
         }
         assert_eq!(format!("{:?}", key()), format!("PublicKey({PUBLIC})"));
     }

@@ -35,20 +35,14 @@ fn slash_command(form: &Form) -> Result<Parsed, ParseError> {
         },
         actor: Actor {
             id: form.non_empty("user_id")?.to_owned(),
-            name: form
-                .get("user_name")
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned),
+            name: form.get("user_name").filter(|n| !n.is_empty()).map(str::to_owned),
         },
         kind: InboundKind::Command {
             command: command.to_owned(),
             text: form.get("text").unwrap_or_default().trim().to_owned(),
         },
         reply_handle: Some(ReplyHandle::Slack {
-            response_url: form
-                .get("response_url")
-                .filter(|u| !u.is_empty())
-                .map(str::to_owned),
+            response_url: form.get("response_url").filter(|u| !u.is_empty()).map(str::to_owned),
             trigger_id: Some(trigger_id),
         }),
     }))
@@ -58,21 +52,16 @@ fn interaction(payload: &[u8]) -> Result<Parsed, ParseError> {
     let payload: Value = json::from_slice(payload)?;
     match payload.get("type").and_then(Value::as_str) {
         Some("block_actions") => {
-            let actions = BlockActions::deserialize(&payload)
-                .map_err(|_| ParseError::InvalidField("payload"))?;
+            let actions = BlockActions::deserialize(&payload).map_err(|_| ParseError::InvalidField("payload"))?;
             block_actions(actions)
         }
-        Some(_) => Ok(Parsed::Ignored {
-            reason: "unsupported slack interaction type",
-        }),
+        Some(_) => Ok(Parsed::Ignored { reason: "unsupported slack interaction type" }),
         None => Err(ParseError::MissingField("payload.type")),
     }
 }
 
 fn block_actions(payload: BlockActions) -> Result<Parsed, ParseError> {
-    let user = payload
-        .user
-        .ok_or(ParseError::MissingField("payload.user"))?;
+    let user = payload.user.ok_or(ParseError::MissingField("payload.user"))?;
     let user_id = non_empty(user.id, "payload.user.id")?;
     let team_id = payload
         .team
@@ -87,15 +76,10 @@ fn block_actions(payload: BlockActions) -> Result<Parsed, ParseError> {
         .or_else(|| container.as_ref().and_then(|c| c.channel_id.clone()))
         .filter(|c| !c.is_empty())
     else {
-        return Ok(Parsed::Ignored {
-            reason: "block action outside a channel (modal, home tab)",
-        });
+        return Ok(Parsed::Ignored { reason: "block action outside a channel (modal, home tab)" });
     };
-    let action = payload
-        .actions
-        .as_deref()
-        .and_then(<[Value]>::first)
-        .ok_or(ParseError::MissingField("payload.actions"))?;
+    let action =
+        payload.actions.as_deref().and_then(<[Value]>::first).ok_or(ParseError::MissingField("payload.actions"))?;
     let action_id = action
         .get("action_id")
         .and_then(Value::as_str)
@@ -108,16 +92,12 @@ fn block_actions(payload: BlockActions) -> Result<Parsed, ParseError> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let (message_ts, container_thread) =
-        container.map_or((None, None), |c| (c.message_ts, c.thread_ts));
+    let (message_ts, container_thread) = container.map_or((None, None), |c| (c.message_ts, c.thread_ts));
     let (message_ts, message_thread) = match payload.message {
         Some(m) => (message_ts.or(m.ts), m.thread_ts),
         None => (message_ts, None),
     };
-    let delivery_id = match (
-        &payload.trigger_id,
-        action.get("action_ts").and_then(Value::as_str),
-    ) {
+    let delivery_id = match (&payload.trigger_id, action.get("action_ts").and_then(Value::as_str)) {
         (Some(trigger), _) if !trigger.is_empty() => trigger.clone(),
         (_, Some(action_ts)) if !action_ts.is_empty() => format!("{user_id}:{action_ts}"),
         _ => return Err(ParseError::MissingField("payload.trigger_id")),
@@ -129,20 +109,11 @@ fn block_actions(payload: BlockActions) -> Result<Parsed, ParseError> {
             platform: Platform::Slack,
             install: team_id,
             channel,
-            thread: message_thread
-                .or(container_thread)
-                .or_else(|| message_ts.clone()),
+            thread: message_thread.or(container_thread).or_else(|| message_ts.clone()),
             reply_to: None,
         },
-        actor: Actor {
-            id: user_id,
-            name: user.username.or(user.name),
-        },
-        kind: InboundKind::Action {
-            action_id,
-            value,
-            message_ref: message_ts,
-        },
+        actor: Actor { id: user_id, name: user.username.or(user.name) },
+        kind: InboundKind::Action { action_id, value, message_ref: message_ts },
         reply_handle: Some(ReplyHandle::Slack {
             response_url: payload.response_url.filter(|u| !u.is_empty()),
             trigger_id: payload.trigger_id.filter(|t| !t.is_empty()),

@@ -5,13 +5,17 @@
 //! every workspace it is installed in, so the secret is looked up by `api_app_id`; the workspace
 //! (`team_id`) becomes [`ThreadRef::install`](crate::ThreadRef::install).
 
+mod client;
 mod events;
 mod forms;
 mod model;
+pub mod render;
 mod verify;
 
 use serde_json::Value;
 
+pub use client::{ResponseMode, SlackClient, StreamStart};
+pub use render::{SlackMessage, TEXT_LIMIT, render_pages, render_tail};
 pub use verify::{REPLAY_WINDOW_SECS, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify};
 
 use crate::common::{form::Form, headers, json};
@@ -38,11 +42,7 @@ use crate::{ParseError, Parsed};
 /// [`ParseError`] for malformed JSON or form bodies, unsupported content types and missing
 /// required fields.
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Parsed, ParseError> {
-    if is_json(content_type, body)? {
-        events::parse(body)
-    } else {
-        forms::parse(body)
-    }
+    if is_json(content_type, body)? { events::parse(body) } else { forms::parse(body) }
 }
 
 /// What a request claims about its app and workspace, read before verification.
@@ -85,9 +85,7 @@ fn hint_from_json(value: &Value) -> InstallHint {
     let str_at = |pointer: &str| owned(value.pointer(pointer).and_then(Value::as_str));
     InstallHint {
         api_app_id: str_at("/api_app_id"),
-        team_id: str_at("/team_id")
-            .or_else(|| str_at("/team/id"))
-            .or_else(|| str_at("/user/team_id")),
+        team_id: str_at("/team_id").or_else(|| str_at("/team/id")).or_else(|| str_at("/user/team_id")),
         enterprise_id: str_at("/enterprise_id").or_else(|| str_at("/enterprise/id")),
     }
 }

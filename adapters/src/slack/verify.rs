@@ -27,27 +27,15 @@ const VERSION_PREFIX: &str = "v0=";
 /// (non-numeric timestamp, missing `v0=`, bad hex, wrong length), [`VerifyError::StaleTimestamp`]
 /// / [`VerifyError::FutureTimestamp`] outside the window, [`VerifyError::BadSignature`] on
 /// mismatch, [`VerifyError::InvalidKey`] for an empty secret.
-pub fn verify(
-    headers: &HeaderMap,
-    body: &[u8],
-    signing_secret: &[u8],
-    now_unix: i64,
-) -> Result<(), VerifyError> {
+pub fn verify(headers: &HeaderMap, body: &[u8], signing_secret: &[u8], now_unix: i64) -> Result<(), VerifyError> {
     let timestamp = headers::required(headers, TIMESTAMP_HEADER)?;
     let signature = headers::required(headers, SIGNATURE_HEADER)?;
     let ts = headers::unix_seconds(timestamp, TIMESTAMP_HEADER)?;
     headers::check_window(ts, now_unix, REPLAY_WINDOW_SECS)?;
-    let hex_tag = signature
-        .strip_prefix(VERSION_PREFIX)
-        .ok_or(VerifyError::BadHeader(SIGNATURE_HEADER))?;
+    let hex_tag = signature.strip_prefix(VERSION_PREFIX).ok_or(VerifyError::BadHeader(SIGNATURE_HEADER))?;
     let mut tag = [0u8; 32];
-    hex::decode_to_slice(hex_tag, &mut tag)
-        .map_err(|_| VerifyError::BadHeader(SIGNATURE_HEADER))?;
-    crypto::verify_hmac_sha256(
-        signing_secret,
-        &[b"v0:", timestamp.as_bytes(), b":", body],
-        &tag,
-    )
+    hex::decode_to_slice(hex_tag, &mut tag).map_err(|_| VerifyError::BadHeader(SIGNATURE_HEADER))?;
+    crypto::verify_hmac_sha256(signing_secret, &[b"v0:", timestamp.as_bytes(), b":", body], &tag)
 }
 
 /// Computes the `X-Slack-Signature` value for a body, as Slack does. For tests and fake Slack
@@ -76,10 +64,7 @@ mod tests {
 
     fn headers(ts: &str, sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            "X-Slack-Request-Timestamp",
-            HeaderValue::from_str(ts).unwrap(),
-        );
+        h.insert("X-Slack-Request-Timestamp", HeaderValue::from_str(ts).unwrap());
         h.insert("X-Slack-Signature", HeaderValue::from_str(sig).unwrap());
         h
     }
@@ -98,23 +83,14 @@ mod tests {
     fn window_is_300_seconds_inclusive_both_ways() {
         assert_eq!(verify(&official(), BODY, SECRET, TS + 300), Ok(()));
         assert_eq!(verify(&official(), BODY, SECRET, TS - 300), Ok(()));
-        assert_eq!(
-            verify(&official(), BODY, SECRET, TS + 301),
-            Err(VerifyError::StaleTimestamp)
-        );
-        assert_eq!(
-            verify(&official(), BODY, SECRET, TS - 301),
-            Err(VerifyError::FutureTimestamp)
-        );
+        assert_eq!(verify(&official(), BODY, SECRET, TS + 301), Err(VerifyError::StaleTimestamp));
+        assert_eq!(verify(&official(), BODY, SECRET, TS - 301), Err(VerifyError::FutureTimestamp));
     }
 
     #[test]
     fn forged_or_mismatched_signatures_fail() {
         let forged = headers(&TS.to_string(), &format!("v0={}", "0".repeat(64)));
-        assert_eq!(
-            verify(&forged, BODY, SECRET, TS),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify(&forged, BODY, SECRET, TS), Err(VerifyError::BadSignature));
         // A valid signature for another body.
         let other = sign(SECRET, TS, b"text=other").unwrap();
         let h = headers(&TS.to_string(), &other);
@@ -122,21 +98,12 @@ mod tests {
         // One flipped byte in the body.
         let mut tampered = BODY.to_vec();
         tampered[0] ^= 1;
-        assert_eq!(
-            verify(&official(), &tampered, SECRET, TS),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify(&official(), &tampered, SECRET, TS), Err(VerifyError::BadSignature));
         // The wrong secret.
-        assert_eq!(
-            verify(&official(), BODY, b"another", TS),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify(&official(), BODY, b"another", TS), Err(VerifyError::BadSignature));
         // The signature replayed with a fresh timestamp.
         let replayed = headers(&(TS + 1000).to_string(), SIG);
-        assert_eq!(
-            verify(&replayed, BODY, SECRET, TS + 1000),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify(&replayed, BODY, SECRET, TS + 1000), Err(VerifyError::BadSignature));
         // Uppercase hex decodes to the same tag, so it is the same signature.
         let upper = headers(&TS.to_string(), &format!("v0={}", SIG[3..].to_uppercase()));
         assert_eq!(verify(&upper, BODY, SECRET, TS), Ok(()));
@@ -152,43 +119,25 @@ mod tests {
             (headers(&ts, &format!("v1={}", &SIG[3..])), SIGNATURE_HEADER),
             (headers(&ts, &SIG[..SIG.len() - 2]), SIGNATURE_HEADER),
             (headers(&ts, &format!("{SIG}00")), SIGNATURE_HEADER),
-            (
-                headers(&ts, &format!("v0={}", "zz".repeat(32))),
-                SIGNATURE_HEADER,
-            ),
+            (headers(&ts, &format!("v0={}", "zz".repeat(32))), SIGNATURE_HEADER),
         ];
         for (h, name) in cases {
-            assert_eq!(
-                verify(&h, BODY, SECRET, TS),
-                Err(VerifyError::BadHeader(name))
-            );
+            assert_eq!(verify(&h, BODY, SECRET, TS), Err(VerifyError::BadHeader(name)));
         }
         let mut twice = official();
         twice.append(SIGNATURE_HEADER, HeaderValue::from_static(SIG));
-        assert_eq!(
-            verify(&twice, BODY, SECRET, TS),
-            Err(VerifyError::BadHeader(SIGNATURE_HEADER))
-        );
+        assert_eq!(verify(&twice, BODY, SECRET, TS), Err(VerifyError::BadHeader(SIGNATURE_HEADER)));
     }
 
     #[test]
     fn missing_headers_and_empty_secret_fail() {
         let mut h = official();
         h.remove(SIGNATURE_HEADER);
-        assert_eq!(
-            verify(&h, BODY, SECRET, TS),
-            Err(VerifyError::MissingHeader(SIGNATURE_HEADER))
-        );
+        assert_eq!(verify(&h, BODY, SECRET, TS), Err(VerifyError::MissingHeader(SIGNATURE_HEADER)));
         let mut h = official();
         h.remove(TIMESTAMP_HEADER);
-        assert_eq!(
-            verify(&h, BODY, SECRET, TS),
-            Err(VerifyError::MissingHeader(TIMESTAMP_HEADER))
-        );
-        assert_eq!(
-            verify(&official(), BODY, b"", TS),
-            Err(VerifyError::InvalidKey)
-        );
+        assert_eq!(verify(&h, BODY, SECRET, TS), Err(VerifyError::MissingHeader(TIMESTAMP_HEADER)));
+        assert_eq!(verify(&official(), BODY, b"", TS), Err(VerifyError::InvalidKey));
         assert_eq!(sign(b"", TS, BODY), Err(VerifyError::InvalidKey));
     }
 
@@ -198,8 +147,6 @@ mod tests {
         tampered[0] ^= 1;
         let err = verify(&official(), &tampered, SECRET, TS).unwrap_err();
         let shown = format!("{err} {err:?}");
-        assert!(
-            !shown.contains("8f742231") && !shown.contains("xyzz0") && !shown.contains("a2114d")
-        );
+        assert!(!shown.contains("8f742231") && !shown.contains("xyzz0") && !shown.contains("a2114d"));
     }
 }

@@ -5,9 +5,7 @@ use super::*;
 const BOT: &str = "CyNodeBot";
 
 fn update(message: &serde_json::Value) -> Vec<u8> {
-    json!({"update_id": 745_228_001, "message": message})
-        .to_string()
-        .into_bytes()
+    json!({"update_id": 745_228_001, "message": message}).to_string().into_bytes()
 }
 
 fn group_message(text: &str) -> serde_json::Value {
@@ -51,109 +49,49 @@ fn commands_in_a_forum_topic() {
             reply_to: Some("77".into()),
         }
     );
-    assert_eq!(
-        got.actor,
-        Actor {
-            id: "1234567".into(),
-            name: Some("ada".into())
-        }
-    );
-    assert_eq!(
-        got.kind,
-        InboundKind::Command {
-            command: "cynode".into(),
-            text: "run pytest -x".into()
-        }
-    );
+    assert_eq!(got.actor, Actor { id: "1234567".into(), name: Some("ada".into()) });
+    assert_eq!(got.kind, InboundKind::Command { command: "cynode".into(), text: "run pytest -x".into() });
     assert_eq!(got.reply_handle, None);
 
-    let got = inbound(parse(
-        &update(&group_message("/Cynode@cynodebot status")),
-        "@CyNodeBot",
-    ));
-    assert_eq!(
-        got.kind,
-        InboundKind::Command {
-            command: "cynode".into(),
-            text: "status".into()
-        }
-    );
+    let got = inbound(parse(&update(&group_message("/Cynode@cynodebot status")), "@CyNodeBot"));
+    assert_eq!(got.kind, InboundKind::Command { command: "cynode".into(), text: "status".into() });
     assert_eq!(got.thread.install, "CyNodeBot");
-    assert_eq!(
-        ignored(parse(
-            &update(&group_message("/cynode@OtherBot status")),
-            BOT
-        )),
-        "command for another bot"
-    );
+    assert_eq!(ignored(parse(&update(&group_message("/cynode@OtherBot status")), BOT)), "command for another bot");
 }
 
 #[test]
 fn mentions_replies_and_private_chats() {
-    let got = inbound(parse(
-        &update(&group_message("@cynodebot what failed in CI?")),
-        BOT,
-    ));
-    assert_eq!(
-        got.kind,
-        InboundKind::Mention {
-            text: "what failed in CI?".into()
-        }
-    );
+    let got = inbound(parse(&update(&group_message("@cynodebot what failed in CI?")), BOT));
+    assert_eq!(got.kind, InboundKind::Mention { text: "what failed in CI?".into() });
 
     let mut reply = group_message("and now?");
     reply["reply_to_message"] = json!({"message_id": 70, "from": {"id": 9, "is_bot": true, "first_name": "CyNode", "username": "CyNodeBot"}, "chat": {"id": 1, "type": "supergroup"}, "date": 1});
-    assert_eq!(
-        inbound(parse(&update(&reply), BOT)).kind,
-        InboundKind::Mention {
-            text: "and now?".into()
-        }
-    );
+    assert_eq!(inbound(parse(&update(&reply), BOT)).kind, InboundKind::Mention { text: "and now?".into() });
 
     let mut private = group_message("summarize the incident");
     private["chat"] = json!({"id": 1_234_567, "type": "private", "first_name": "Ada"});
     private.as_object_mut().unwrap().remove("message_thread_id");
     let got = inbound(parse(&update(&private), BOT));
-    assert_eq!(
-        got.kind,
-        InboundKind::Mention {
-            text: "summarize the incident".into()
-        }
-    );
+    assert_eq!(got.kind, InboundKind::Mention { text: "summarize the incident".into() });
     assert_eq!(got.thread.thread, None);
     assert_eq!(got.thread.channel, "1234567");
 }
 
 #[test]
 fn chatter_bots_edits_and_other_updates_are_ignored() {
-    assert_eq!(
-        ignored(parse(&update(&group_message("lunch?")), BOT)),
-        "group message not addressed to the bot"
-    );
+    assert_eq!(ignored(parse(&update(&group_message("lunch?")), BOT)), "group message not addressed to the bot");
     let mut from_bot = group_message("@cynodebot hi");
     from_bot["from"]["is_bot"] = json!(true);
-    assert_eq!(
-        ignored(parse(&update(&from_bot), BOT)),
-        "message from a bot"
-    );
+    assert_eq!(ignored(parse(&update(&from_bot), BOT)), "message from a bot");
     let mut photo = group_message("");
     photo.as_object_mut().unwrap().remove("text");
     assert_eq!(ignored(parse(&update(&photo), BOT)), "message without text");
     let edited = json!({"update_id": 1, "edited_message": group_message("@cynodebot x")});
-    assert_eq!(
-        ignored(parse(edited.to_string().as_bytes(), BOT)),
-        "edited message"
-    );
+    assert_eq!(ignored(parse(edited.to_string().as_bytes(), BOT)), "edited message");
     let poll = json!({"update_id": 2, "poll": {"id": "1"}});
-    assert_eq!(
-        ignored(parse(poll.to_string().as_bytes(), BOT)),
-        "unsupported telegram update type"
-    );
+    assert_eq!(ignored(parse(poll.to_string().as_bytes(), BOT)), "unsupported telegram update type");
     let channel_post = json!({"update_id": 3, "channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}, "text": "/cynode x"}});
-    assert_eq!(
-        ignored(parse(channel_post.to_string().as_bytes(), BOT)),
-        "unsupported telegram update type"
-    );
+    assert_eq!(ignored(parse(channel_post.to_string().as_bytes(), BOT)), "unsupported telegram update type");
 }
 
 fn callback(data: Option<&str>) -> Vec<u8> {
@@ -166,9 +104,7 @@ fn callback(data: Option<&str>) -> Vec<u8> {
     if let Some(data) = data {
         query["data"] = json!(data);
     }
-    json!({"update_id": 9, "callback_query": query})
-        .to_string()
-        .into_bytes()
+    json!({"update_id": 9, "callback_query": query}).to_string().into_bytes()
 }
 
 #[test]
@@ -177,84 +113,35 @@ fn callback_query_becomes_an_action() {
     assert_eq!(got.delivery_id, "9");
     assert_eq!(
         got.kind,
-        InboundKind::Action {
-            action_id: "approve".into(),
-            value: "42".into(),
-            message_ref: Some("77".into())
-        }
+        InboundKind::Action { action_id: "approve".into(), value: "42".into(), message_ref: Some("77".into()) }
     );
     assert_eq!(got.thread.thread.as_deref(), Some("5"));
     assert_eq!(got.thread.reply_to, None);
-    assert_eq!(
-        got.actor,
-        Actor {
-            id: "1234567".into(),
-            name: Some("Ada".into())
-        }
-    );
-    assert_eq!(
-        got.reply_handle,
-        Some(ReplyHandle::Telegram {
-            callback_query_id: "4382bfdwdsb323b2d9".into()
-        })
-    );
-    assert_eq!(
-        ignored(parse(&callback(None), BOT)),
-        "callback query without data (game)"
-    );
+    assert_eq!(got.actor, Actor { id: "1234567".into(), name: Some("Ada".into()) });
+    assert_eq!(got.reply_handle, Some(ReplyHandle::Telegram { callback_query_id: "4382bfdwdsb323b2d9".into() }));
+    assert_eq!(ignored(parse(&callback(None), BOT)), "callback query without data (game)");
 }
 
 #[test]
 fn malformed_updates_are_errors() {
-    assert_eq!(
-        parse(b"{}", BOT),
-        Err(ParseError::MissingField("update_id"))
-    );
-    assert_eq!(
-        parse(br#"{"update_id":"1"}"#, BOT),
-        Err(ParseError::InvalidField("update_id"))
-    );
-    assert_eq!(
-        parse(br#"{"update_id":1.5}"#, BOT),
-        Err(ParseError::InvalidField("update_id"))
-    );
+    assert_eq!(parse(b"{}", BOT), Err(ParseError::MissingField("update_id")));
+    assert_eq!(parse(br#"{"update_id":"1"}"#, BOT), Err(ParseError::InvalidField("update_id")));
+    assert_eq!(parse(br#"{"update_id":1.5}"#, BOT), Err(ParseError::InvalidField("update_id")));
     assert!(matches!(
         parse(br#"{"update_id":1,"message":{"#, BOT),
-        Err(ParseError::Json {
-            category: "truncated",
-            ..
-        })
+        Err(ParseError::Json { category: "truncated", .. })
     ));
-    assert!(matches!(
-        parse(b"\xff\xfe", BOT),
-        Err(ParseError::Json { .. })
-    ));
-    let deep = format!(
-        r#"{{"update_id":1,"message":{}0{}}}"#,
-        "[".repeat(70),
-        "]".repeat(70)
-    );
+    assert!(matches!(parse(b"\xff\xfe", BOT), Err(ParseError::Json { .. })));
+    let deep = format!(r#"{{"update_id":1,"message":{}0{}}}"#, "[".repeat(70), "]".repeat(70));
+    assert_eq!(parse(deep.as_bytes(), BOT), Err(ParseError::TooDeep { limit: 64 }));
     assert_eq!(
-        parse(deep.as_bytes(), BOT),
-        Err(ParseError::TooDeep { limit: 64 })
-    );
-    assert_eq!(
-        parse(
-            br#"{"update_id":1,"message":{"text":5,"from":{"id":1}}}"#,
-            BOT
-        ),
+        parse(br#"{"update_id":1,"message":{"text":5,"from":{"id":1}}}"#, BOT),
         Err(ParseError::InvalidField("message"))
     );
     let mut no_chat = group_message("/cynode x");
     no_chat.as_object_mut().unwrap().remove("chat");
-    assert_eq!(
-        parse(&update(&no_chat), BOT),
-        Err(ParseError::MissingField("message.chat"))
-    );
+    assert_eq!(parse(&update(&no_chat), BOT), Err(ParseError::MissingField("message.chat")));
     let mut no_id = group_message("/cynode x");
     no_id.as_object_mut().unwrap().remove("message_id");
-    assert_eq!(
-        parse(&update(&no_id), BOT),
-        Err(ParseError::MissingField("message.message_id"))
-    );
+    assert_eq!(parse(&update(&no_id), BOT), Err(ParseError::MissingField("message.message_id")));
 }

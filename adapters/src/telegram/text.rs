@@ -22,11 +22,7 @@ pub(super) fn command(text: &str) -> Option<BotCommand<'_>> {
         None => (token, None),
     };
     let valid = (1..=32).contains(&name.len()) && name.bytes().all(is_word_byte);
-    valid.then(|| BotCommand {
-        name,
-        target,
-        args: args.trim(),
-    })
+    valid.then(|| BotCommand { name, target, args: args.trim() })
 }
 
 /// Removes every `@bot` mention (case-insensitive, whole word) and reports whether there was
@@ -43,9 +39,7 @@ pub(super) fn strip_mentions(text: &str, bot: &str) -> (String, bool) {
             continue;
         }
         let end = at + 1 + bot.len();
-        let is_bot = text
-            .get(at + 1..end)
-            .is_some_and(|c| c.eq_ignore_ascii_case(bot));
+        let is_bot = text.get(at + 1..end).is_some_and(|c| c.eq_ignore_ascii_case(bot));
         let before = text.get(..at).and_then(|s| s.chars().next_back());
         let after = text.get(end..).and_then(|s| s.chars().next());
         if is_bot && !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char) {
@@ -74,76 +68,29 @@ mod tests {
     fn commands() {
         assert_eq!(
             command("/cynode run echo hi"),
-            Some(BotCommand {
-                name: "cynode",
-                target: None,
-                args: "run echo hi"
-            })
+            Some(BotCommand { name: "cynode", target: None, args: "run echo hi" })
         );
         assert_eq!(
             command("/cynode@CyNodeBot  status "),
-            Some(BotCommand {
-                name: "cynode",
-                target: Some("CyNodeBot"),
-                args: "status"
-            })
+            Some(BotCommand { name: "cynode", target: Some("CyNodeBot"), args: "status" })
         );
-        assert_eq!(
-            command("/help"),
-            Some(BotCommand {
-                name: "help",
-                target: None,
-                args: ""
-            })
-        );
+        assert_eq!(command("/help"), Some(BotCommand { name: "help", target: None, args: "" }));
         assert_eq!(command("/run\necho hi").map(|c| c.args), Some("echo hi"));
-        for not_a_command in [
-            "",
-            "/",
-            "run",
-            "/usr/bin/ls",
-            "/é",
-            "/@bot",
-            &format!("/{}", "a".repeat(33)),
-        ] {
+        for not_a_command in ["", "/", "run", "/usr/bin/ls", "/é", "/@bot", &format!("/{}", "a".repeat(33))] {
             assert_eq!(command(not_a_command), None, "{not_a_command:?}");
         }
     }
 
     #[test]
     fn mentions() {
-        assert_eq!(
-            strip_mentions("@cynode_bot run ls", "cynode_bot"),
-            ("run ls".into(), true)
-        );
-        assert_eq!(
-            strip_mentions("hey @CyNode_Bot, status", "cynode_bot"),
-            ("hey , status".into(), true)
-        );
-        assert_eq!(
-            strip_mentions("ask @cynode_botx", "cynode_bot"),
-            ("ask @cynode_botx".into(), false)
-        );
-        assert_eq!(
-            strip_mentions("mail a@cynode_bot", "cynode_bot"),
-            ("mail a@cynode_bot".into(), false)
-        );
-        assert_eq!(
-            strip_mentions("@other hi", "cynode_bot"),
-            ("@other hi".into(), false)
-        );
-        assert_eq!(
-            strip_mentions("é@cynode_bot é", "cynode_bot"),
-            ("é é".into(), true)
-        );
-        assert_eq!(
-            strip_mentions("@@cynode_bot@", "cynode_bot"),
-            ("@@".into(), true)
-        );
-        assert_eq!(
-            strip_mentions("@cynode_bot @cynode_bot", "cynode_bot"),
-            (String::new(), true)
-        );
+        assert_eq!(strip_mentions("@cynode_bot run ls", "cynode_bot"), ("run ls".into(), true));
+        assert_eq!(strip_mentions("hey @CyNode_Bot, status", "cynode_bot"), ("hey , status".into(), true));
+        assert_eq!(strip_mentions("ask @cynode_botx", "cynode_bot"), ("ask @cynode_botx".into(), false));
+        assert_eq!(strip_mentions("mail a@cynode_bot", "cynode_bot"), ("mail a@cynode_bot".into(), false));
+        assert_eq!(strip_mentions("@other hi", "cynode_bot"), ("@other hi".into(), false));
+        assert_eq!(strip_mentions("é@cynode_bot é", "cynode_bot"), ("é é".into(), true));
+        assert_eq!(strip_mentions("@@cynode_bot@", "cynode_bot"), ("@@".into(), true));
+        assert_eq!(strip_mentions("@cynode_bot @cynode_bot", "cynode_bot"), (String::new(), true));
         assert_eq!(strip_mentions("@é", "cynode_bot"), ("@é".into(), false));
         assert_eq!(strip_mentions(" hi ", ""), ("hi".into(), false));
     }

@@ -13,10 +13,7 @@ pub const SECRET_TOKEN_HEADER: &str = "x-telegram-bot-api-secret-token";
 /// `0-9`, `_` and `-`.
 #[must_use]
 pub fn is_valid_secret_token(token: &str) -> bool {
-    (1..=256).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=256).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Verifies a Telegram webhook delivery against the bot's configured secret token.
@@ -56,10 +53,7 @@ mod tests {
 
     fn with(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            "X-Telegram-Bot-Api-Secret-Token",
-            HeaderValue::from_str(token).unwrap(),
-        );
+        h.insert("X-Telegram-Bot-Api-Secret-Token", HeaderValue::from_str(token).unwrap());
         h
     }
 
@@ -72,49 +66,22 @@ mod tests {
 
     #[test]
     fn wrong_tokens_fail() {
-        assert_eq!(
-            verify(&with("s3cr3t_T0ken-for-cynodE"), SECRET),
-            Err(VerifyError::BadToken)
-        );
-        assert_eq!(
-            verify(&with("s3cr3t_T0ken-for-cynod"), SECRET),
-            Err(VerifyError::BadToken)
-        );
-        assert_eq!(
-            verify(&with(&format!("{SECRET}x")), SECRET),
-            Err(VerifyError::BadToken)
-        );
+        assert_eq!(verify(&with("s3cr3t_T0ken-for-cynodE"), SECRET), Err(VerifyError::BadToken));
+        assert_eq!(verify(&with("s3cr3t_T0ken-for-cynod"), SECRET), Err(VerifyError::BadToken));
+        assert_eq!(verify(&with(&format!("{SECRET}x")), SECRET), Err(VerifyError::BadToken));
         assert_eq!(verify(&with("x"), SECRET), Err(VerifyError::BadToken));
-        assert_eq!(
-            verify(&with("bad token!"), SECRET),
-            Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER))
-        );
-        assert_eq!(
-            verify(&with(&"a".repeat(257)), SECRET),
-            Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER))
-        );
-        assert_eq!(
-            verify(&HeaderMap::new(), SECRET),
-            Err(VerifyError::MissingHeader(SECRET_TOKEN_HEADER))
-        );
+        assert_eq!(verify(&with("bad token!"), SECRET), Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER)));
+        assert_eq!(verify(&with(&"a".repeat(257)), SECRET), Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER)));
+        assert_eq!(verify(&HeaderMap::new(), SECRET), Err(VerifyError::MissingHeader(SECRET_TOKEN_HEADER)));
         let mut twice = with(SECRET);
         twice.append(SECRET_TOKEN_HEADER, HeaderValue::from_static(SECRET));
-        assert_eq!(
-            verify(&twice, SECRET),
-            Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER))
-        );
+        assert_eq!(verify(&twice, SECRET), Err(VerifyError::BadHeader(SECRET_TOKEN_HEADER)));
     }
 
     #[test]
     fn bad_configuration_fails_closed() {
         assert_eq!(verify(&with("x"), ""), Err(VerifyError::InvalidKey));
-        assert_eq!(
-            verify(&with("a"), "has space"),
-            Err(VerifyError::InvalidKey)
-        );
-        assert_eq!(
-            verify(&with("a"), &"a".repeat(257)),
-            Err(VerifyError::InvalidKey)
-        );
+        assert_eq!(verify(&with("a"), "has space"), Err(VerifyError::InvalidKey));
+        assert_eq!(verify(&with("a"), &"a".repeat(257)), Err(VerifyError::InvalidKey));
     }
 }

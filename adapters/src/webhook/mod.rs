@@ -11,8 +11,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 pub use verify::{
-    CONFIGURED_HEADER_LABEL, Encoding, GITHUB_SIGNATURE_HEADER, HmacScheme, Scheme, Secret,
-    github_signature, verify,
+    CONFIGURED_HEADER_LABEL, Encoding, GITHUB_SIGNATURE_HEADER, HmacScheme, Scheme, Secret, github_signature, verify,
 };
 
 use crate::common::{crypto, form::Form, headers, json};
@@ -55,17 +54,15 @@ pub fn parse(endpoint: &str, headers: &HeaderMap, body: &[u8]) -> Result<Parsed,
     } else {
         json::from_slice(body)?
     };
-    let event = headers::informational(headers, GITHUB_EVENT_HEADER, MAX_EVENT_LEN)
-        .map(str::to_owned)
-        .or_else(|| {
-            ["type", "event"].iter().find_map(|key| {
-                payload
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .filter(|e| !e.is_empty() && e.len() <= MAX_EVENT_LEN)
-                    .map(str::to_owned)
-            })
-        });
+    let event = headers::informational(headers, GITHUB_EVENT_HEADER, MAX_EVENT_LEN).map(str::to_owned).or_else(|| {
+        ["type", "event"].iter().find_map(|key| {
+            payload
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|e| !e.is_empty() && e.len() <= MAX_EVENT_LEN)
+                .map(str::to_owned)
+        })
+    });
     let delivery_id = [standard::ID_HEADER, "svix-id", GITHUB_DELIVERY_HEADER]
         .into_iter()
         .find_map(|name| headers::informational(headers, name, MAX_DELIVERY_ID_LEN))
@@ -80,10 +77,7 @@ pub fn parse(endpoint: &str, headers: &HeaderMap, body: &[u8]) -> Result<Parsed,
             thread: None,
             reply_to: None,
         },
-        actor: Actor {
-            id: endpoint.to_owned(),
-            name: None,
-        },
+        actor: Actor { id: endpoint.to_owned(), name: None },
         kind: InboundKind::Webhook { event, payload },
         reply_handle: None,
     }))

@@ -40,9 +40,7 @@ impl StandardSecret {
     pub fn parse(text: &str) -> Result<Self, VerifyError> {
         let text = text.trim();
         let encoded = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
-        let bytes = STANDARD
-            .decode(encoded)
-            .map_err(|_| VerifyError::InvalidKey)?;
+        let bytes = STANDARD.decode(encoded).map_err(|_| VerifyError::InvalidKey)?;
         Self::from_bytes(bytes)
     }
 
@@ -52,11 +50,7 @@ impl StandardSecret {
     ///
     /// [`VerifyError::InvalidKey`] when the key is not 24–64 bytes.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, VerifyError> {
-        if SECRET_LEN.contains(&bytes.len()) {
-            Ok(Self(bytes))
-        } else {
-            Err(VerifyError::InvalidKey)
-        }
+        if SECRET_LEN.contains(&bytes.len()) { Ok(Self(bytes)) } else { Err(VerifyError::InvalidKey) }
     }
 
     /// The `whsec_<base64>` form, to show once to the owner of a subscription. Never log it.
@@ -78,20 +72,13 @@ impl fmt::Debug for StandardSecret {
 /// `webhook-timestamp`; `msg_id` goes in `webhook-id`.
 #[must_use]
 pub fn sign(secret: &StandardSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    format!(
-        "v1,{}",
-        STANDARD.encode(tag(secret, msg_id, &timestamp.to_string(), body))
-    )
+    format!("v1,{}", STANDARD.encode(tag(secret, msg_id, &timestamp.to_string(), body)))
 }
 
 fn tag(secret: &StandardSecret, msg_id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
     // A StandardSecret is never empty, so the only error of hmac_sha256 cannot happen; fall back
     // to an all-zero tag that no valid signature equals rather than panicking.
-    crypto::hmac_sha256(
-        &secret.0,
-        &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
-    )
-    .unwrap_or([0; 32])
+    crypto::hmac_sha256(&secret.0, &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body]).unwrap_or([0; 32])
 }
 
 /// Verifies a Standard Webhooks request against any of `secrets` (several during a rotation).
@@ -105,12 +92,7 @@ fn tag(secret: &StandardSecret, msg_id: &str, timestamp: &str, body: &[u8]) -> [
 /// well-formed `v1` entry at all, more than 16 entries), [`VerifyError::StaleTimestamp`] /
 /// [`VerifyError::FutureTimestamp`] outside ±[`TOLERANCE_SECS`], [`VerifyError::BadSignature`]
 /// when nothing matches.
-pub fn verify(
-    headers: &HeaderMap,
-    body: &[u8],
-    secrets: &[StandardSecret],
-    now_unix: i64,
-) -> Result<(), VerifyError> {
+pub fn verify(headers: &HeaderMap, body: &[u8], secrets: &[StandardSecret], now_unix: i64) -> Result<(), VerifyError> {
     if secrets.is_empty() {
         return Err(VerifyError::InvalidKey);
     }
@@ -134,11 +116,7 @@ pub fn verify(
         let Some(("v1", encoded)) = entry.split_once(',') else {
             continue;
         };
-        if let Some(sig) = STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|s| <[u8; 32]>::try_from(s).ok())
-        {
+        if let Some(sig) = STANDARD.decode(encoded).ok().and_then(|s| <[u8; 32]>::try_from(s).ok()) {
             candidates.push(sig);
         }
     }

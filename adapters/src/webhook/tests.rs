@@ -10,9 +10,7 @@ const GH_BODY: &[u8] = b"Hello, World!";
 const GH_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
 fn github() -> Scheme {
-    Scheme::GitHub {
-        secrets: vec![Secret::new(GH_SECRET).unwrap()],
-    }
+    Scheme::GitHub { secrets: vec![Secret::new(GH_SECRET).unwrap()] }
 }
 
 fn with(name: &'static str, value: &str) -> HeaderMap {
@@ -23,42 +21,19 @@ fn with(name: &'static str, value: &str) -> HeaderMap {
 
 #[test]
 fn github_official_vector() {
-    assert_eq!(
-        verify(&github(), &with("X-Hub-Signature-256", GH_SIG), GH_BODY, 0),
-        Ok(())
-    );
-    assert_eq!(
-        github_signature(&Secret::new(GH_SECRET).unwrap(), GH_BODY),
-        GH_SIG
-    );
+    assert_eq!(verify(&github(), &with("X-Hub-Signature-256", GH_SIG), GH_BODY, 0), Ok(()));
+    assert_eq!(github_signature(&Secret::new(GH_SECRET).unwrap(), GH_BODY), GH_SIG);
 }
 
 #[test]
 fn github_rejects_forgeries_and_malformed_headers() {
     let h = with(GITHUB_SIGNATURE_HEADER, GH_SIG);
-    assert_eq!(
-        verify(&github(), &h, b"Hello, World?", 0),
-        Err(VerifyError::BadSignature)
-    );
-    let wrong = Scheme::GitHub {
-        secrets: vec![Secret::new("another").unwrap()],
-    };
-    assert_eq!(
-        verify(&wrong, &h, GH_BODY, 0),
-        Err(VerifyError::BadSignature)
-    );
-    for bad in [
-        &GH_SIG[7..],
-        "sha1=757107ea0eb2509fc211221cce984b8a37570b6d",
-        &GH_SIG[..70],
-        "sha256=xyz",
-    ] {
+    assert_eq!(verify(&github(), &h, b"Hello, World?", 0), Err(VerifyError::BadSignature));
+    let wrong = Scheme::GitHub { secrets: vec![Secret::new("another").unwrap()] };
+    assert_eq!(verify(&wrong, &h, GH_BODY, 0), Err(VerifyError::BadSignature));
+    for bad in [&GH_SIG[7..], "sha1=757107ea0eb2509fc211221cce984b8a37570b6d", &GH_SIG[..70], "sha256=xyz"] {
         let h = with(GITHUB_SIGNATURE_HEADER, bad);
-        assert_eq!(
-            verify(&github(), &h, GH_BODY, 0),
-            Err(VerifyError::BadHeader(GITHUB_SIGNATURE_HEADER)),
-            "{bad}"
-        );
+        assert_eq!(verify(&github(), &h, GH_BODY, 0), Err(VerifyError::BadHeader(GITHUB_SIGNATURE_HEADER)), "{bad}");
     }
     assert_eq!(
         verify(&github(), &HeaderMap::new(), GH_BODY, 0),
@@ -67,15 +42,10 @@ fn github_rejects_forgeries_and_malformed_headers() {
     let none = Scheme::GitHub { secrets: vec![] };
     assert_eq!(verify(&none, &h, GH_BODY, 0), Err(VerifyError::InvalidKey));
     // Rotation: the old secret still verifies while listed.
-    let rotating = Scheme::GitHub {
-        secrets: vec![Secret::new("new").unwrap(), Secret::new(GH_SECRET).unwrap()],
-    };
+    let rotating = Scheme::GitHub { secrets: vec![Secret::new("new").unwrap(), Secret::new(GH_SECRET).unwrap()] };
     assert_eq!(verify(&rotating, &h, GH_BODY, 0), Ok(()));
     assert_eq!(Secret::new(""), Err(VerifyError::InvalidKey));
-    assert_eq!(
-        format!("{:?}", github()),
-        "GitHub { secrets: [Secret(<redacted>)] }"
-    );
+    assert_eq!(format!("{:?}", github()), "GitHub { secrets: [Secret(<redacted>)] }");
 }
 
 fn plain(encoding: Encoding, prefix: Option<&str>) -> Scheme {
@@ -91,49 +61,15 @@ fn plain(encoding: Encoding, prefix: Option<&str>) -> Scheme {
 fn plain_hmac_hex_and_base64() {
     let hex_tag = &GH_SIG[7..];
     let b64 = "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc=";
+    assert_eq!(verify(&plain(Encoding::Hex, None), &with("X-Signature", hex_tag), GH_BODY, 0), Ok(()));
+    assert_eq!(verify(&plain(Encoding::Hex, Some("sha256=")), &with("x-signature", GH_SIG), GH_BODY, 0), Ok(()));
+    assert_eq!(verify(&plain(Encoding::Base64, None), &with("x-signature", b64), GH_BODY, 0), Ok(()));
     assert_eq!(
-        verify(
-            &plain(Encoding::Hex, None),
-            &with("X-Signature", hex_tag),
-            GH_BODY,
-            0
-        ),
+        verify(&plain(Encoding::Base64, None), &with("x-signature", b64.trim_end_matches('=')), GH_BODY, 0),
         Ok(())
     );
     assert_eq!(
-        verify(
-            &plain(Encoding::Hex, Some("sha256=")),
-            &with("x-signature", GH_SIG),
-            GH_BODY,
-            0
-        ),
-        Ok(())
-    );
-    assert_eq!(
-        verify(
-            &plain(Encoding::Base64, None),
-            &with("x-signature", b64),
-            GH_BODY,
-            0
-        ),
-        Ok(())
-    );
-    assert_eq!(
-        verify(
-            &plain(Encoding::Base64, None),
-            &with("x-signature", b64.trim_end_matches('=')),
-            GH_BODY,
-            0
-        ),
-        Ok(())
-    );
-    assert_eq!(
-        verify(
-            &plain(Encoding::Base64, None),
-            &with("x-signature", b64),
-            b"tampered",
-            0
-        ),
+        verify(&plain(Encoding::Base64, None), &with("x-signature", b64), b"tampered", 0),
         Err(VerifyError::BadSignature)
     );
     let label = CONFIGURED_HEADER_LABEL;
@@ -166,10 +102,7 @@ fn inbound(parsed: Result<Parsed, ParseError>) -> Inbound {
 #[test]
 fn github_delivery_parses_with_event_and_delivery_id() {
     let mut h = with(GITHUB_EVENT_HEADER, "pull_request");
-    h.insert(
-        GITHUB_DELIVERY_HEADER,
-        HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-    );
+    h.insert(GITHUB_DELIVERY_HEADER, HeaderValue::from_static("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
     let body = br#"{"action":"opened","number":7}"#;
     let got = inbound(parse("ci", &h, body));
     assert_eq!(got.platform, Platform::Webhook);
@@ -178,21 +111,14 @@ fn github_delivery_parses_with_event_and_delivery_id() {
     assert_eq!(got.actor.id, "ci");
     assert_eq!(
         got.kind,
-        InboundKind::Webhook {
-            event: Some("pull_request".into()),
-            payload: json!({"action": "opened", "number": 7})
-        }
+        InboundKind::Webhook { event: Some("pull_request".into()), payload: json!({"action": "opened", "number": 7}) }
     );
 }
 
 #[test]
 fn standard_and_unsigned_ids_and_payload_event_names() {
     let h = with(standard::ID_HEADER, "msg_1");
-    let got = inbound(parse(
-        "hooks",
-        &h,
-        br#"{"type":"invoice.paid","event":"ignored"}"#,
-    ));
+    let got = inbound(parse("hooks", &h, br#"{"type":"invoice.paid","event":"ignored"}"#));
     assert_eq!(got.delivery_id, "msg_1");
     assert_eq!(
         got.kind,
@@ -206,80 +132,31 @@ fn standard_and_unsigned_ids_and_payload_event_names() {
     let got = inbound(parse("hooks", &HeaderMap::new(), body));
     assert_eq!(got.delivery_id, hex::encode(crypto::sha256(body)));
     assert_eq!(got.delivery_id.len(), 64);
-    assert_eq!(
-        got.kind,
-        InboundKind::Webhook {
-            event: Some("deploy".into()),
-            payload: json!({"event":"deploy"})
-        }
-    );
+    assert_eq!(got.kind, InboundKind::Webhook { event: Some("deploy".into()), payload: json!({"event":"deploy"}) });
 
     let long = with(GITHUB_DELIVERY_HEADER, &"x".repeat(201));
     let got = inbound(parse("hooks", &long, b"[1]"));
     assert_eq!(got.delivery_id, hex::encode(crypto::sha256(b"[1]")));
-    assert_eq!(
-        got.kind,
-        InboundKind::Webhook {
-            event: None,
-            payload: json!([1])
-        }
-    );
+    assert_eq!(got.kind, InboundKind::Webhook { event: None, payload: json!([1]) });
 }
 
 #[test]
 fn form_encoded_github_payload() {
     let h = with("content-type", "application/x-www-form-urlencoded");
-    let got = inbound(parse(
-        "ci",
-        &h,
-        b"payload=%7B%22zen%22%3A%22Keep+it+simple%22%7D",
-    ));
-    assert_eq!(
-        got.kind,
-        InboundKind::Webhook {
-            event: None,
-            payload: json!({"zen": "Keep it simple"})
-        }
-    );
-    assert_eq!(
-        parse("ci", &h, b"zen=1"),
-        Err(ParseError::MissingField("payload"))
-    );
-    assert_eq!(
-        parse("ci", &h, b"payload=%"),
-        Err(ParseError::Form("invalid percent escape"))
-    );
+    let got = inbound(parse("ci", &h, b"payload=%7B%22zen%22%3A%22Keep+it+simple%22%7D"));
+    assert_eq!(got.kind, InboundKind::Webhook { event: None, payload: json!({"zen": "Keep it simple"}) });
+    assert_eq!(parse("ci", &h, b"zen=1"), Err(ParseError::MissingField("payload")));
+    assert_eq!(parse("ci", &h, b"payload=%"), Err(ParseError::Form("invalid percent escape")));
 }
 
 #[test]
 fn malformed_bodies_are_errors() {
     let h = HeaderMap::new();
-    assert!(matches!(
-        parse("x", &h, br#"{"a":"#),
-        Err(ParseError::Json {
-            category: "truncated",
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse("x", &h, b""),
-        Err(ParseError::Json {
-            category: "truncated",
-            ..
-        })
-    ));
-    assert!(matches!(
-        parse("x", &h, b"not json"),
-        Err(ParseError::Json {
-            category: "syntax",
-            ..
-        })
-    ));
+    assert!(matches!(parse("x", &h, br#"{"a":"#), Err(ParseError::Json { category: "truncated", .. })));
+    assert!(matches!(parse("x", &h, b""), Err(ParseError::Json { category: "truncated", .. })));
+    assert!(matches!(parse("x", &h, b"not json"), Err(ParseError::Json { category: "syntax", .. })));
     let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
-    assert_eq!(
-        parse("x", &h, deep.as_bytes()),
-        Err(ParseError::TooDeep { limit: 64 })
-    );
+    assert_eq!(parse("x", &h, deep.as_bytes()), Err(ParseError::TooDeep { limit: 64 }));
 }
 
 #[test]

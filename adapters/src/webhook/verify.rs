@@ -36,11 +36,7 @@ impl Secret {
     /// [`VerifyError::InvalidKey`] when empty.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, VerifyError> {
         let bytes = bytes.into();
-        if bytes.is_empty() {
-            Err(VerifyError::InvalidKey)
-        } else {
-            Ok(Self(bytes))
-        }
+        if bytes.is_empty() { Err(VerifyError::InvalidKey) } else { Ok(Self(bytes)) }
     }
 }
 
@@ -98,12 +94,7 @@ pub enum Scheme {
 /// [`VerifyError::BadHeader`] for absent or malformed signature headers (bad prefix, hex or
 /// base64, wrong length), timestamp errors for [`Scheme::Standard`], and
 /// [`VerifyError::BadSignature`] when no secret matches.
-pub fn verify(
-    scheme: &Scheme,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_unix: i64,
-) -> Result<(), VerifyError> {
+pub fn verify(scheme: &Scheme, headers: &HeaderMap, body: &[u8], now_unix: i64) -> Result<(), VerifyError> {
     match scheme {
         Scheme::GitHub { secrets } => {
             let value = headers::required(headers, GITHUB_SIGNATURE_HEADER)?;
@@ -149,12 +140,6 @@ fn verify_any(secrets: &[Secret], body: &[u8], tag: &[u8; 32]) -> Result<(), Ver
     if secrets.is_empty() {
         return Err(VerifyError::InvalidKey);
     }
-    let matched = secrets
-        .iter()
-        .any(|secret| crypto::verify_hmac_sha256(&secret.0, &[body], tag).is_ok());
-    if matched {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
-    }
+    let matched = secrets.iter().any(|secret| crypto::verify_hmac_sha256(&secret.0, &[body], tag).is_ok());
+    if matched { Ok(()) } else { Err(VerifyError::BadSignature) }
 }

@@ -10,28 +10,16 @@ const SIG: &str = "0370b6ad735d458468a8580f381d75b7f996fee255ad0c029703e7670d820
 #[test]
 fn verify_parse_with_a_pynacl_signature() {
     let key = discord::PublicKey::from_hex(PUBLIC_KEY).unwrap();
-    let h = headers(&[
-        ("x-signature-ed25519", SIG),
-        ("x-signature-timestamp", "1750000000"),
-    ]);
+    let h = headers(&[("x-signature-ed25519", SIG), ("x-signature-timestamp", "1750000000")]);
     let now = 1_750_000_001;
     discord::verify(&h, BODY.as_bytes(), &key, now, discord::DEFAULT_WINDOW_SECS).unwrap();
     let mut tampered = BODY.as_bytes().to_vec();
     tampered.push(b' ');
-    assert_eq!(
-        discord::verify(&h, &tampered, &key, now, discord::DEFAULT_WINDOW_SECS),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(discord::verify(&h, &tampered, &key, now, discord::DEFAULT_WINDOW_SECS), Err(VerifyError::BadSignature));
     let Parsed::Inbound(inbound) = discord::parse(BODY.as_bytes()).unwrap() else {
         panic!("expected an inbound");
     };
-    assert_eq!(
-        inbound.kind,
-        InboundKind::Command {
-            command: "cynode".into(),
-            text: String::new()
-        }
-    );
+    assert_eq!(inbound.kind, InboundKind::Command { command: "cynode".into(), text: String::new() });
     assert_eq!(inbound.actor.id, "4");
     assert_eq!(inbound.thread.channel, "3");
 }

@@ -20,20 +20,11 @@ fn hint_verify_parse_with_an_sdk_signature() {
     assert_eq!(hint.api_app_id.as_deref(), Some("A0CYNODE"));
     slack::verify(&h, BODY.as_bytes(), SECRET, TS + 42).unwrap();
     assert_eq!(slack::sign(SECRET, TS, BODY.as_bytes()).unwrap(), SIG);
-    let Parsed::Inbound(inbound) = slack::parse(Some("application/json"), BODY.as_bytes()).unwrap()
-    else {
+    let Parsed::Inbound(inbound) = slack::parse(Some("application/json"), BODY.as_bytes()).unwrap() else {
         panic!("expected an inbound");
     };
     assert_eq!(inbound.delivery_id, "Ev0CYNODE1");
     assert_eq!(inbound.thread.install, "T0CYNODE");
-    assert_eq!(
-        inbound.kind,
-        InboundKind::Mention {
-            text: "run echo hi".into()
-        }
-    );
-    assert_eq!(
-        slack::verify(&h, BODY.as_bytes(), SECRET, TS + 301),
-        Err(VerifyError::StaleTimestamp)
-    );
+    assert_eq!(inbound.kind, InboundKind::Mention { text: "run echo hi".into() });
+    assert_eq!(slack::verify(&h, BODY.as_bytes(), SECRET, TS + 301), Err(VerifyError::StaleTimestamp));
 }

@@ -5,18 +5,10 @@ use super::*;
 #[test]
 fn url_verification_answers_the_challenge() {
     let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-    let Ok(Parsed::Handshake(h)) = parse(JSON, body) else {
-        panic!()
-    };
-    assert_eq!(
-        h.body,
-        b"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
-    );
+    let Ok(Parsed::Handshake(h)) = parse(JSON, body) else { panic!() };
+    assert_eq!(h.body, b"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
     assert!(h.content_type.starts_with("text/plain"));
-    assert_eq!(
-        parse(JSON, br#"{"type":"url_verification"}"#),
-        Err(ParseError::MissingField("challenge"))
-    );
+    assert_eq!(parse(JSON, br#"{"type":"url_verification"}"#), Err(ParseError::MissingField("challenge")));
 }
 
 #[test]
@@ -32,19 +24,8 @@ fn app_mention_becomes_a_mention_in_its_thread() {
     assert_eq!(got.thread.channel, "C123ABC456");
     assert_eq!(got.thread.thread.as_deref(), Some("1515449522.000016"));
     assert_eq!(got.thread.reply_to.as_deref(), Some("1515449522.000016"));
-    assert_eq!(
-        got.actor,
-        Actor {
-            id: "U061F7AUR".into(),
-            name: None
-        }
-    );
-    assert_eq!(
-        got.kind,
-        InboundKind::Mention {
-            text: "run pytest -x".into()
-        }
-    );
+    assert_eq!(got.actor, Actor { id: "U061F7AUR".into(), name: None });
+    assert_eq!(got.kind, InboundKind::Mention { text: "run pytest -x".into() });
     assert_eq!(got.reply_handle, None);
 
     // Inside an existing thread, the thread is the parent's ts.
@@ -63,19 +44,11 @@ fn direct_messages_are_mentions_but_channel_chatter_is_ignored() {
         "type": "message", "channel_type": "im", "user": "U1", "text": "ask what is 2+2",
         "ts": "3.0", "channel": "D1"
     }));
-    assert_eq!(
-        inbound(parse(JSON, &dm)).kind,
-        InboundKind::Mention {
-            text: "ask what is 2+2".into()
-        }
-    );
+    assert_eq!(inbound(parse(JSON, &dm)).kind, InboundKind::Mention { text: "ask what is 2+2".into() });
     let chatter = event(json!({
         "type": "message", "channel_type": "channel", "user": "U1", "text": "hi", "ts": "3.0", "channel": "C1"
     }));
-    assert_eq!(
-        ignored(parse(JSON, &chatter)),
-        "channel message not addressed to the app"
-    );
+    assert_eq!(ignored(parse(JSON, &chatter)), "channel message not addressed to the app");
 }
 
 #[test]
@@ -100,53 +73,26 @@ fn unknown_events_and_envelopes_are_ignored() {
     // `user` is an object in user_change: parsing must not choke on it.
     let other = event(json!({"type": "user_change", "user": {"id": "U1"}}));
     assert_eq!(ignored(parse(JSON, &other)), "unsupported slack event type");
-    let limited = br#"{"token":"x","type":"app_rate_limited","team_id":"T1","minute_rate_limited":1518467820,"api_app_id":"A1"}"#;
-    assert_eq!(
-        ignored(parse(JSON, limited)),
-        "unsupported slack envelope type"
-    );
+    let limited =
+        br#"{"token":"x","type":"app_rate_limited","team_id":"T1","minute_rate_limited":1518467820,"api_app_id":"A1"}"#;
+    assert_eq!(ignored(parse(JSON, limited)), "unsupported slack envelope type");
 }
 
 #[test]
 fn malformed_events_are_errors() {
-    assert_eq!(
-        parse(JSON, br#"{"team_id":"T1"}"#),
-        Err(ParseError::MissingField("type"))
-    );
+    assert_eq!(parse(JSON, br#"{"team_id":"T1"}"#), Err(ParseError::MissingField("type")));
     assert!(matches!(
         parse(JSON, br#"{"type":"event_callback","team"#),
-        Err(ParseError::Json {
-            category: "truncated",
-            ..
-        })
+        Err(ParseError::Json { category: "truncated", .. })
     ));
     assert!(matches!(parse(JSON, b"[1,2"), Err(ParseError::Json { .. })));
-    let deep = format!(
-        r#"{{"type":"event_callback","event":{}1{}}}"#,
-        "[".repeat(100),
-        "]".repeat(100)
-    );
-    assert_eq!(
-        parse(JSON, deep.as_bytes()),
-        Err(ParseError::TooDeep { limit: 64 })
-    );
+    let deep = format!(r#"{{"type":"event_callback","event":{}1{}}}"#, "[".repeat(100), "]".repeat(100));
+    assert_eq!(parse(JSON, deep.as_bytes()), Err(ParseError::TooDeep { limit: 64 }));
     let no_id = br#"{"type":"event_callback","team_id":"T1","event":{"type":"app_mention"}}"#;
-    assert_eq!(
-        parse(JSON, no_id),
-        Err(ParseError::MissingField("event_id"))
-    );
+    assert_eq!(parse(JSON, no_id), Err(ParseError::MissingField("event_id")));
     let no_user = event(json!({"type": "app_mention", "text": "hi", "ts": "1.0", "channel": "C1"}));
-    assert_eq!(
-        parse(JSON, &no_user),
-        Err(ParseError::MissingField("event.user"))
-    );
+    assert_eq!(parse(JSON, &no_user), Err(ParseError::MissingField("event.user")));
     let bad_shape = event(json!({"type": "app_mention", "user": 7, "ts": "1.0", "channel": "C1"}));
-    assert_eq!(
-        parse(JSON, &bad_shape),
-        Err(ParseError::InvalidField("event"))
-    );
-    assert_eq!(
-        parse(Some("text/xml"), b"<a/>"),
-        Err(ParseError::UnsupportedContentType)
-    );
+    assert_eq!(parse(JSON, &bad_shape), Err(ParseError::InvalidField("event")));
+    assert_eq!(parse(Some("text/xml"), b"<a/>"), Err(ParseError::UnsupportedContentType));
 }

@@ -38,9 +38,8 @@ fn ignored(parsed: Result<Parsed, ParseError>) -> &'static str {
 const SLASH: &[u8] = b"token=gIkuvaNzQIHg97ATvDxqgjtO&team_id=T0001&team_domain=example&enterprise_id=E0001&enterprise_name=Globular%20Construct%20Inc&channel_id=C2147483705&channel_name=test&user_id=U2147483697&user_name=Steve&command=/cynode&text=run+echo+hi&response_url=https://hooks.slack.com/commands/1234/5678&trigger_id=13345224609.738474920.8088930838d88f008e0&api_app_id=A123456";
 
 fn interaction(payload: &serde_json::Value) -> Vec<u8> {
-    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish();
+    let encoded: String =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
     encoded.into_bytes()
 }
 
@@ -75,10 +74,7 @@ fn install_hint_reads_all_three_body_kinds() {
         }
     );
     let hint = install_hint(None, &interaction(&block_actions())).unwrap();
-    assert_eq!(
-        (hint.api_app_id.as_deref(), hint.team_id.as_deref()),
-        (Some("A1"), Some("T1"))
-    );
+    assert_eq!((hint.api_app_id.as_deref(), hint.team_id.as_deref()), (Some("A1"), Some("T1")));
     assert_eq!(install_hint(JSON, b"{\"x\":1}"), None);
     assert_eq!(install_hint(JSON, b"{\"team_id\""), None);
     assert_eq!(install_hint(FORM, b"team_id=T1&team_id=T2"), None);

@@ -39,37 +39,19 @@ fn any_matching_signature_or_secret_accepts() {
     let list = format!("v1a,abc v1,{} v2,xyz {SIG}", "A".repeat(44));
     assert_eq!(verify(&official(&list), BODY, &[secret()], TS), Ok(()));
     // Several secrets (we are mid-rotation).
-    assert_eq!(
-        verify(&official(SIG), BODY, &[other.clone(), secret()], TS),
-        Ok(())
-    );
-    assert_eq!(
-        verify(&official(SIG), BODY, &[other], TS),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(verify(&official(SIG), BODY, &[other.clone(), secret()], TS), Ok(()));
+    assert_eq!(verify(&official(SIG), BODY, &[other], TS), Err(VerifyError::BadSignature));
 }
 
 #[test]
 fn forged_tampered_and_replayed_fail() {
     let zeros = format!("v1,{}", STANDARD.encode([0u8; 32]));
-    assert_eq!(
-        verify(&official(&zeros), BODY, &[secret()], TS),
-        Err(VerifyError::BadSignature)
-    );
-    assert_eq!(
-        verify(&official(SIG), br#"{"test": 2432232315}"#, &[secret()], TS),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(verify(&official(&zeros), BODY, &[secret()], TS), Err(VerifyError::BadSignature));
+    assert_eq!(verify(&official(SIG), br#"{"test": 2432232315}"#, &[secret()], TS), Err(VerifyError::BadSignature));
     let other_id = headers("msg_other", &TS.to_string(), SIG);
-    assert_eq!(
-        verify(&other_id, BODY, &[secret()], TS),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(verify(&other_id, BODY, &[secret()], TS), Err(VerifyError::BadSignature));
     let moved = headers(MSG_ID, &(TS + 1).to_string(), SIG);
-    assert_eq!(
-        verify(&moved, BODY, &[secret()], TS),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(verify(&moved, BODY, &[secret()], TS), Err(VerifyError::BadSignature));
 }
 
 #[test]
@@ -77,14 +59,8 @@ fn tolerance_is_five_minutes_both_ways() {
     let s = [secret()];
     assert_eq!(verify(&official(SIG), BODY, &s, TS + 300), Ok(()));
     assert_eq!(verify(&official(SIG), BODY, &s, TS - 300), Ok(()));
-    assert_eq!(
-        verify(&official(SIG), BODY, &s, TS + 301),
-        Err(VerifyError::StaleTimestamp)
-    );
-    assert_eq!(
-        verify(&official(SIG), BODY, &s, TS - 301),
-        Err(VerifyError::FutureTimestamp)
-    );
+    assert_eq!(verify(&official(SIG), BODY, &s, TS + 301), Err(VerifyError::StaleTimestamp));
+    assert_eq!(verify(&official(SIG), BODY, &s, TS - 301), Err(VerifyError::FutureTimestamp));
 }
 
 #[test]
@@ -92,45 +68,23 @@ fn malformed_and_missing_headers_fail() {
     let s = [secret()];
     let ts = TS.to_string();
     for (h, name) in [
-        (
-            headers(MSG_ID, "16142653300000000000", SIG),
-            TIMESTAMP_HEADER,
-        ),
+        (headers(MSG_ID, "16142653300000000000", SIG), TIMESTAMP_HEADER),
         (headers(MSG_ID, "1614265330.0", SIG), TIMESTAMP_HEADER),
         (headers(MSG_ID, "soon", SIG), TIMESTAMP_HEADER),
         (headers(MSG_ID, &ts, "v1,not-base64!"), SIGNATURE_HEADER),
         (headers(MSG_ID, &ts, "v1,AAAA"), SIGNATURE_HEADER),
-        (
-            headers(MSG_ID, &ts, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
-            SIGNATURE_HEADER,
-        ),
-        (
-            headers(
-                MSG_ID,
-                &ts,
-                "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-            ),
-            SIGNATURE_HEADER,
-        ),
-        (
-            headers(MSG_ID, &ts, &vec![SIG; 17].join(" ")),
-            SIGNATURE_HEADER,
-        ),
+        (headers(MSG_ID, &ts, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="), SIGNATURE_HEADER),
+        (headers(MSG_ID, &ts, "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="), SIGNATURE_HEADER),
+        (headers(MSG_ID, &ts, &vec![SIG; 17].join(" ")), SIGNATURE_HEADER),
     ] {
         assert_eq!(verify(&h, BODY, &s, TS), Err(VerifyError::BadHeader(name)));
     }
     for name in [ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER] {
         let mut h = official(SIG);
         h.remove(name);
-        assert_eq!(
-            verify(&h, BODY, &s, TS),
-            Err(VerifyError::MissingHeader(name))
-        );
+        assert_eq!(verify(&h, BODY, &s, TS), Err(VerifyError::MissingHeader(name)));
     }
-    assert_eq!(
-        verify(&official(SIG), BODY, &[], TS),
-        Err(VerifyError::InvalidKey)
-    );
+    assert_eq!(verify(&official(SIG), BODY, &[], TS), Err(VerifyError::InvalidKey));
 }
 
 #[test]
@@ -145,17 +99,8 @@ fn svix_headers_are_accepted() {
 #[test]
 fn secrets_are_validated_and_redacted() {
     assert!(StandardSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
-    for bad in [
-        "whsec_",
-        "whsec_***",
-        "whsec_AAAA",
-        &format!("whsec_{}", STANDARD.encode([1u8; 65])),
-    ] {
-        assert_eq!(
-            StandardSecret::parse(bad),
-            Err(VerifyError::InvalidKey),
-            "{bad}"
-        );
+    for bad in ["whsec_", "whsec_***", "whsec_AAAA", &format!("whsec_{}", STANDARD.encode([1u8; 65]))] {
+        assert_eq!(StandardSecret::parse(bad), Err(VerifyError::InvalidKey), "{bad}");
     }
     assert_eq!(format!("{:?}", secret()), "StandardSecret(<redacted>)");
 }
