@@ -29,6 +29,115 @@ pub enum Command {
     Migrate,
     /// Print a fresh master key for `security.master_key` (32 random bytes, base64).
     Keygen,
+    /// Submit a command (`run echo hi`, `ask …`, `status`) through the API and stream the reply live.
+    /// Exit code: 0 success, 1 the job failed, 2 usage or API error, 3 timed out or cancelled.
+    Say(SayArgs),
+    /// List recent tasks.
+    Tasks(TasksArgs),
+    /// Print a job's output (`-f` follows it live).
+    Logs(LogsArgs),
+    /// List registered nodes.
+    Nodes(ClientArgs),
+    /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// How the client commands reach the API. `--url` and `--token` may also come from the environment
+/// (`CYNODE_URL`, `CYNODE_TOKEN`): they are read here, through clap, as part of the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClientArgs {
+    /// Base URL of the gateway.
+    #[arg(long, env = "CYNODE_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub url: String,
+    /// API token (`cyn_…`); without it, the local token of a `cynode up` data directory is used.
+    #[arg(long, env = "CYNODE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Machine-readable output (JSON; one JSON object per line for streams).
+    #[arg(long)]
+    pub json: bool,
+    /// CyNode data directory holding the local token (default: .cynode, or /var/lib/cynode as root).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `cynode say`.
+#[derive(Debug, Args)]
+pub struct SayArgs {
+    /// The command, as you would write it in chat (quote it).
+    #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
+    pub text: Vec<String>,
+    /// Give up waiting after this many seconds (exit code 3).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// API access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `cynode tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// How many (1–100).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// API access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `cynode logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Job id.
+    pub job: String,
+    /// Follow the output until the job ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Attempt (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// API access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `cynode admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `cynode admin token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown only once).
+    Create {
+        /// Who the token acts as (the requester of what it submits).
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// Limit the token to one install (tenant) id; default: every install.
+        #[arg(long, value_name = "INSTALL_ID")]
+        install: Option<uuid::Uuid>,
+        /// Print JSON (including the token).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id or name.
+    Revoke {
+        /// Token id or name.
+        token: String,
+    },
 }
 
 /// Options shared by `up` and `serve`.

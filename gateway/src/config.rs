@@ -9,9 +9,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cynode_orchestrator::inbound::{InterpreterSettings, RecorderSettings};
+use cynode_orchestrator::installs::RateQuota;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::ratelimit::RateSettings;
+use crate::routes::ingress::IngressSettings;
 
 /// The whole configuration of the `cynode` binary. Every field is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
@@ -47,6 +52,9 @@ pub struct Config {
     /// Command defaults.
     #[serde(default)]
     pub commands: CommandsConfig,
+    /// Platform ingress: group commit of inbound requests, install cache, interpretation.
+    #[serde(default)]
+    pub ingress: IngressConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -139,6 +147,61 @@ pub struct LimitsConfig {
     /// Seconds a request may take before the server answers 408/503.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_s: u64,
+    /// Seconds a client may take to send a request's headers (HTTP/1); slower connections are closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_s: u64,
+    /// Rate limits of platform requests (defaults; an install may override them with `rate_limits`).
+    #[serde(default)]
+    pub rate: RateConfig,
+}
+
+/// Default rate limits of platform requests, each `{ per_minute, burst }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// All requests of one install (for webhooks: of one endpoint).
+    #[serde(default = "d_rate_install")]
+    pub install: RateQuota,
+    /// Requests of one chat user of an install.
+    #[serde(default = "d_rate_user")]
+    pub user: RateQuota,
+    /// Requests in one chat channel of an install.
+    #[serde(default = "d_rate_channel")]
+    pub channel: RateQuota,
+    /// At most one "slow down" notice per user per this many seconds.
+    #[serde(default = "d_notice_window")]
+    pub notice_window_s: u64,
+}
+
+/// Platform ingress tuning.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    /// Most inbound requests written in one transaction (group commit).
+    #[serde(default = "d_batch_max")]
+    pub batch_max: usize,
+    /// Microseconds a writer waits for more requests once it holds one (0: only what is already queued).
+    #[serde(default = "d_batch_linger")]
+    pub batch_linger_us: u64,
+    /// Concurrent group-commit writers (one collects while the others commit).
+    #[serde(default = "d_writers")]
+    pub writers: usize,
+    /// Milliseconds a request waits for its durable record before the gateway answers 503 (inside the
+    /// platforms' 3 s deadline).
+    #[serde(default = "d_record_timeout")]
+    pub record_timeout_ms: u64,
+    /// Seconds an install lookup (including an unknown or disabled install) is cached.
+    #[serde(default = "d_install_ttl")]
+    pub install_cache_ttl_s: u64,
+    /// Freshness window for Discord's signed timestamp, in seconds (Discord documents none).
+    #[serde(default = "d_discord_window")]
+    pub discord_window_s: u32,
+    /// Milliseconds between looks for recorded tasks to interpret when nothing wakes the interpreter.
+    #[serde(default = "d_interpreter_poll")]
+    pub interpreter_poll_ms: u64,
+    /// Seconds a replica holds a task it interprets before another replica may take it over.
+    #[serde(default = "d_claim_ttl")]
+    pub interpreter_claim_ttl_s: u64,
 }
 
 /// The in-process node agent of `cynode up`.
@@ -148,6 +211,19 @@ pub struct LocalNodeConfig {
     /// Run a node agent inside `cynode up`.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Also offer the host executor: jobs run directly on this machine with NO isolation (development only).
+    #[serde(default)]
+    pub host_executor: bool,
+    /// Jobs the local node runs at once.
+    #[serde(default = "d_local_jobs")]
+    pub max_jobs: u32,
+    /// Container engine endpoint (default: `DOCKER_HOST`, else the local unix socket).
+    #[serde(default)]
+    pub docker_host: Option<String>,
+}
+
+fn d_local_jobs() -> u32 {
+    2
 }
 
 /// Leases, heartbeats and retries (defaults re-queue a dead node's job within about 5 s).
@@ -220,6 +296,46 @@ fn d_attempts() -> i32 {
     3
 }
 
+fn default_header_timeout() -> u64 {
+    10
+}
+fn d_rate_install() -> RateQuota {
+    RateSettings::default().install
+}
+fn d_rate_user() -> RateQuota {
+    RateSettings::default().user
+}
+fn d_rate_channel() -> RateQuota {
+    RateSettings::default().channel
+}
+fn d_notice_window() -> u64 {
+    RateSettings::default().notice_window.as_secs()
+}
+fn d_batch_max() -> usize {
+    RecorderSettings::default().max_batch
+}
+fn d_batch_linger() -> u64 {
+    u64::try_from(RecorderSettings::default().linger.as_micros()).unwrap_or(u64::MAX)
+}
+fn d_writers() -> usize {
+    RecorderSettings::default().writers
+}
+fn d_record_timeout() -> u64 {
+    2500
+}
+fn d_install_ttl() -> u64 {
+    10
+}
+fn d_discord_window() -> u32 {
+    cynode_adapters::discord::DEFAULT_WINDOW_SECS
+}
+fn d_interpreter_poll() -> u64 {
+    1000
+}
+fn d_claim_ttl() -> u64 {
+    30
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -251,7 +367,16 @@ macro_rules! defaults_from_serde {
         }
     )*};
 }
-defaults_from_serde!(DatabaseConfig, LogConfig, LimitsConfig, LocalNodeConfig, DispatchConfig, CommandsConfig);
+defaults_from_serde!(
+    DatabaseConfig,
+    LogConfig,
+    LimitsConfig,
+    RateConfig,
+    LocalNodeConfig,
+    DispatchConfig,
+    CommandsConfig,
+    IngressConfig
+);
 
 /// A configuration that cannot be used; the message says where and what.
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +446,7 @@ impl Config {
                 "CYNODE_PG_BIN" => vec!["embedded".into(), "pg_bin".into()],
                 "CYNODE_LOG_FORMAT" => vec!["log".into(), "format".into()],
                 "RUST_LOG" => vec!["log".into(), "filter".into()],
+                "DOCKER_HOST" => vec!["node".into(), "docker_host".into()],
                 _ => match name.strip_prefix("CYNODE__") {
                     Some(rest) if !rest.is_empty() => rest.split("__").map(str::to_lowercase).collect(),
                     _ => continue,
@@ -376,6 +502,43 @@ impl Config {
                 approval_ttl: Duration::from_secs(self.commands.approval_ttl_s),
                 max_attempts: self.commands.max_attempts,
             },
+            ingress: self.ingress_settings(),
+        }
+    }
+
+    /// Ingress settings: group commit, install cache, rate limits, interpretation.
+    pub fn ingress_settings(&self) -> IngressSettings {
+        use std::time::Duration;
+        let i = &self.ingress;
+        let r = &self.limits.rate;
+        IngressSettings {
+            recorder: RecorderSettings {
+                max_batch: i.batch_max.max(1),
+                linger: Duration::from_micros(i.batch_linger_us),
+                writers: i.writers.max(1),
+                ..RecorderSettings::default()
+            },
+            interpreter: InterpreterSettings {
+                poll: Duration::from_millis(i.interpreter_poll_ms.max(1)),
+                claim_ttl: Duration::from_secs(i.interpreter_claim_ttl_s.max(1)),
+                ..InterpreterSettings::default()
+            },
+            rate: RateSettings {
+                install: r.install,
+                user: r.user,
+                channel: r.channel,
+                notice_window: Duration::from_secs(r.notice_window_s),
+            },
+            install_cache_ttl: Duration::from_secs(i.install_cache_ttl_s),
+            record_timeout: Duration::from_millis(i.record_timeout_ms),
+            discord_window_s: i.discord_window_s,
+        }
+    }
+
+    /// Connection-level server settings.
+    pub fn serve_settings(&self) -> crate::server::ServeSettings {
+        crate::server::ServeSettings {
+            header_read_timeout: std::time::Duration::from_secs(self.limits.header_read_timeout_s.max(1)),
         }
     }
 
@@ -407,15 +570,13 @@ impl Config {
 
 /// The process environment, read here and only here.
 pub fn process_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 fn read_file(path: &Path) -> Result<Value, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: shown.clone(), cause: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), cause: e.to_string() })?;
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }

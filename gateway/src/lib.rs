@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

@@ -74,19 +74,15 @@ impl Metrics {
 
     /// Counts a refused request.
     pub fn reject(&self, platform: &str, reason: &str) {
-        self.rejected
-            .get_or_create(&RejectLabels { platform: platform.to_string(), reason: reason.to_string() })
-            .inc();
+        self.rejected.get_or_create(&RejectLabels { platform: platform.to_string(), reason: reason.to_string() }).inc();
     }
 }
 
 /// Middleware recording count and latency of every request under its route template.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let response = next.run(req).await;
     let labels = RequestLabels { route, method, status: response.status().as_u16() };

@@ -6,18 +6,30 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use cynode_adapters::{Clock, SystemClock};
 use cynode_orchestrator::commands::{CommandSettings, Commands};
+use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
+use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
+use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes::TokenKeys;
+use cynode_orchestrator::stream::{
+    DiscordSink, Sinks, SlackSink, StreamRates, StreamSettings, TelegramSink, spawn_stream_worker,
+};
 use cynode_protocol::paths;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::{self, Metrics};
+use crate::ratelimit::RateLimits;
 use crate::routes;
+use crate::routes::ingress::{self, Ingress, IngressSettings};
+
+mod conn;
+
+pub use conn::{ServeSettings, serve, serve_with};
 
 /// State shared by every handler. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -32,6 +44,10 @@ pub struct AppState {
     pub commands: Commands,
     /// Issues and verifies node tokens.
     pub tokens: TokenKeys,
+    /// Platform ingress: install lookups, the group-commit recorder, rate limits.
+    pub ingress: Arc<Ingress>,
+    /// The time verifiers check signed timestamps against (tests swap in a `ManualClock`).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What the orchestrator side of a gateway needs besides the pool.
@@ -41,10 +57,16 @@ pub struct CoreSettings {
     pub dispatch: DispatchSettings,
     /// Command defaults.
     pub commands: CommandSettings,
+    /// Platform ingress.
+    pub ingress: IngressSettings,
 }
 
 impl AppState {
-    /// Builds the state and starts the dispatcher's background loops, which stop when `shutdown` fires.
+    /// Builds the state and starts the background loops (dispatcher, ingress writers, interpreter, rate-limit
+    /// eviction), which stop when `shutdown` fires.
+    ///
+    /// `master_key` decrypts install secrets; callers validate it first (`serve` and `up` refuse a bad key). An
+    /// invalid key is logged and leaves every install undecryptable, so platform requests are refused.
     pub fn start(
         pool: PgPool,
         master_key: &SecretString,
@@ -52,11 +74,56 @@ impl AppState {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
-        dispatcher.spawn_background(shutdown);
+        dispatcher.spawn_background(shutdown.clone());
         let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands);
         let tokens = TokenKeys::derive(master_key.expose_secret().as_bytes());
-        Self { pool, metrics: Arc::new(Metrics::default()), dispatcher, commands, tokens }
+        let secrets = SecretBox::from_base64(master_key).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the master key is unusable; platform requests will be refused");
+            // A random key opens nothing: fail closed.
+            SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
+        });
+        let s = settings.ingress;
+        let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
+        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), StreamSettings::default(), shutdown.clone());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
+        let ingress = Arc::new(Ingress {
+            installs: Installs::new(pool.clone(), secrets, s.install_cache_ttl),
+            recorder: Recorder::start(pool.clone(), s.recorder.clone(), wake),
+            limits: RateLimits::new(s.rate),
+            settings: s,
+        });
+        spawn_eviction(&ingress, shutdown);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self { pool, metrics: Arc::new(Metrics::default()), dispatcher, commands, tokens, ingress, clock }
     }
+}
+
+/// The platform sinks of the stream worker: each install's bot token and `api_base_url` come from the store.
+fn stream_sinks(installs: Arc<Installs>) -> Sinks {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
+    let rates = StreamRates::default();
+    Sinks::new()
+        .with(Arc::new(SlackSink::new(http.clone(), installs.clone(), rates.slack)))
+        .with(Arc::new(DiscordSink::new(http.clone(), installs.clone(), rates.discord)))
+        .with(Arc::new(TelegramSink::new(http, installs, rates.telegram)))
+}
+
+/// Evicts idle rate-limit keys every 30 s, so their memory stays bounded by recent activity.
+fn spawn_eviction(ingress: &Arc<Ingress>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let ingress = Arc::downgrade(ingress);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {},
+                _ = shutdown.changed() => return,
+            }
+            let Some(ingress) = ingress.upgrade() else { return };
+            ingress.limits.retain_recent();
+        }
+    });
 }
 
 /// Router settings.
@@ -70,6 +137,7 @@ pub struct RouterSettings {
 
 /// Builds the router with every route and middleware.
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
+    let limit = ingress::BodyLimit { max_body_bytes: settings.max_body_bytes, metrics: state.metrics.clone() };
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
@@ -79,22 +147,18 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .route(paths::HEARTBEAT, post(routes::node::heartbeat))
         .route(paths::OUTPUT, post(routes::node::output))
         .route(paths::FINISH, post(routes::node::finish))
+        .route("/slack/events", post(ingress::slack::events))
+        .route("/slack/commands", post(ingress::slack::commands))
+        .route("/slack/interactions", post(ingress::slack::interactions))
+        .route("/discord/interactions", post(ingress::discord::interactions))
+        .route("/telegram/{bot}", post(ingress::telegram::webhook))
+        .route("/hooks/{endpoint}", post(ingress::webhook::hook))
+        .merge(routes::api::router())
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(limit, ingress::payload_too_large))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .with_state(state)
-}
-
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-///
-/// # Errors
-/// When the server fails (not on shutdown).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

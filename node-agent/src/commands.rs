@@ -77,7 +77,15 @@ async fn probe(args: &NodeArgs, env: &Env) -> anyhow::Result<()> {
         println!("label      {label}");
     }
     println!("max jobs   {}", args.max_jobs.unwrap_or(crate::config::DEFAULT_MAX_JOBS));
-    println!("gpus       none detected");
+    if prepared.gpus.is_empty() {
+        println!("gpus       none");
+    }
+    for g in &prepared.gpus {
+        println!("gpu        {} ({} MiB)", g.name, g.memory_mb);
+    }
+    if !prepared.models.is_empty() {
+        println!("models     {}", prepared.models.join(", "));
+    }
     if executors.is_empty() {
         anyhow::bail!("this node has no executor to offer");
     }

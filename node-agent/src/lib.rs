@@ -13,6 +13,7 @@ pub mod client;
 mod commands;
 pub mod config;
 pub mod executor;
+pub mod gpu;
 pub mod images;
 mod telemetry;
 

@@ -18,9 +18,7 @@ pub async fn append(
 ) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cynode.audit_log'))").execute(&mut *conn).await?;
     let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (seq, prev) = last.map_or((1, vec![0u8; 32]), |(s, h)| (s + 1, h));
     let at = chrono::Utc::now();
     let hash = entry_hash(&prev, seq, &at, actor, action, subject, detail);
@@ -68,11 +66,10 @@ fn entry_hash(
 /// Any database error.
 pub async fn verify_chain(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
     type Row = (i64, chrono::DateTime<chrono::Utc>, String, String, String, serde_json::Value, Vec<u8>, Vec<u8>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq")
+            .fetch_all(pool)
+            .await?;
     let mut prev = vec![0u8; 32];
     for (seq, at, actor, action, subject, detail, prev_hash, hash) in rows {
         if prev_hash != prev || entry_hash(&prev, seq, &at, &actor, &action, &subject, &detail) != hash {

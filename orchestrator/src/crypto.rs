@@ -59,10 +59,7 @@ impl SecretBox {
         let nonce_bytes: [u8; 24] = rand::random();
         let nonce = XNonce::from_slice(&nonce_bytes);
         // Encryption with a valid key and in-memory buffers cannot fail.
-        let ct = self
-            .cipher
-            .encrypt(nonce, Payload { msg: plaintext, aad: context.as_bytes() })
-            .unwrap_or_default();
+        let ct = self.cipher.encrypt(nonce, Payload { msg: plaintext, aad: context.as_bytes() }).unwrap_or_default();
         let mut out = Vec::with_capacity(1 + 24 + ct.len());
         out.push(VERSION);
         out.extend_from_slice(&nonce_bytes);

@@ -1,13 +1,21 @@
 //! CyNode orchestrator: the store (PostgreSQL + pgvector, embedded or external), secrets at rest, the
-//! bootstrap import, the audit log, commands, approval policy, node registration and dispatch with fenced
-//! leases. It never speaks HTTP itself: the gateway exposes it.
+//! bootstrap import, the audit log, installs and the durable record of inbound requests (with their
+//! interpretation), commands, approval policy, node registration and dispatch with fenced leases. It never
+//! speaks HTTP itself: the gateway exposes it.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod bootstrap;
 pub mod commands;
+pub mod console;
 pub mod crypto;
 pub mod dispatch;
+pub mod inbound;
+pub mod installs;
 pub mod nodes;
+pub mod outbox;
 pub mod policy;
 pub mod store;
+pub mod stream;
 pub mod tasks;
+pub mod views;

@@ -17,6 +17,9 @@ pub struct Origin {
     pub requester: String,
     /// `chat`, `api`, `webhook` or `console`.
     pub source: String,
+    /// A task already recorded for this request (by ingress, in state `received`): commands update it instead of
+    /// creating a new one, and it leaves `received` exactly once (see [`crate::commands::Commands::handle`]).
+    pub task_id: Option<Uuid>,
 }
 
 /// A job to create.
@@ -96,16 +99,9 @@ pub async fn create_job(conn: &mut PgConnection, task: Uuid, job: &NewJob) -> Re
 /// Store failures.
 pub async fn settle(conn: &mut PgConnection, task: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE tasks t SET state = s.state, updated_at = now()
-         FROM (SELECT CASE
-                 WHEN bool_or(state IN ('leased', 'running')) THEN 'running'
-                 WHEN bool_or(state = 'queued') THEN 'queued'
-                 WHEN bool_or(state = 'awaiting_approval') THEN 'waiting'
-                 WHEN bool_and(state = 'succeeded') THEN 'succeeded'
-                 WHEN bool_or(state = 'cancelled') THEN 'cancelled'
-                 ELSE 'failed' END AS state
-               FROM jobs WHERE task_id = $1) s
-         WHERE t.id = $1 AND s.state IS NOT NULL AND t.state IS DISTINCT FROM s.state",
+        "UPDATE tasks SET state = s.state, updated_at = now()
+         FROM (SELECT task_state_of(ARRAY(SELECT state FROM jobs WHERE task_id = $1)) AS state) s
+         WHERE id = $1 AND s.state IS NOT NULL AND tasks.state IS DISTINCT FROM s.state",
     )
     .bind(task)
     .execute(conn)
@@ -156,4 +152,47 @@ pub enum Resolved {
 /// The short id users see: the first 8 hex characters.
 pub fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_string()
+}
+
+/// What interpreting a recorded task leaves on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskReply {
+    /// The task.
+    pub task_id: Uuid,
+    /// The command word it turned out to be (`help`, `status`, …), if it should be stored.
+    pub command: Option<String>,
+    /// The reply text to deliver into the task's thread (`None`: nothing to say).
+    pub reply: Option<String>,
+    /// The final state for a task that created no job (`answered` or `failed`); `None` keeps the state (the task
+    /// created a job, whose progress now drives it).
+    pub state: Option<&'static str>,
+}
+
+/// Stores replies of interpreted tasks in one statement. A reply with a final state only applies to a task
+/// still in `received` (so a task answered twice keeps the first answer); the claim is released.
+///
+/// # Errors
+/// Store failures.
+pub async fn record_replies(pool: &PgPool, replies: &[TaskReply]) -> Result<u64, sqlx::Error> {
+    if replies.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = replies.iter().map(|r| r.task_id).collect();
+    let commands: Vec<Option<&str>> = replies.iter().map(|r| r.command.as_deref()).collect();
+    let texts: Vec<Option<&str>> = replies.iter().map(|r| r.reply.as_deref()).collect();
+    let states: Vec<Option<&str>> = replies.iter().map(|r| r.state).collect();
+    let done = sqlx::query(
+        "UPDATE tasks t
+         SET reply = coalesce(r.reply, t.reply), command = coalesce(r.command, t.command),
+             state = coalesce(r.state, t.state), claimed_until = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, command, reply, state)
+         WHERE t.id = r.id AND (r.state IS NULL OR t.state = 'received')",
+    )
+    .bind(&ids)
+    .bind(&commands)
+    .bind(&texts)
+    .bind(&states)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

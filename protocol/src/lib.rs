@@ -8,7 +8,7 @@
 mod job;
 mod messages;
 
-pub use job::{ExecutorKind, InferenceSpec, JobSpec, SandboxLimits, SandboxSpec, HostSpec, Requirements};
+pub use job::{ExecutorKind, HostSpec, InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec};
 pub use messages::*;
 
 /// The protocol version this build speaks best.

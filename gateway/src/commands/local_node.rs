@@ -81,7 +81,8 @@ pub async fn start(
         Err(err) => format!("NO container engine ({err}); sandbox jobs wait until a node with Docker registers"),
     };
     let mut agent = AgentConfig::new(url, key, "local");
-    agent.executors.templates = stored.iter().map(|(name, image)| Template { name: name.clone(), image: image.clone() }).collect();
+    agent.executors.templates =
+        stored.iter().map(|(name, image)| Template { name: name.clone(), image: image.clone() }).collect();
     agent.executors.docker = engine.is_ok();
     agent.executors.host = config.node.host_executor;
     agent.executors.docker_endpoint = config.node.docker_host.clone();

@@ -1,7 +1,13 @@
 //! What each subcommand does. Every failure surfaces as one line saying what is wrong and what to do.
 
+pub mod admin;
+pub mod client;
 mod local_node;
+mod logs;
+mod nodes;
+pub mod say;
 mod serve;
+mod tasks;
 mod up;
 
 use std::net::SocketAddr;
@@ -27,6 +33,9 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
     let args = match &cli.command {
         Command::Up(a) | Command::Serve(a) => a,
         Command::Migrate | Command::Keygen => &RunArgs::default(),
+        Command::Say(_) | Command::Tasks(_) | Command::Logs(_) | Command::Nodes(_) | Command::Admin(_) => {
+            &RunArgs::default()
+        }
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -39,6 +48,9 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Keygen => {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())
+        }
+        c @ (Command::Say(_) | Command::Tasks(_) | Command::Logs(_) | Command::Nodes(_) | Command::Admin(_)) => {
+            client::dispatch(c, &config).await
         }
     }
 }

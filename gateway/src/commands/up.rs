@@ -73,6 +73,8 @@ async fn run(
     };
     let secrets = SecretBox::from_base64(&key)?;
     import_bootstrap(&config, &pool, &secrets).await?;
+    // The local console channel: `cynode say` finds this admin token in the data directory.
+    super::admin::ensure_local_token(&pool, data_dir).await?;
     let addr = listener.local_addr()?;
     let readiness = store::readiness(&pool).await?;
     println!("CyNode is up.");
@@ -106,7 +108,10 @@ async fn run(
     let start_node = async move {
         match super::local_node::start(config_ref, pool_ref, secrets_ref, data_dir, &format!("http://{addr}")).await {
             Ok(node) => {
-                println!("  try        curl http://{addr}/readyz");
+                println!(
+                    "  try        cynode say \"run echo hi\"      (streams the reply here; `cynode say help` lists commands)"
+                );
+                println!("             curl http://{addr}/readyz");
                 println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
                 let _ = std::io::stdout().flush();
                 let _ = node_tx.send(node);

@@ -21,7 +21,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
         Ok(r) => {
             let reason = if r.pgvector.is_none() { "pgvector is not installed" } else { "migrations are not applied" };
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not_ready", "reason": reason, "store": r })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "not_ready", "reason": reason, "store": r })),
+            )
                 .into_response()
         }
         Err(e) => {
@@ -37,8 +40,5 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus metrics.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }

@@ -1,4 +1,6 @@
 //! HTTP routes.
 
+pub mod api;
 pub mod health;
+pub mod ingress;
 pub mod node;

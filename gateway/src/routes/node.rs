@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use cynode_orchestrator::dispatch::DispatchError;
 use cynode_orchestrator::nodes::{self, NodeClaims, RegisterError};
 use cynode_protocol::{
-    FinishAck, FinishRequest, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, OutputAck,
-    OutputBatch, RegisterRequest, RegisterResponse,
+    FinishAck, FinishRequest, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, OutputAck, OutputBatch,
+    RegisterRequest, RegisterResponse,
 };
 use serde::de::DeserializeOwned;
 

@@ -78,12 +78,14 @@ async fn run_a_job_through_the_local_node(output: &[String], data_dir: &std::pat
     let dispatcher = cynode_orchestrator::dispatch::Dispatcher::new(pool.clone(), Default::default());
     dispatcher.spawn_background(rx);
     let commands = cynode_orchestrator::commands::Commands::new(pool.clone(), dispatcher, Default::default());
-    let origin = cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
+    let origin =
+        cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
     let reply = commands.handle(&origin, "run echo hello-from-up; id -u").await.expect("run");
     let job = reply.job_id.expect("job");
     let mut state = String::new();
     for _ in 0..150 {
-        state = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1").bind(job).fetch_one(&pool).await.expect("state");
+        state =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1").bind(job).fetch_one(&pool).await.expect("state");
         if state == "succeeded" || state == "failed" {
             break;
         }

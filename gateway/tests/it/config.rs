@@ -15,7 +15,9 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn file_then_environment_then_flags() {
-    let f = file("listen: 127.0.0.1:9000\ndatabase:\n  max_connections: 4\n  url: postgres://file@h/db\nlog:\n  format: json\n");
+    let f = file(
+        "listen: 127.0.0.1:9000\ndatabase:\n  max_connections: 4\n  url: postgres://file@h/db\nlog:\n  format: json\n",
+    );
     let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).expect("file only");
     assert_eq!(c.listen.port(), 9000);
     assert_eq!(c.database.max_connections, 4);
@@ -52,7 +54,8 @@ fn unknown_keys_are_rejected_and_their_source_named() {
     assert!(matches!(err, ConfigError::Invalid { .. }));
     assert!(msg.contains("unknown field `urll`") && msg.contains(&f.path().display().to_string()), "{msg}");
 
-    let err = Config::load(None, env(&[("CYNODE__LIMITS__MAX_BODY", "5")]), &Overrides::default()).expect_err("env typo");
+    let err =
+        Config::load(None, env(&[("CYNODE__LIMITS__MAX_BODY", "5")]), &Overrides::default()).expect_err("env typo");
     let msg = err.to_string();
     assert!(msg.contains("unknown field `max_body`") && msg.contains("CYNODE__LIMITS__MAX_BODY"), "{msg}");
 

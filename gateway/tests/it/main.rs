@@ -1,6 +1,19 @@
 //! Gateway integration tests: configuration, HTTP endpoints over a real socket, and the `cynode` binary.
 
+mod api_cli;
+mod api_events;
+mod api_openapi;
+mod api_support;
+mod api_tasks;
 mod cli;
 mod config;
 mod health;
+mod ingress_discord;
+mod ingress_interpreter;
+mod ingress_rejects;
+mod ingress_server;
+mod ingress_slack;
+mod ingress_support;
+mod ingress_telegram;
+mod ingress_webhook;
 mod support;

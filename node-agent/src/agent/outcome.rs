@@ -107,6 +107,35 @@ pub(crate) fn from_host_error(e: &HostError) -> Outcome {
     }
 }
 
+/// The outcome of an inference run.
+pub(crate) fn from_inference(
+    run: &crate::executor::inference::InferenceOutcome,
+    timeout_s: u64,
+    reason: Option<StopReason>,
+) -> Outcome {
+    use crate::executor::inference::InferenceEnd;
+    let (status, message) = match run.end {
+        InferenceEnd::Completed => (FinishStatus::Succeeded, None),
+        InferenceEnd::Timeout => (FinishStatus::TimedOut, Some(format!("stopped at its time limit of {timeout_s} s"))),
+        InferenceEnd::Cancelled => (
+            FinishStatus::Cancelled,
+            Some(match reason {
+                Some(StopReason::Shutdown) => "cancelled: the node agent was stopped while the job ran".to_owned(),
+                Some(StopReason::CancelRequested) | None => "cancelled on request".to_owned(),
+            }),
+        ),
+    };
+    Outcome {
+        status,
+        exit_code: None,
+        duration_ms: ms(run.duration),
+        output_bytes: run.output_bytes,
+        truncated: false,
+        message,
+        usage: run.usage,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -152,34 +181,5 @@ mod tests {
         assert_eq!(from_exec_error(&down).status, FinishStatus::Error);
         assert_eq!(from_host_error(&HostError::InvalidSpec("x".into())).status, FinishStatus::Rejected);
         assert_eq!(from_host_error(&HostError::Spawn("x".into())).status, FinishStatus::Error);
-    }
-}
-
-/// The outcome of an inference run.
-pub(crate) fn from_inference(
-    run: &crate::executor::inference::InferenceOutcome,
-    timeout_s: u64,
-    reason: Option<StopReason>,
-) -> Outcome {
-    use crate::executor::inference::InferenceEnd;
-    let (status, message) = match run.end {
-        InferenceEnd::Completed => (FinishStatus::Succeeded, None),
-        InferenceEnd::Timeout => (FinishStatus::TimedOut, Some(format!("stopped at its time limit of {timeout_s} s"))),
-        InferenceEnd::Cancelled => (
-            FinishStatus::Cancelled,
-            Some(match reason {
-                Some(StopReason::Shutdown) => "cancelled: the node agent was stopped while the job ran".to_owned(),
-                Some(StopReason::CancelRequested) | None => "cancelled on request".to_owned(),
-            }),
-        ),
-    };
-    Outcome {
-        status,
-        exit_code: None,
-        duration_ms: ms(run.duration),
-        output_bytes: run.output_bytes,
-        truncated: false,
-        message,
-        usage: run.usage,
     }
 }

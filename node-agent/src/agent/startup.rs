@@ -23,6 +23,8 @@ pub struct Prepared {
     pub missing: Vec<Template>,
     /// Models the inference server serves (allowlisted).
     pub models: Vec<String>,
+    /// GPUs found through NVML.
+    pub gpus: Vec<cynode_protocol::GpuInfo>,
     /// Executors by kind.
     pub(crate) runner: JobRunner,
 }
@@ -54,7 +56,7 @@ impl Prepared {
             executors: self.executors(),
             templates: self.runner.templates.keys().cloned().collect(),
             labels: config.labels.clone(),
-            gpus: Vec::new(),
+            gpus: self.gpus.clone(),
             models: self.models.clone(),
             max_concurrent_jobs: config.max_concurrent_jobs,
             colocated: self.runner.docker.is_some() && self.runner.inference.is_some(),
@@ -66,8 +68,16 @@ impl Prepared {
 /// agent with the same owner left behind. Never fails: what is unavailable is reported in the result (and
 /// logged).
 pub async fn prepare(config: &ExecutorConfig, cleanup: bool) -> Prepared {
-    let mut prepared =
-        Prepared { engine: None, docker_off: None, missing: Vec::new(), models: Vec::new(), runner: JobRunner::default() };
+    let gpu = crate::gpu::discover();
+    tracing::info!(gpus = gpu.gpus.len(), "{}", gpu.note);
+    let mut prepared = Prepared {
+        engine: None,
+        docker_off: None,
+        missing: Vec::new(),
+        models: Vec::new(),
+        runner: JobRunner { has_gpus: !gpu.gpus.is_empty(), ..JobRunner::default() },
+        gpus: gpu.gpus,
+    };
     if let Some(inference) = &config.inference {
         let exec = InferenceExecutor::new(inference.clone());
         match exec.models().await {

@@ -128,13 +128,14 @@ impl InferenceExecutor {
             .await
             .map_err(|e| InferenceError::Unreachable(self.config.base_url.clone(), e.without_url().to_string()))?;
         let status = resp.status();
-        let body: serde_json::Value = resp.json().await.map_err(|e| InferenceError::Stream(e.without_url().to_string()))?;
+        let body: serde_json::Value =
+            resp.json().await.map_err(|e| InferenceError::Stream(e.without_url().to_string()))?;
         if !status.is_success() {
             return Err(upstream(status.as_u16(), &body));
         }
-        let served = body["data"].as_array().map(|a| {
-            a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect::<Vec<_>>()
-        });
+        let served = body["data"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_string)).collect::<Vec<_>>());
         let served = served.unwrap_or_default();
         Ok(if self.config.allowed_models.is_empty() {
             served
@@ -155,7 +156,10 @@ impl InferenceExecutor {
             Some(m) => Ok(m),
             None => {
                 let served = self.models().await?;
-                served.first().cloned().ok_or_else(|| InferenceError::ModelNotAllowed("(default)".into(), "none".into()))
+                served
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| InferenceError::ModelNotAllowed("(default)".into(), "none".into()))
             }
         }
     }

@@ -34,11 +34,15 @@ async fn chat(h: HeaderMap, Json(body): Json<serde_json::Value>) -> Response {
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let prompt = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str());
     if model.is_empty() || prompt.is_none() || body["stream"] != true {
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": {"message": "model, messages, stream required"}})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": {"message": "model, messages, stream required"}})),
+        )
             .into_response();
     }
     if model != "tiny" && model != "other" {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": {"message": "model not found"}}))).into_response();
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": {"message": "model not found"}})))
+            .into_response();
     }
     let prompt = prompt.unwrap_or_default().to_string();
     let slow = prompt.contains("slow");
@@ -141,7 +145,8 @@ async fn timeout_and_cancel_end_the_stream() {
     let exec = InferenceExecutor::new(config(&url, KEY, &[]));
     let (tx, rx) = mpsc::channel(64);
     let reader = tokio::spawn(collect(rx));
-    let run = exec.run(&spec("slow slow slow slow slow slow slow slow", 1), CancellationToken::new(), tx).await.expect("run");
+    let run =
+        exec.run(&spec("slow slow slow slow slow slow slow slow", 1), CancellationToken::new(), tx).await.expect("run");
     assert_eq!(run.end, InferenceEnd::Timeout);
     assert!(run.duration < Duration::from_secs(2), "{:?}", run.duration);
     let partial = reader.await.expect("join");

@@ -138,8 +138,7 @@ async fn upsert_install(
     rec: &InstallRecord,
 ) -> Result<(Uuid, Change), BootstrapError> {
     let context = format!("install:{}:{}", rec.platform, rec.external_id);
-    let plain: BTreeMap<&str, &str> =
-        rec.secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+    let plain: BTreeMap<&str, &str> = rec.secrets.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
     let plain = serde_json::to_vec(&plain).unwrap_or_default();
     let row: Option<StoredInstall> = sqlx::query_as(
         "SELECT id, name, enabled, settings, secrets FROM installs WHERE platform = $1 AND external_id = $2",
@@ -199,8 +198,7 @@ async fn upsert_json(
     second: &str,
     value: &serde_json::Value,
 ) -> Result<Change, BootstrapError> {
-    let existing: Option<serde_json::Value> =
-        sqlx::query_scalar(select).bind(key).fetch_optional(&mut **tx).await?;
+    let existing: Option<serde_json::Value> = sqlx::query_scalar(select).bind(key).fetch_optional(&mut **tx).await?;
     if existing.as_ref() == Some(value) {
         return Ok(Change::Unchanged);
     }
@@ -222,9 +220,7 @@ async fn replace_policy(
         })
         .collect();
     let current: Vec<(Option<Uuid>, serde_json::Value)> =
-        sqlx::query_as("SELECT install_id, rule FROM policy_rules ORDER BY position")
-            .fetch_all(&mut **tx)
-            .await?;
+        sqlx::query_as("SELECT install_id, rule FROM policy_rules ORDER BY position").fetch_all(&mut **tx).await?;
     if current == wanted || file.policy.is_empty() {
         return Ok(Change::Unchanged);
     }

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 pub use import::{ImportReport, import};
 
+use crate::installs::RateLimitOverrides;
+
 /// Errors reading or validating a bootstrap file. Messages name the file, the place and the fix; they never
 /// contain a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,10 @@ pub enum InstallSpec {
         /// Disabled installs answer 401 to every request.
         #[serde(default = "yes")]
         enabled: bool,
+        /// Overrides of the configured rate limits for this install (`install`, `user`, `channel`, each
+        /// `{ per_minute, burst }`).
+        #[serde(default)]
+        rate_limits: Option<RateLimitOverrides>,
     },
     /// A Discord application (interactions over HTTP).
     Discord {
@@ -111,6 +117,10 @@ pub enum InstallSpec {
         /// Disabled installs answer 401 to every request.
         #[serde(default = "yes")]
         enabled: bool,
+        /// Overrides of the configured rate limits for this install (`install`, `user`, `channel`, each
+        /// `{ per_minute, burst }`).
+        #[serde(default)]
+        rate_limits: Option<RateLimitOverrides>,
     },
     /// A Telegram bot with a webhook at `/telegram/{bot}`.
     Telegram {
@@ -130,6 +140,10 @@ pub enum InstallSpec {
         /// Disabled installs answer 401 to every request.
         #[serde(default = "yes")]
         enabled: bool,
+        /// Overrides of the configured rate limits for this install (`install`, `user`, `channel`, each
+        /// `{ per_minute, burst }`).
+        #[serde(default)]
+        rate_limits: Option<RateLimitOverrides>,
     },
     /// A generic inbound webhook endpoint at `/hooks/{endpoint}`.
     Webhook {
@@ -147,6 +161,10 @@ pub enum InstallSpec {
         /// Disabled installs answer 401 to every request.
         #[serde(default = "yes")]
         enabled: bool,
+        /// Overrides of the configured rate limits for this install (`install`, `user`, `channel`, each
+        /// `{ per_minute, burst }`).
+        #[serde(default)]
+        rate_limits: Option<RateLimitOverrides>,
     },
 }
 
@@ -374,6 +392,9 @@ fn validate_install(spec: &InstallSpec, rec: &InstallRecord) -> Result<(), Strin
     if let Some(url) = rec.settings.get("api_base_url").and_then(|v| v.as_str()) {
         check_url(url)?;
     }
+    if let Some(limits) = spec.rate_limits() {
+        limits.validate()?;
+    }
     match spec {
         InstallSpec::Discord { public_key, .. } => {
             if public_key.len() != 64 || hex::decode(public_key).is_err() {
@@ -382,7 +403,8 @@ fn validate_install(spec: &InstallSpec, rec: &InstallRecord) -> Result<(), Strin
         }
         InstallSpec::Telegram { secret_token, .. } => {
             let t = secret_token.expose_secret();
-            if t.is_empty() || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if t.is_empty() || t.len() > 256 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
                 return Err("secret_token must be 1–256 characters of A-Z a-z 0-9 _ -".into());
             }
         }
@@ -429,32 +451,52 @@ impl InstallSpec {
         }
     }
 
+    /// The rate limit overrides, if any.
+    pub fn rate_limits(&self) -> Option<&RateLimitOverrides> {
+        match self {
+            Self::Slack { rate_limits, .. }
+            | Self::Discord { rate_limits, .. }
+            | Self::Telegram { rate_limits, .. }
+            | Self::Webhook { rate_limits, .. } => rate_limits.as_ref(),
+        }
+    }
+
     /// Splits the spec into stored settings and secrets.
     pub fn record(&self) -> InstallRecord {
         use serde_json::json;
         let mut secrets = BTreeMap::new();
-        let (platform, external_id, name, enabled, settings) = match self {
-            Self::Slack { name, team_id, api_app_id, signing_secret, bot_token, api_base_url, enabled } => {
+        let (platform, external_id, name, enabled, mut settings) = match self {
+            Self::Slack { name, team_id, api_app_id, signing_secret, bot_token, api_base_url, enabled, .. } => {
                 secrets.insert("signing_secret".into(), signing_secret.clone());
                 secrets.insert("bot_token".into(), bot_token.clone());
                 ("slack", team_id, name, enabled, json!({"api_app_id": api_app_id, "api_base_url": api_base_url}))
             }
-            Self::Discord { name, application_id, public_key, bot_token, api_base_url, enabled } => {
+            Self::Discord { name, application_id, public_key, bot_token, api_base_url, enabled, .. } => {
                 secrets.insert("bot_token".into(), bot_token.clone());
-                ("discord", application_id, name, enabled, json!({"public_key": public_key, "api_base_url": api_base_url}))
+                (
+                    "discord",
+                    application_id,
+                    name,
+                    enabled,
+                    json!({"public_key": public_key, "api_base_url": api_base_url}),
+                )
             }
-            Self::Telegram { name, bot, username, bot_token, secret_token, api_base_url, enabled } => {
+            Self::Telegram { name, bot, username, bot_token, secret_token, api_base_url, enabled, .. } => {
                 secrets.insert("bot_token".into(), bot_token.clone());
                 secrets.insert("secret_token".into(), secret_token.clone());
                 ("telegram", bot, name, enabled, json!({"username": username, "api_base_url": api_base_url}))
             }
-            Self::Webhook { name, endpoint, scheme, secrets: s, header, enabled } => {
+            Self::Webhook { name, endpoint, scheme, secrets: s, header, enabled, .. } => {
                 for (i, v) in s.iter().enumerate() {
                     secrets.insert(format!("secret_{i}"), v.clone());
                 }
                 ("webhook", endpoint, name, enabled, json!({"scheme": scheme, "header": header}))
             }
         };
+        // Only present when set, so installs without overrides keep the settings they always had.
+        if let (Some(limits), Some(map)) = (self.rate_limits(), settings.as_object_mut()) {
+            map.insert("rate_limits".into(), serde_json::to_value(limits).unwrap_or_default());
+        }
         InstallRecord {
             platform,
             external_id: external_id.clone(),

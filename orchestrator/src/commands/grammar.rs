@@ -188,9 +188,6 @@ mod tests {
         assert_eq!(parse("deny 3f2a9c1d"), Ok(Command::Deny { job: "3f2a9c1d".into() }));
         assert_eq!(parse(""), Ok(Command::Help { unknown: None }));
         assert_eq!(parse("/frobnicate"), Ok(Command::Help { unknown: Some("/frobnicate".into()) }));
-        assert_eq!(
-            parse("why is the build red?"),
-            Ok(Command::Ask { prompt: "why is the build red?".into() })
-        );
+        assert_eq!(parse("why is the build red?"), Ok(Command::Ask { prompt: "why is the build red?".into() }));
     }
 }

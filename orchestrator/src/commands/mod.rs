@@ -2,6 +2,8 @@
 //! store. Every user mistake becomes a reply, never an error.
 
 pub mod grammar;
+mod interpret;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +13,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use grammar::{Command, HELP};
+pub use interpret::{Interpreted, Outcome};
 
 use crate::audit;
 use crate::bootstrap::TemplateSpec;
 use crate::dispatch::Dispatcher;
 use crate::policy::{self, Decision};
-use crate::tasks::{self, NewJob, Origin, Resolved, short};
+use crate::tasks::{self, Origin, Resolved, short};
 
 /// Defaults for commands.
 #[derive(Debug, Clone)]
@@ -91,24 +94,46 @@ impl Commands {
 
     /// Parses and executes `text` for `origin`.
     ///
+    /// With [`Origin::task_id`] (a task ingress recorded in state `received`), that task is used instead of a new
+    /// one: a command that creates a job moves it on with the job; any other answer (help, status, a refused
+    /// approval, a reply to bad input) leaves it `answered` with the reply text in `tasks.reply`. A task that
+    /// already left `received` is not touched again.
+    ///
     /// # Errors
     /// Only store failures; everything the user can get wrong is a [`Reply`].
     pub async fn handle(&self, origin: &Origin, text: &str) -> Result<Reply, CommandError> {
+        let done = self.interpret(origin, text).await?;
+        if let Some(r) = origin.task_id.and_then(|t| done.task_reply(t)) {
+            tasks::record_replies(&self.pool, &[r]).await?;
+        }
+        Ok(done.reply)
+    }
+
+    /// Like [`Commands::handle`], but leaves storing the reply of a recorded task to the caller (the ingress
+    /// interpreter stores a whole batch in one statement with [`tasks::record_replies`]).
+    ///
+    /// # Errors
+    /// Only store failures.
+    pub async fn interpret(&self, origin: &Origin, text: &str) -> Result<Interpreted, CommandError> {
         let command = match grammar::parse(text) {
             Ok(c) => c,
-            Err(msg) => return Ok(reply(format!("{msg}\n\n{HELP}"))),
+            Err(msg) => return Ok(Interpreted::answered("invalid", reply(format!("{msg}\n\n{HELP}")))),
         };
-        match command {
-            Command::Help { unknown: None } => Ok(reply(HELP)),
-            Command::Help { unknown: Some(w) } => Ok(reply(format!("I don't know `{w}`.\n\n{HELP}"))),
-            Command::Run { template, gpu, command } => self.run(origin, template, gpu, &command, text).await,
-            Command::Ask { prompt } => self.ask(origin, &prompt, text).await,
-            Command::Status => self.status().await,
-            Command::Jobs => self.jobs(origin).await,
-            Command::Cancel { job } => self.cancel(origin, &job).await,
-            Command::Approve { job } => self.decide(origin, &job, true).await,
-            Command::Deny { job } => self.decide(origin, &job, false).await,
-        }
+        let verb = interpret::verb(&command);
+        let answered = |r: Reply| Interpreted::answered(verb, r);
+        Ok(match command {
+            Command::Help { unknown: None } => answered(reply(HELP)),
+            Command::Help { unknown: Some(w) } => answered(reply(format!("I don't know `{w}`.\n\n{HELP}"))),
+            Command::Run { template, gpu, command } => {
+                Interpreted::submitted(verb, self.run(origin, template, gpu, &command, text).await?)
+            }
+            Command::Ask { prompt } => Interpreted::submitted(verb, self.ask(origin, &prompt, text).await?),
+            Command::Status => answered(self.status().await?),
+            Command::Jobs => answered(self.jobs(origin).await?),
+            Command::Cancel { job } => answered(self.cancel(origin, &job).await?),
+            Command::Approve { job } => answered(self.decide(origin, &job, true).await?),
+            Command::Deny { job } => answered(self.decide(origin, &job, false).await?),
+        })
     }
 
     async fn run(
@@ -118,15 +143,17 @@ impl Commands {
         gpu: bool,
         command: &str,
         text: &str,
-    ) -> Result<Reply, CommandError> {
+    ) -> Result<Option<Reply>, CommandError> {
         let name = template.unwrap_or_else(|| self.settings.default_template.clone());
-        let spec: Option<serde_json::Value> =
-            sqlx::query_scalar("SELECT spec FROM templates WHERE name = $1").bind(&name).fetch_optional(&self.pool).await?;
+        let spec: Option<serde_json::Value> = sqlx::query_scalar("SELECT spec FROM templates WHERE name = $1")
+            .bind(&name)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(t) = spec.and_then(|s| serde_json::from_value::<TemplateSpec>(s).ok()) else {
             let names: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM templates ORDER BY name").fetch_all(&self.pool).await?;
             let list = if names.is_empty() { "none are configured".to_string() } else { names.join(", ") };
-            return Ok(reply(format!("There is no sandbox template `{name}` (available: {list}).")));
+            return Ok(Some(reply(format!("There is no sandbox template `{name}` (available: {list})."))));
         };
         let job_spec = JobSpec::Sandbox(SandboxSpec {
             template: t.name.clone(),
@@ -160,14 +187,16 @@ impl Commands {
         )
         .await?;
         let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
-        let mut r = self.submit(origin, "run", text, &args, job_spec, requirements, &decision).await?;
+        let Some(mut r) = self.submit(origin, "run", text, &args, job_spec, requirements, &decision).await? else {
+            return Ok(None);
+        };
         if r.approval.is_none() {
             r.text = format!("Job `{}` queued on `{}`: `{command}`", short(r.job_id.unwrap_or_default()), t.name);
         }
-        Ok(r)
+        Ok(Some(r))
     }
 
-    async fn ask(&self, origin: &Origin, prompt: &str, text: &str) -> Result<Reply, CommandError> {
+    async fn ask(&self, origin: &Origin, prompt: &str, text: &str) -> Result<Option<Reply>, CommandError> {
         let model = self.settings.default_model.clone();
         let spec = JobSpec::Inference(InferenceSpec {
             model: model.clone(),
@@ -176,64 +205,13 @@ impl Commands {
             max_tokens: 512,
             timeout_s: 120,
         });
-        let requirements =
-            Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
+        let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
         let args = serde_json::json!({ "prompt": prompt });
-        let mut r = self.submit(origin, "ask", text, &args, spec, requirements, &Decision::Allow).await?;
-        r.text = format!("Thinking… (job `{}`)", short(r.job_id.unwrap_or_default()));
-        Ok(r)
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "internal helper shared by run and ask")]
-    async fn submit(
-        &self,
-        origin: &Origin,
-        command: &str,
-        text: &str,
-        args: &serde_json::Value,
-        spec: JobSpec,
-        requirements: Requirements,
-        decision: &Decision,
-    ) -> Result<Reply, CommandError> {
-        let hold = matches!(decision, Decision::RequireApproval { .. });
-        let mut tx = self.pool.begin().await?;
-        let task = tasks::create_task(&mut tx, origin, command, text, args).await?;
-        let job = NewJob { spec, requirements, priority: 0, max_attempts: self.settings.max_attempts, hold };
-        let job_id = tasks::create_job(&mut tx, task, &job).await?;
-        let mut approval = None;
-        if let Decision::RequireApproval { approvers, reason } = decision {
-            let approval_id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at)
-                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second')",
-            )
-            .bind(approval_id)
-            .bind(job_id)
-            .bind(serde_json::to_value(approvers).unwrap_or_default())
-            .bind(&origin.requester)
-            .bind(i64::try_from(self.settings.approval_ttl.as_secs()).unwrap_or(3600))
-            .execute(&mut *tx)
-            .await?;
-            let detail = serde_json::json!({ "job": job_id, "reason": reason, "approvers": approvers });
-            audit::append(&mut tx, &origin.requester, "approval.requested", &approval_id.to_string(), &detail).await?;
-            approval = Some(ApprovalRequest { approval_id, approvers: approvers.clone(), reason: reason.clone() });
-        }
-        tx.commit().await?;
-        if !hold {
-            self.dispatcher.announce();
-        }
-        let text = match &approval {
-            Some(a) => format!(
-                "Job `{}` needs approval ({}) by {}. An approver can answer `approve {}` or `deny {}`.",
-                short(job_id),
-                a.reason,
-                if a.approvers.is_empty() { "an admin".to_string() } else { a.approvers.join(", ") },
-                short(job_id),
-                short(job_id)
-            ),
-            None => String::new(),
+        let Some(mut r) = self.submit(origin, "ask", text, &args, spec, requirements, &Decision::Allow).await? else {
+            return Ok(None);
         };
-        Ok(Reply { text, task_id: Some(task), job_id: Some(job_id), approval })
+        r.text = format!("Thinking… (job `{}`)", short(r.job_id.unwrap_or_default()));
+        Ok(Some(r))
     }
 
     async fn status(&self) -> Result<Reply, CommandError> {
@@ -298,15 +276,17 @@ impl Commands {
         .bind(id)
         .fetch_one(&self.pool)
         .await?;
-        let allowed = owner == origin.requester
-            && install == origin.install_id
+        let allowed = owner == origin.requester && install == origin.install_id
             || policy::is_approver(&self.pool, install, &origin.requester).await?;
         let mut tx = self.pool.begin().await?;
         if !allowed {
             let detail = serde_json::json!({ "owner": owner });
             audit::append(&mut tx, &origin.requester, "job.cancel.refused", &id.to_string(), &detail).await?;
             tx.commit().await?;
-            return Ok(reply(format!("Job `{}` is not yours; only its requester or an approver can cancel it.", short(id))));
+            return Ok(reply(format!(
+                "Job `{}` is not yours; only its requester or an approver can cancel it.",
+                short(id)
+            )));
         }
         let text = match state.as_str() {
             "queued" | "awaiting_approval" => {
@@ -319,12 +299,14 @@ impl Commands {
                 .bind(format!("cancelled by {}", origin.requester))
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE approvals SET state = 'denied', decided_by = $2, decided_at = now()
-                             WHERE job_id = $1 AND state = 'pending'")
-                    .bind(id)
-                    .bind(&origin.requester)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE approvals SET state = 'denied', decided_by = $2, decided_at = now()
+                             WHERE job_id = $1 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(&origin.requester)
+                .execute(&mut *tx)
+                .await?;
                 tasks::settle(&mut tx, task).await?;
                 format!("Job `{}` cancelled before it started.", short(id))
             }
@@ -337,8 +319,14 @@ impl Commands {
                 return Ok(reply(format!("Job `{}` already finished ({done}).", short(id))));
             }
         };
-        audit::append(&mut tx, &origin.requester, "job.cancel", &id.to_string(), &serde_json::json!({ "state": state }))
-            .await?;
+        audit::append(
+            &mut tx,
+            &origin.requester,
+            "job.cancel",
+            &id.to_string(),
+            &serde_json::json!({ "state": state }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Reply { text, job_id: Some(id), ..Reply::default() })
     }

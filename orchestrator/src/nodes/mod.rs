@@ -29,7 +29,9 @@ pub enum RegisterError {
         offered: Vec<u32>,
     },
     /// The node claims an executor its key does not grant.
-    #[error("node key `{key}` does not grant the `{executor}` executor; ask an admin to grant it or disable it on the node")]
+    #[error(
+        "node key `{key}` does not grant the `{executor}` executor; ask an admin to grant it or disable it on the node"
+    )]
     NotGranted {
         /// Key name.
         key: String,
@@ -74,10 +76,8 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
             .fetch_optional(pool)
             .await?;
     let Some((key_id, key_name, grants)) = row else { return Err(RegisterError::UnknownKey) };
-    let granted: BTreeSet<String> = grants
-        .get("executors")
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
-        .unwrap_or_default();
+    let granted: BTreeSet<String> =
+        grants.get("executors").and_then(|e| serde_json::from_value(e.clone()).ok()).unwrap_or_default();
     if let Some(e) = req.capabilities.executors.iter().find(|e| !granted.contains(e.as_str())) {
         let mut tx = pool.begin().await?;
         let detail = serde_json::json!({ "node": name, "executor": e.as_str() });

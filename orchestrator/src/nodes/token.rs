@@ -63,9 +63,8 @@ const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 impl TokenKeys {
     /// Derives the signing key from the master key material.
     pub fn derive(master: &[u8]) -> Self {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(master).unwrap_or_else(|_| {
-            <HmacSha256 as KeyInit>::new_from_slice(b"cynode").expect("HMAC takes any key length")
-        });
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(master)
+            .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new_from_slice(b"cynode").expect("HMAC takes any key length"));
         mac.update(b"cynode node token v1");
         Self { key: mac.finalize().into_bytes().to_vec() }
     }

@@ -17,9 +17,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL does not parse.
-    #[error(
-        "the database URL is not a valid PostgreSQL URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)"
-    )]
+    #[error("the database URL is not a valid PostgreSQL URL (expected postgres://USER:PASSWORD@HOST:PORT/DATABASE)")]
     BadUrl,
     /// The server cannot be reached or refuses us.
     #[error("cannot connect to PostgreSQL at {target}: {cause}")]
@@ -67,12 +65,7 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, Store
         return Err(StoreError::BadUrl);
     }
     let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl)?;
-    let target = format!(
-        "{}:{}/{}",
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap_or("postgres")
-    );
+    let target = format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or("postgres"));
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -134,18 +127,14 @@ impl Readiness {
 /// When the database cannot be queried.
 pub async fn readiness(pool: &PgPool) -> Result<Readiness, StoreError> {
     let expected_migration = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let has_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let has_table: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
     let applied_migration = if has_table {
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(pool)
-            .await?
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await?
     } else {
         None
     };
-    let pgvector = sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        .fetch_optional(pool)
-        .await?;
+    let pgvector =
+        sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetch_optional(pool).await?;
     Ok(Readiness { expected_migration, applied_migration, pgvector })
 }

@@ -44,7 +44,8 @@ async fn secrets_are_encrypted_at_rest() {
             assert!(!settings.to_string().contains(needle), "secret {needle} in settings");
         }
     }
-    let keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM node_keys").fetch_all(&db.pool).await.expect("keys");
+    let keys: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT key_hash FROM node_keys").fetch_all(&db.pool).await.expect("keys");
     assert!(keys.iter().all(|k| k.len() == 32), "node keys are stored as SHA-256 hashes");
 }
 
@@ -87,10 +88,7 @@ fn corrupt_and_invalid_files_give_one_clear_line() {
             "installs:\n  - {platform: telegram, name: t, bot: b, username: u, bot_token: x, secret_token: 'a b'}\n",
             "secret_token must be 1–256",
         ),
-        (
-            "installs:\n  - {platform: webhook, name: w, endpoint: ci, scheme: standard, secrets: [nope]}\n",
-            "whsec_",
-        ),
+        ("installs:\n  - {platform: webhook, name: w, endpoint: ci, scheme: standard, secrets: [nope]}\n", "whsec_"),
         ("subscriptions:\n  - {name: s, url: 'ftp://x', secrets: []}\n", "is not an http(s) URL"),
         ("node_keys:\n  - {name: n, key: short}\n", "at least 24 characters"),
         ("policy:\n  - {install: ghost}\n", "no install named `ghost`"),

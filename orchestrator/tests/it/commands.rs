@@ -14,10 +14,9 @@ policy:
     approvers: [UBOSS]
 ";
     let file = cynode_orchestrator::bootstrap::BootstrapFile::parse(yaml, "t").expect("parse");
-    let sb = cynode_orchestrator::crypto::SecretBox::from_base64(
-        &cynode_orchestrator::crypto::SecretBox::generate_key(),
-    )
-    .expect("key");
+    let sb =
+        cynode_orchestrator::crypto::SecretBox::from_base64(&cynode_orchestrator::crypto::SecretBox::generate_key())
+            .expect("key");
     cynode_orchestrator::bootstrap::import(&db.pool, &sb, &file, "t").await.expect("import");
     Commands::new(db.pool.clone(), dispatcher(&db.pool), CommandSettings::default())
 }
@@ -84,10 +83,8 @@ async fn network_jobs_wait_for_an_approver() {
     let again = c.handle(&user("UBOSS"), &format!("deny {short}")).await.expect("deny");
     assert!(again.text.contains("not waiting for approval"), "{}", again.text);
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq")
-        .fetch_all(&db.pool)
-        .await
-        .expect("audit");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");
     for a in ["approval.requested", "approval.refused", "approval.resolved"] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
@@ -100,11 +97,12 @@ async fn deny_cancels_the_job() {
     let job = c.handle(&user("U1"), "run --template net curl x").await.expect("run").job_id.expect("job");
     c.handle(&user("UBOSS"), &format!("deny {job}")).await.expect("deny");
     assert_eq!(state(&db, job).await, "cancelled");
-    let task: String = sqlx::query_scalar("SELECT t.state FROM tasks t JOIN jobs j ON j.task_id = t.id WHERE j.id = $1")
-        .bind(job)
-        .fetch_one(&db.pool)
-        .await
-        .expect("task");
+    let task: String =
+        sqlx::query_scalar("SELECT t.state FROM tasks t JOIN jobs j ON j.task_id = t.id WHERE j.id = $1")
+            .bind(job)
+            .fetch_one(&db.pool)
+            .await
+            .expect("task");
     assert_eq!(task, "cancelled");
 }
 

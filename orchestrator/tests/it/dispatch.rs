@@ -57,7 +57,8 @@ async fn racing_claimers_never_share_a_job() {
     let unique: HashSet<_> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "a job was leased twice");
     assert_eq!(unique, jobs, "every job leased exactly once");
-    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempt FROM jobs").fetch_all(&db.pool).await.expect("attempts");
+    let attempts: Vec<i32> =
+        sqlx::query_scalar("SELECT attempt FROM jobs").fetch_all(&db.pool).await.expect("attempts");
     assert!(attempts.iter().all(|a| *a == 1));
 }
 
@@ -138,12 +139,11 @@ async fn output_is_idempotent_and_fenced() {
     let again = OutputBatch { lease: lease_ref(&lease), chunks: vec![chunk(0, "a"), chunk(2, "c")] };
     let ack = d.output(n, &again).await.expect("output");
     assert_eq!((ack.stored, ack.duplicates), (1, 1));
-    let text: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM job_output_chunks WHERE job_id = $1 ORDER BY seq")
-            .bind(lease.job_id)
-            .fetch_all(&db.pool)
-            .await
-            .expect("chunks");
+    let text: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM job_output_chunks WHERE job_id = $1 ORDER BY seq")
+        .bind(lease.job_id)
+        .fetch_all(&db.pool)
+        .await
+        .expect("chunks");
     assert_eq!(text.concat(), b"abc");
     // A wrong token is refused.
     let mut forged = lease_ref(&lease);
@@ -264,7 +264,11 @@ async fn heartbeats_extend_leases_and_deliver_cancellation() {
         d.reap().await.expect("reap");
     }
     assert_eq!(job_state(&db.pool, id).await, ("running".to_string(), 1), "kept alive past 2× the TTL");
-    sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = $1").bind(id).execute(&db.pool).await.expect("cancel");
+    sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .expect("cancel");
     let hb = d.heartbeat(n, &[lease_ref(&lease)]).await.expect("heartbeat");
     assert_eq!(hb.cancel, vec![id]);
 }

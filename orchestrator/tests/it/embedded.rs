@@ -2,7 +2,9 @@
 
 use std::os::unix::fs::MetadataExt as _;
 
-use cynode_orchestrator::store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres, Ownership, effective_uid};
+use cynode_orchestrator::store::embedded::{
+    EmbeddedError, EmbeddedOptions, EmbeddedPostgres, Ownership, effective_uid,
+};
 
 fn opts(dir: &std::path::Path) -> EmbeddedOptions {
     EmbeddedOptions {

@@ -1,9 +1,12 @@
 //! Orchestrator integration tests against a real PostgreSQL.
 
 mod audit;
+mod bootstrap;
 mod commands;
 mod dispatch;
-mod support;
-mod bootstrap;
 mod embedded;
 mod migrations;
+mod outbox;
+mod stream;
+mod stream_slack;
+mod support;

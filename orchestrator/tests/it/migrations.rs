@@ -15,7 +15,8 @@ async fn migrates_an_empty_database_and_is_idempotent() {
 
     // An already-migrated database: nothing to do, nothing changes.
     store::migrate(&db.pool).await.expect("second migration");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&db.pool).await.expect("count");
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&db.pool).await.expect("count");
     assert_eq!(count, i64::try_from(store::MIGRATOR.iter().count()).expect("count"));
 }
 
@@ -38,16 +39,31 @@ async fn schema_has_every_table_and_the_hnsw_index() {
     .await
     .expect("tables");
     for t in [
-        "installs", "inbound_events", "conversations", "tasks", "jobs", "job_output_chunks", "approvals", "nodes",
-        "node_keys", "stream_records", "subscriptions", "deliveries", "api_tokens", "audit_log", "memories",
-        "templates", "policy_rules",
+        "installs",
+        "inbound_events",
+        "conversations",
+        "tasks",
+        "jobs",
+        "job_output_chunks",
+        "approvals",
+        "nodes",
+        "node_keys",
+        "stream_records",
+        "subscriptions",
+        "deliveries",
+        "api_tokens",
+        "audit_log",
+        "memories",
+        "templates",
+        "policy_rules",
     ] {
         assert!(tables.iter().any(|x| x == t), "missing table {t}: {tables:?}");
     }
-    let index: String = sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_idx'")
-        .fetch_one(&db.pool)
-        .await
-        .expect("index");
+    let index: String =
+        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_idx'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("index");
     assert!(index.contains("hnsw") && index.contains("vector_cosine_ops"), "{index}");
 }
 

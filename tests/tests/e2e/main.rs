@@ -11,6 +11,7 @@
 mod docker;
 mod failover;
 mod host;
+mod inference;
 mod proxy;
 mod refusals;
 mod support;

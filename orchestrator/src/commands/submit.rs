@@ -1,0 +1,86 @@
+//! Creating a task's job: in one transaction, the task (new, or the one ingress recorded), its job, and the
+//! approval request when policy holds the job.
+
+use cynode_protocol::{JobSpec, Requirements};
+use uuid::Uuid;
+
+use super::{ApprovalRequest, CommandError, Commands, Reply};
+use crate::audit;
+use crate::policy::Decision;
+use crate::tasks::{self, NewJob, Origin, short};
+
+impl Commands {
+    /// Records the task (or takes over the recorded one) and its job. `None` when the recorded task already left
+    /// `received`: another interpreter handled it, and nothing was written.
+    #[expect(clippy::too_many_arguments, reason = "internal helper shared by run and ask")]
+    pub(super) async fn submit(
+        &self,
+        origin: &Origin,
+        command: &str,
+        text: &str,
+        args: &serde_json::Value,
+        spec: JobSpec,
+        requirements: Requirements,
+        decision: &Decision,
+    ) -> Result<Option<Reply>, CommandError> {
+        let hold = matches!(decision, Decision::RequireApproval { .. });
+        let mut tx = self.pool.begin().await?;
+        let task = match origin.task_id {
+            Some(task) => {
+                // The task ingress recorded: claim it for this job, exactly once.
+                let claimed = sqlx::query(
+                    "UPDATE tasks SET command = $2, text = $3, args = $4, updated_at = now()
+                     WHERE id = $1 AND state = 'received'",
+                )
+                .bind(task)
+                .bind(command)
+                .bind(text)
+                .bind(args)
+                .execute(&mut *tx)
+                .await?;
+                if claimed.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                task
+            }
+            None => tasks::create_task(&mut tx, origin, command, text, args).await?,
+        };
+        let job = NewJob { spec, requirements, priority: 0, max_attempts: self.settings.max_attempts, hold };
+        let job_id = tasks::create_job(&mut tx, task, &job).await?;
+        let mut approval = None;
+        if let Decision::RequireApproval { approvers, reason } = decision {
+            let approval_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at)
+                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second')",
+            )
+            .bind(approval_id)
+            .bind(job_id)
+            .bind(serde_json::to_value(approvers).unwrap_or_default())
+            .bind(&origin.requester)
+            .bind(i64::try_from(self.settings.approval_ttl.as_secs()).unwrap_or(3600))
+            .execute(&mut *tx)
+            .await?;
+            let detail = serde_json::json!({ "job": job_id, "reason": reason, "approvers": approvers });
+            audit::append(&mut tx, &origin.requester, "approval.requested", &approval_id.to_string(), &detail).await?;
+            approval = Some(ApprovalRequest { approval_id, approvers: approvers.clone(), reason: reason.clone() });
+        }
+        tx.commit().await?;
+        if !hold {
+            self.dispatcher.announce();
+        }
+        let text = match &approval {
+            Some(a) => format!(
+                "Job `{}` needs approval ({}) by {}. An approver can answer `approve {}` or `deny {}`.",
+                short(job_id),
+                a.reason,
+                if a.approvers.is_empty() { "an admin".to_string() } else { a.approvers.join(", ") },
+                short(job_id),
+                short(job_id)
+            ),
+            None => String::new(),
+        };
+        Ok(Some(Reply { text, task_id: Some(task), job_id: Some(job_id), approval }))
+    }
+}

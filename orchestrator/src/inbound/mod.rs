@@ -1,0 +1,181 @@
+//! The durable record of inbound requests, on the ingress hot path, and their interpretation.
+//!
+//! [`Recorder::record`] hands a verified [`Inbound`] to a small pool of writer tasks that **group-commit**: each
+//! takes whatever is pending (up to [`RecorderSettings::max_batch`], lingering at most
+//! [`RecorderSettings::linger`] for more) and writes it with one multi-row statement, one transaction, one
+//! fsync: `inbound_events` (`ON CONFLICT (platform, install_id, delivery_id) DO NOTHING`), the conversations
+//! (upserted), and a `tasks` row per new event. Each caller then learns its own result: [`Recorded::New`] or
+//! [`Recorded::Duplicate`]. A duplicate delivery creates nothing, however many race (the unique key decides).
+//!
+//! Tasks are recorded in state `received`; the [`interpreter`] (any replica, crash-safe) runs them through
+//! [`crate::commands::Commands`] afterwards, so the platform's ack never waits for a command to run.
+//!
+//! Invariants:
+//! - one `inbound_events` row per `(platform, install, delivery id)`, and at most one task per event
+//!   (`tasks.inbound_id` is unique), created in the same transaction;
+//! - rows of one batch are written in dedupe-key order, so concurrent writers cannot deadlock on the key;
+//! - a batch that fails for a data reason is retried row by row, so one odd request cannot fail others.
+
+mod batch;
+pub mod interpreter;
+mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cynode_adapters::{Inbound, ThreadRef};
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc, oneshot};
+use uuid::Uuid;
+
+pub use interpreter::{InterpreterSettings, spawn_interpreter};
+
+/// A verified request to record.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// The install it came through.
+    pub install_id: Uuid,
+    /// The neutral request.
+    pub inbound: Inbound,
+    /// The platform's redelivery information.
+    pub retry: Retry,
+}
+
+/// A platform's redelivery headers (Slack `X-Slack-Retry-Num` and `X-Slack-Retry-Reason`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retry {
+    /// The attempt number (1 for the first retry).
+    pub num: Option<i32>,
+    /// Why the platform retried (`http_timeout`, …).
+    pub reason: Option<String>,
+}
+
+/// What recording did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new delivery: the event and its task were created.
+    New {
+        /// The `inbound_events` row.
+        inbound_id: Uuid,
+        /// The task (state `received`, or `answered` when there is nothing to run).
+        task_id: Uuid,
+    },
+    /// This delivery was recorded before; nothing was created.
+    Duplicate,
+}
+
+/// Why a request could not be recorded. The message carries no request content.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InboundError {
+    /// The recorder has stopped (the process is shutting down).
+    #[error("the inbound recorder has stopped")]
+    Closed,
+    /// The store refused or failed the write.
+    #[error("recording the request failed: {0}")]
+    Store(String),
+}
+
+/// Group-commit tuning.
+#[derive(Debug, Clone)]
+pub struct RecorderSettings {
+    /// The most requests written in one transaction.
+    pub max_batch: usize,
+    /// How long a writer waits for more requests once it has one (zero: take only what is already queued).
+    pub linger: Duration,
+    /// Writer tasks (each holds at most one connection; one collects while the others commit).
+    pub writers: usize,
+    /// Requests waiting for a writer before callers wait to enqueue (backpressure).
+    pub queue: usize,
+}
+
+impl Default for RecorderSettings {
+    fn default() -> Self {
+        Self { max_batch: 64, linger: Duration::from_micros(500), writers: 2, queue: 8192 }
+    }
+}
+
+struct Pending {
+    row: plan::Prepared,
+    done: oneshot::Sender<Result<Recorded, InboundError>>,
+}
+
+/// Records inbound requests with group commit. Cheap to clone; the writers stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("queued", &(self.queue.max_capacity() - self.queue.capacity())).finish()
+    }
+}
+
+impl Recorder {
+    /// Starts the writers. `wake` is notified after a batch that created tasks to interpret.
+    pub fn start(pool: PgPool, settings: RecorderSettings, wake: Arc<Notify>) -> Self {
+        let (queue, rx) = mpsc::channel(settings.queue.max(1));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..settings.writers.max(1) {
+            let writer = batch::Writer { pool: pool.clone(), settings: settings.clone(), wake: wake.clone() };
+            tokio::spawn(writer.run(rx.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Records one request durably and says whether it was new. The work is prepared on the caller's task; the
+    /// write joins the next batch. Dropping the future does not cancel the write.
+    ///
+    /// # Errors
+    /// [`InboundError`] when the write failed (nothing was recorded for this request) or the recorder stopped.
+    pub async fn record(&self, new: NewInbound) -> Result<Recorded, InboundError> {
+        let (done, result) = oneshot::channel();
+        let pending = Pending { row: plan::Prepared::new(new), done };
+        self.queue.send(pending).await.map_err(|_| InboundError::Closed)?;
+        result.await.map_err(|_| InboundError::Closed)?
+    }
+}
+
+/// A notice to deliver into a thread without running anything (for example "slow down" for a user over their
+/// rate limit): an `answered` task with the text as its reply, in the conversation of `thread`.
+#[derive(Debug, Clone)]
+pub struct Notice<'a> {
+    /// The install.
+    pub install_id: Uuid,
+    /// Where to deliver it.
+    pub thread: &'a ThreadRef,
+    /// Who it is for.
+    pub requester: &'a str,
+    /// The text.
+    pub text: &'a str,
+}
+
+/// Records a [`Notice`] (one statement). Returns the task id.
+///
+/// # Errors
+/// Store failures.
+pub async fn record_notice(pool: &PgPool, notice: &Notice<'_>) -> Result<Uuid, sqlx::Error> {
+    let task = Uuid::now_v7();
+    let thread_ref = serde_json::to_value(ThreadRef { reply_to: None, ..notice.thread.clone() }).unwrap_or_default();
+    let mut thread_ref = thread_ref;
+    plan::sanitize(&mut thread_ref);
+    sqlx::query(
+        "WITH conv AS (
+             INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (install_id, channel, thread) DO UPDATE SET thread_ref = EXCLUDED.thread_ref
+             RETURNING id)
+         INSERT INTO tasks (id, conversation_id, install_id, requester, source, command, state, reply)
+         SELECT $6, conv.id, $2, $7, 'chat', 'notice', 'answered', $8 FROM conv",
+    )
+    .bind(Uuid::now_v7())
+    .bind(notice.install_id)
+    .bind(plan::clean(&notice.thread.channel))
+    .bind(notice.thread.thread.as_deref().map(plan::clean).unwrap_or_default())
+    .bind(&thread_ref)
+    .bind(task)
+    .bind(plan::clean(notice.requester))
+    .bind(plan::clean(notice.text))
+    .execute(pool)
+    .await?;
+    Ok(task)
+}

@@ -1,0 +1,154 @@
+//! Streaming back into threads: every chat task with a conversation has a durable stream record
+//! (`stream_records`, created by a trigger in the task's own transaction) saying which messages CyNode owns
+//! there and what each last showed. A worker on every gateway replica drives open streams:
+//!
+//! - **Claims.** A replica claims streams with one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)` for a
+//!   short lease (`claim_ttl`) under a fresh `claim_token`; every later write names the token, so after a
+//!   lapsed lease (a crashed or partitioned replica) only the new holder can write. Any replica continues a
+//!   stream where the record says it stands, in the same messages.
+//! - **Rendering.** Each step renders the task's whole state (reply, approval card, job status, output) into
+//!   one neutral [`Reply`](cynode_adapters::Reply) per message: output is split code-fence-aware into pages of
+//!   the platform's size (full pages never change, so only the last message is edited and a new one is posted
+//!   when it fills up); past `max_messages` the last message shows the output's tail, and the final footer says
+//!   how to fetch everything (`cynode logs <job>` or `GET /v1/jobs/{id}/output`). Only messages whose fingerprint
+//!   changed are sent; edits are never queued, the next step simply renders the latest state (merged, never
+//!   dropped).
+//! - **Posting at most once.** Record-before-send: before posting message `n` the record stores
+//!   `pending_post = n`; the id is stored after the post. A replica that finds `pending_post` set without the id
+//!   does not post it again (a crash in that window loses that one post, never duplicates it); the message is
+//!   marked lost and the stream goes on.
+//! - **One budget per install.** Every call first takes a token from shared buckets in `outbound_budget` (per
+//!   method, channel, chat and install, see [`StreamRates`]); a platform 429 blocks the bucket for exactly its
+//!   `Retry-After` on every replica. N replicas therefore never multiply the rate.
+
+mod body;
+mod budget;
+mod platforms;
+mod sink;
+mod store;
+mod text;
+mod view;
+mod worker;
+
+use std::time::Duration;
+
+pub use budget::OutboundBudget;
+pub use platforms::{DiscordSink, SlackSink, TelegramSink};
+pub use sink::{BucketSpec, Op, Owned, Posted, Sinks, Target, ThreadSink, Via};
+pub use worker::{StreamWorker, spawn_stream_worker};
+
+/// A sustained rate with bursts, for one outbound budget bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed back to back.
+    pub burst: f64,
+}
+
+impl Rate {
+    /// `n` requests a minute, `burst` at once.
+    #[must_use]
+    pub fn per_minute(n: f64, burst: f64) -> Self {
+        Self { per_second: n / 60.0, burst }
+    }
+}
+
+/// Slack budgets (per workspace and app). Defaults stay under Slack's published tiers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlackRates {
+    /// `chat.postMessage` per channel (Slack: about one a second).
+    pub post_message: Rate,
+    /// `chat.update` for the whole workspace (Tier 3: 50+ a minute).
+    pub update: Rate,
+    /// `chat.postEphemeral` (Tier 4: 100+ a minute).
+    pub ephemeral: Rate,
+}
+
+impl Default for SlackRates {
+    fn default() -> Self {
+        Self {
+            post_message: Rate { per_second: 1.0, burst: 1.0 },
+            update: Rate::per_minute(48.0, 3.0),
+            ephemeral: Rate::per_minute(90.0, 5.0),
+        }
+    }
+}
+
+/// Discord budgets. Discord's windows are fixed (5 per 5 s per route, 50 per second per bot), so a bucket
+/// fits one when `burst + per_second × window` stays within it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiscordRates {
+    /// One route of one channel (create or edit), or one interaction's webhook.
+    pub per_route: Rate,
+    /// Every bot-token route together.
+    pub global: Rate,
+}
+
+impl Default for DiscordRates {
+    fn default() -> Self {
+        Self { per_route: Rate { per_second: 0.8, burst: 1.0 }, global: Rate { per_second: 40.0, burst: 10.0 } }
+    }
+}
+
+/// Telegram budgets (per bot).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TelegramRates {
+    /// Messages and edits in one chat (about one a second).
+    pub per_chat: Rate,
+    /// Messages and edits in one group (20 a minute).
+    pub per_group: Rate,
+    /// Everything the bot sends (about 30 a second).
+    pub global: Rate,
+}
+
+impl Default for TelegramRates {
+    fn default() -> Self {
+        Self {
+            per_chat: Rate { per_second: 1.0, burst: 1.0 },
+            per_group: Rate::per_minute(19.0, 3.0),
+            global: Rate { per_second: 25.0, burst: 5.0 },
+        }
+    }
+}
+
+/// Every platform's budgets.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamRates {
+    /// Slack.
+    pub slack: SlackRates,
+    /// Discord.
+    pub discord: DiscordRates,
+    /// Telegram.
+    pub telegram: TelegramRates,
+}
+
+/// Stream worker tuning.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// How often to look for streams to claim (new requests, streams of crashed replicas).
+    pub poll: Duration,
+    /// How long a claim holds a stream without being renewed.
+    pub claim_ttl: Duration,
+    /// The shortest time between two updates of one stream (edit cadence per message).
+    pub cadence: Duration,
+    /// Streams driven at once by one replica.
+    pub capacity: usize,
+    /// The most messages one stream posts; beyond, the last one shows the output's tail.
+    pub max_messages: usize,
+    /// Streams of tasks older than this are closed without posting (after a long outage).
+    pub max_age: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(200),
+            claim_ttl: Duration::from_secs(5),
+            cadence: Duration::from_millis(1_000),
+            capacity: 512,
+            max_messages: 4,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}

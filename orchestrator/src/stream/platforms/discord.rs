@@ -1,0 +1,132 @@
+//! Discord: the deferred interaction response is the first message (`PATCH …/messages/@original` while the
+//! interaction token lives), later messages and edits past the token's 15 minutes use the bot token on the
+//! channel; private notices are ephemeral follow-ups.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use cynode_adapters::discord::{self, DiscordClient, DiscordMessage, InteractionToken};
+use cynode_adapters::split::Budget;
+use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply, Sent};
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+
+use super::{Common, bucket};
+use crate::stream::DiscordRates;
+use crate::stream::sink::{BucketSpec, Op, Owned, Posted, Target, ThreadSink, Via, one};
+
+/// How long an interaction token is used: under Discord's 15 minutes, with a margin for clock skew.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+
+/// Discord channels and threads.
+#[derive(Debug, Clone)]
+pub struct DiscordSink {
+    common: Common,
+    rates: DiscordRates,
+}
+
+impl DiscordSink {
+    /// A sink using `installs` for bot tokens and base URLs.
+    #[must_use]
+    pub fn new(
+        http: reqwest::Client,
+        installs: std::sync::Arc<crate::installs::Installs>,
+        rates: DiscordRates,
+    ) -> Self {
+        Self { common: Common { http, installs }, rates }
+    }
+
+    async fn client(&self, target: &Target) -> PlatformResult<DiscordClient> {
+        let c = self.common.creds(target, DiscordClient::DEFAULT_BASE_URL).await?;
+        Ok(DiscordClient::new(self.common.http.clone(), c.base_url, c.token))
+    }
+}
+
+/// The interaction token, while it is young enough to use.
+fn live_token(target: &Target) -> Option<InteractionToken<'_>> {
+    let age = Utc::now().signed_duration_since(target.received_at?).to_std().unwrap_or_default();
+    (age < TOKEN_LIFETIME).then_some(())?;
+    InteractionToken::from_handle(target.handle.as_ref()?)
+}
+
+/// The channel messages go to: the thread channel when the interaction was in a thread.
+fn channel(target: &Target) -> &str {
+    target.thread.thread.as_deref().unwrap_or(&target.thread.channel)
+}
+
+fn render(reply: &Reply) -> DiscordMessage {
+    one(reply, discord::render_pages, discord::render_tail)
+}
+
+fn posted(sent: Sent, via: Via, fallback_channel: &str) -> Posted {
+    let channel = if sent.message.channel.is_empty() { fallback_channel.to_owned() } else { sent.message.channel };
+    Posted { message: Owned { channel, id: sent.message.id, via }, rate_limit: sent.rate_limit }
+}
+
+impl ThreadSink for DiscordSink {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn page_budget(&self) -> Budget {
+        Budget::utf16(discord::CONTENT_LIMIT - 700).unwrap_or_else(|| Budget::utf16(1_000).expect("above the minimum"))
+    }
+
+    fn buckets(&self, target: &Target, op: Op) -> Vec<BucketSpec> {
+        let global = bucket("discord:global".into(), self.rates.global);
+        let webhook = bucket(format!("discord:webhook:{}", target.task_id), self.rates.per_route);
+        let route = |name: &str| bucket(format!("discord:{name}:{}", channel(target)), self.rates.per_route);
+        let interaction = live_token(target).is_some();
+        match op {
+            Op::Post if interaction => vec![webhook],
+            Op::Post => vec![route("create"), global],
+            Op::Edit(Via::Original) if interaction => vec![webhook],
+            Op::Edit(_) => vec![route("edit"), global],
+            Op::Private => vec![webhook],
+        }
+    }
+
+    fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
+        async move {
+            let client = self.client(target).await?;
+            let message = render(reply);
+            if let Some(token) = live_token(target) {
+                if index == 0 {
+                    let sent = client.edit_original(token, &message).await?;
+                    return Ok(posted(sent, Via::Original, channel(target)));
+                }
+                let sent = client.follow_up(token, &message).await?;
+                return Ok(posted(sent, Via::Channel, channel(target)));
+            }
+            let sent = client.create_message(channel(target), &message).await?;
+            Ok(posted(sent, Via::Channel, channel(target)))
+        }
+        .boxed()
+    }
+
+    fn edit<'a>(&'a self, target: &'a Target, m: &'a Owned, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
+        async move {
+            let client = self.client(target).await?;
+            let message = render(reply);
+            let sent = match (m.via, live_token(target)) {
+                (Via::Lost, _) => return Err(PlatformError::NotFound),
+                (Via::Original, Some(token)) => match client.edit_original(token, &message).await {
+                    Err(PlatformError::Expired) => client.edit_message(&m.channel, &m.id, &message).await?,
+                    other => other?,
+                },
+                _ => client.edit_message(&m.channel, &m.id, &message).await?,
+            };
+            Ok(Posted { message: m.clone(), rate_limit: sent.rate_limit })
+        }
+        .boxed()
+    }
+
+    fn private<'a>(&'a self, target: &'a Target, text: &'a str) -> BoxFuture<'a, PlatformResult<()>> {
+        async move {
+            let Some(token) = live_token(target) else { return Err(PlatformError::Expired) };
+            let client = self.client(target).await?;
+            client.follow_up(token, &DiscordMessage::plain(text).ephemeral()).await.map(drop)
+        }
+        .boxed()
+    }
+}

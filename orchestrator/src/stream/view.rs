@@ -1,0 +1,195 @@
+//! What a stream should show now: one neutral [`Reply`] per message, from a snapshot of the task, its job,
+//! its approval and its output. Pure, so every layout rule is unit-tested without a store or a platform.
+
+use chrono::{DateTime, Utc};
+use cynode_adapters::split::{self, Budget};
+use cynode_adapters::{Access, Actor, ApprovalCard, ApprovalState, Reply, code_block};
+use cynode_protocol::JobSpec;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::body::Body;
+use super::text;
+use crate::tasks::short;
+
+/// A task as the stream sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) task_state: String,
+    pub(crate) reply: Option<String>,
+    pub(crate) requester: String,
+    /// `mention`, `command`, `action`; `None` for notices.
+    pub(crate) inbound_kind: Option<String>,
+    pub(crate) job: Option<JobView>,
+    pub(crate) approval: Option<ApprovalView>,
+}
+
+/// The task's (latest) job.
+#[derive(Debug, Clone)]
+pub(crate) struct JobView {
+    pub(crate) id: Uuid,
+    pub(crate) state: String,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) result: Option<Value>,
+    pub(crate) spec: Option<JobSpec>,
+}
+
+/// The job's approval request.
+#[derive(Debug, Clone)]
+pub(crate) struct ApprovalView {
+    pub(crate) state: String,
+    pub(crate) decided_by: Option<String>,
+    pub(crate) decided_at: Option<DateTime<Utc>>,
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+/// What to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum View {
+    /// Messages in the thread, in order; `done` once nothing will change any more.
+    Thread { slots: Vec<Reply>, done: bool },
+    /// A private notice to the requester (a button click's answer), once the reply is known.
+    Private(Option<String>),
+}
+
+const FINAL_TASK: [&str; 5] = ["answered", "failed", "succeeded", "cancelled", "waiting"];
+const FINAL_JOB: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
+
+/// The view of `snap` with `body` (the current attempt's output), pages of `budget`, at most `max` messages.
+pub(crate) fn render(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max: usize) -> View {
+    let interpreted = snap.task_state != "received";
+    if snap.inbound_kind.as_deref() == Some("action") {
+        return View::Private(interpreted.then(|| snap.reply.clone().unwrap_or_else(|| "Done.".into())));
+    }
+    let Some(job) = &snap.job else {
+        let text = match (&snap.reply, interpreted) {
+            (Some(r), true) => r.clone(),
+            (None, true) => "Done.".to_owned(),
+            (_, false) => text::WORKING.to_owned(),
+        };
+        let done = interpreted && FINAL_TASK.contains(&snap.task_state.as_str());
+        return View::Thread { slots: paged(&text, None, None, budget, max), done };
+    };
+    let mut slots = Vec::new();
+    if let Some(approval) = &snap.approval {
+        slots.push(Reply::default().with_approval(card(job, approval, &snap.requester)));
+    }
+    let finished = FINAL_JOB.contains(&job.state.as_str());
+    let status = text::progress(&job.state, job.id, job.spec.as_ref(), job.attempt);
+    let mut footer = Vec::new();
+    if !finished && job.attempt > 1 {
+        footer.push(text::retried(job.attempt, job.max_attempts));
+    }
+    let empty = Body::default();
+    let body = body.filter(|b| b.attempt == job.attempt).unwrap_or(&empty);
+    let by_node = job.result.as_ref().and_then(|r| r.get("truncated")).and_then(Value::as_bool).unwrap_or(false);
+    let output = output_slots(body, budget, max.saturating_sub(slots.len()).max(1));
+    if finished {
+        footer.push(text::outcome(&job.state, job.result.as_ref()));
+        if output.cut || by_node {
+            footer.push(text::truncated(job.id, body.line_count(), body.bytes, by_node));
+        }
+    }
+    let footer = (!footer.is_empty()).then(|| footer.join("\n"));
+    let approval_only = snap.approval.is_some() && job.state == "awaiting_approval";
+    if !approval_only {
+        slots.extend(decorate(output.pages, Some(status), footer));
+    }
+    View::Thread { slots, done: finished }
+}
+
+/// Output pages (each already within the page budget) and whether some output is not shown.
+struct Output {
+    pages: Vec<String>,
+    cut: bool,
+}
+
+fn output_slots(body: &Body, budget: &Budget, max: usize) -> Output {
+    if body.is_empty() {
+        return Output { pages: Vec::new(), cut: false };
+    }
+    let head = inner(&body.head);
+    let pages = split::split(&format!("{FENCE}{head}```"), budget);
+    if body.is_whole() && pages.len() <= max {
+        return Output { pages: pages.into_iter().map(split::Page::into_text).collect(), cut: false };
+    }
+    let keep = max - 1;
+    let mut shown: Vec<String> = pages.iter().take(keep).map(|p| p.text().to_owned()).collect();
+    // The rest of the output, from where the kept pages end, as a tail view.
+    let from = match (pages.get(keep), shown.is_empty()) {
+        (Some(p), _) => p.source().start,
+        (None, true) => 0,
+        (None, false) => pages.get(keep.saturating_sub(1)).map_or(0, |p| p.source().end),
+    };
+    let from = from.saturating_sub(FENCE.len()).min(head.len());
+    let from = (from..=head.len()).find(|i| head.is_char_boundary(*i)).unwrap_or(head.len());
+    let mut rest = head[from..].to_owned();
+    if body.dropped_bytes > 0 {
+        rest.push_str("\n…\n");
+    }
+    rest.push_str(&inner(&body.tail));
+    let tail = split::tail(&rest, &budget.shrink(8).unwrap_or(*budget));
+    shown.push(format!("{FENCE}{}```", with_newline(tail.text())));
+    Output { pages: shown, cut: true }
+}
+
+const FENCE: &str = "```\n";
+
+/// Output made safe inside a code block (fences broken), ending with a newline.
+fn inner(text: &str) -> String {
+    let block = code_block(text, "");
+    let body = block.strip_prefix(FENCE).unwrap_or(&block);
+    body.strip_suffix("```").unwrap_or(body).to_owned()
+}
+
+fn with_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') { text.to_owned() } else { format!("{text}\n") }
+}
+
+/// One reply per page: the status on the first, the footer on the last.
+fn decorate(pages: Vec<String>, status: Option<String>, footer: Option<String>) -> Vec<Reply> {
+    let pages = if pages.is_empty() { vec![String::new()] } else { pages };
+    let last = pages.len() - 1;
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Reply {
+            status: if i == 0 { status.clone() } else { None },
+            body,
+            footer: if i == last { footer.clone() } else { None },
+            ..Reply::default()
+        })
+        .collect()
+}
+
+/// Plain text (a command's reply) as pages.
+fn paged(text: &str, status: Option<String>, footer: Option<String>, budget: &Budget, max: usize) -> Vec<Reply> {
+    let mut pages: Vec<String> = split::split(text, budget).into_iter().map(split::Page::into_text).collect();
+    pages.truncate(max.max(1));
+    decorate(pages, status, footer)
+}
+
+fn card(job: &JobView, a: &ApprovalView, requester: &str) -> ApprovalCard {
+    let actor = |id: &str| Actor { id: id.to_owned(), name: None };
+    let at = a.decided_at.map_or(0, |t| t.timestamp());
+    let state = match (a.state.as_str(), &a.decided_by) {
+        ("approved", Some(by)) => ApprovalState::Approved { by: actor(by), at },
+        ("denied", Some(by)) => ApprovalState::Denied { by: actor(by), at },
+        ("expired", _) => ApprovalState::Expired { at: a.decided_at.unwrap_or(a.expires_at).timestamp() },
+        _ => ApprovalState::Pending { expires_at: Some(a.expires_at.timestamp()) },
+    };
+    let (command, template, access) = match &job.spec {
+        Some(JobSpec::Sandbox(s)) => {
+            (s.command.clone(), Some(s.template.clone()), Access { network: s.network, gpu: s.gpu })
+        }
+        Some(JobSpec::Host(h)) => (h.command.clone(), None, Access::default()),
+        Some(JobSpec::Inference(i)) => (i.prompt.clone(), None, Access::default()),
+        None => (String::new(), None, Access::default()),
+    };
+    ApprovalCard { job: short(job.id), command, requester: actor(requester), template, access, reason: None, state }
+}
+
+#[cfg(test)]
+#[path = "view_tests.rs"]
+mod tests;

@@ -1,0 +1,94 @@
+use cynode_adapters::split::Budget;
+use cynode_protocol::{HostSpec, JobSpec};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{JobView, Snapshot, View, render};
+use crate::stream::body::Body;
+
+fn snap(state: &str, job: Option<JobView>) -> Snapshot {
+    Snapshot {
+        task_state: state.into(),
+        reply: Some("Job queued".into()),
+        requester: "U1".into(),
+        inbound_kind: Some("mention".into()),
+        job,
+        approval: None,
+    }
+}
+
+fn job(state: &str, result: Option<serde_json::Value>) -> JobView {
+    JobView {
+        id: Uuid::new_v4(),
+        state: state.into(),
+        attempt: 1,
+        max_attempts: 3,
+        result,
+        spec: Some(JobSpec::Host(HostSpec { command: "seq 10000".into(), timeout_s: 60, max_output_bytes: 1 << 20 })),
+    }
+}
+
+fn slots(v: View) -> (Vec<cynode_adapters::Reply>, bool) {
+    match v {
+        View::Thread { slots, done } => (slots, done),
+        View::Private(_) => panic!("expected a thread view"),
+    }
+}
+
+#[test]
+fn first_reply_before_interpretation_is_working_on_it() {
+    let mut s = snap("received", None);
+    s.reply = None;
+    let (slots, done) = slots(render(&s, None, &Budget::utf16(3000).unwrap(), 4));
+    assert_eq!(slots.len(), 1);
+    assert!(slots[0].body.contains("Working on it"));
+    assert!(!done);
+}
+
+#[test]
+fn long_output_rolls_over_then_tails_and_says_how_to_get_everything() {
+    let budget = Budget::utf16(1300).unwrap();
+    let mut body = Body::new(1);
+    for i in 0..10_000 {
+        body.push(&format!("line {i}\n"));
+    }
+    let result = json!({"status": "succeeded", "exit_code": 0, "duration_ms": 2500});
+    let (slots, done) =
+        slots(render(&snap("succeeded", Some(job("succeeded", Some(result)))), Some(&body), &budget, 4));
+    assert!(done);
+    assert_eq!(slots.len(), 4);
+    for s in &slots {
+        assert!(budget.fits(&s.body), "every page fits");
+        assert_eq!(s.body.matches("```").count() % 2, 0, "fences balanced");
+    }
+    assert!(slots[0].body.contains("line 0\n"));
+    assert!(slots[3].body.contains("line 9999"));
+    let footer = slots[3].footer.clone().unwrap();
+    assert!(footer.contains("Succeeded · exit 0 · 2.5 s"));
+    assert!(footer.contains("cynode logs") && footer.contains("/output"));
+}
+
+#[test]
+fn full_pages_do_not_change_when_output_grows() {
+    let budget = Budget::utf16(1300).unwrap();
+    let mut body = Body::new(1);
+    let j = job("running", None);
+    let mut before = Vec::new();
+    for i in 0..1_000 {
+        body.push(&format!("row {i}\n"));
+        let (slots, _) = slots(render(&snap("running", Some(j.clone())), Some(&body), &budget, 8));
+        if slots.len() > 2 && before.len() > 2 {
+            assert_eq!(slots[0], before[0]);
+        }
+        before = slots;
+    }
+    assert!(before.len() > 2);
+}
+
+#[test]
+fn button_clicks_are_answered_privately() {
+    let mut s = snap("answered", None);
+    s.inbound_kind = Some("action".into());
+    s.reply = Some("You are not an approver for job `abcd1234`.".into());
+    assert_eq!(render(&s, None, &Budget::utf16(3000).unwrap(), 4), View::Private(s.reply.clone()));
+}

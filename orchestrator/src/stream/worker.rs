@@ -1,0 +1,338 @@
+//! The stream worker: claims open streams and drives each one step per `cadence` until it is closed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use cynode_adapters::{PlatformError, Reply};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use super::body::Body;
+use super::budget::OutboundBudget;
+use super::sink::{Op, Owned, Sinks, Target, ThreadSink, Via};
+use super::store::{self, Claimed, Progress};
+use super::view::{self, View};
+use super::{StreamSettings, text};
+
+/// Output chunks read per query.
+const CHUNK_BATCH: i64 = 1_000;
+
+/// Drives streams. One per process; every replica runs one.
+#[derive(Debug)]
+pub struct StreamWorker {
+    pool: PgPool,
+    sinks: Sinks,
+    budget: OutboundBudget,
+    settings: StreamSettings,
+    running: AtomicUsize,
+}
+
+/// What a stream does next.
+enum Next {
+    /// Step again after this long.
+    Again(Duration),
+    /// The stream is closed or another replica holds it.
+    Stop,
+}
+
+/// What a stream keeps between steps on this replica (rebuilt from the store after a takeover).
+#[derive(Default)]
+struct Local {
+    body: Option<Body>,
+    offset: i64,
+}
+
+/// Starts the worker; it stops (releasing its streams to other replicas) when `shutdown` fires.
+pub fn spawn_stream_worker(
+    pool: PgPool,
+    sinks: Sinks,
+    settings: StreamSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Arc<StreamWorker> {
+    let budget = OutboundBudget::new(pool.clone());
+    let worker = Arc::new(StreamWorker { pool, sinks, budget, settings, running: AtomicUsize::new(0) });
+    tracing::info!(platforms = ?worker.sinks.platforms(), "stream worker started");
+    tokio::spawn(worker.clone().claim_loop(shutdown));
+    worker
+}
+
+impl StreamWorker {
+    /// Streams this replica drives now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    async fn claim_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let free = self.settings.capacity.saturating_sub(self.running());
+            if free > 0 {
+                match store::claim(&self.pool, i64::try_from(free).unwrap_or(1), self.settings.claim_ttl).await {
+                    Ok(claimed) => {
+                        for c in claimed {
+                            self.running.fetch_add(1, Ordering::Relaxed);
+                            tokio::spawn(self.clone().drive(c, shutdown.clone()));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming streams failed; retrying"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.poll) => {},
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn drive(self: Arc<Self>, c: Claimed, mut shutdown: watch::Receiver<bool>) {
+        let mut local = Local::default();
+        loop {
+            let delay = match self.step(&c, &mut local).await {
+                Ok(Next::Again(d)) => d,
+                Ok(Next::Stop) => break,
+                Err(e) => {
+                    tracing::warn!(task.id = %c.task_id, error = %e, "stream step failed; retrying");
+                    self.settings.cadence
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay.max(Duration::from_millis(20))) => {},
+                _ = shutdown.changed() => {
+                    let _ = store::release(&self.pool, &c).await;
+                    break;
+                }
+            }
+        }
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn step(&self, c: &Claimed, local: &mut Local) -> Result<Next, sqlx::Error> {
+        let Some(mut p) = store::progress(&self.pool, c).await? else { return Ok(Next::Stop) };
+        let Some((snap, target, created)) = store::snapshot(&self.pool, c.task_id).await? else {
+            p.closed = true;
+            store::save(&self.pool, c, &p, "", self.settings.claim_ttl).await?;
+            return Ok(Next::Stop);
+        };
+        let age = Utc::now().signed_duration_since(created).to_std().unwrap_or_default();
+        if age > self.settings.max_age && p.messages.is_empty() {
+            p.closed = true;
+            store::save(&self.pool, c, &p, "", self.settings.claim_ttl).await?;
+            return Ok(Next::Stop);
+        }
+        let Some(sink) = self.sinks.get(target.platform()).cloned() else {
+            store::save(&self.pool, c, &p, "", self.settings.claim_ttl).await?;
+            return Ok(Next::Again(self.settings.cadence * 5));
+        };
+        if snap.job.is_some() {
+            self.read_output(c, local).await?;
+        }
+        p.next_offset = local.offset;
+        let budget = sink.page_budget();
+        let shown = view::render(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1));
+        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p };
+        let next = match shown {
+            View::Private(None) => Next::Again(self.settings.poll),
+            View::Private(Some(text)) => run.private(&text).await?,
+            View::Thread { slots, done } => run.thread(&slots, done).await?,
+        };
+        Ok(next)
+    }
+
+    async fn read_output(&self, c: &Claimed, local: &mut Local) -> Result<(), sqlx::Error> {
+        loop {
+            let chunks = store::output(&self.pool, c.task_id, local.offset, CHUNK_BATCH).await?;
+            let n = chunks.len();
+            for chunk in chunks {
+                local.offset = chunk.seq;
+                let body = local.body.get_or_insert_with(|| Body::new(chunk.attempt));
+                if chunk.attempt > body.attempt {
+                    *body = Body::new(chunk.attempt);
+                } else if chunk.attempt < body.attempt {
+                    continue;
+                }
+                body.push(&String::from_utf8_lossy(&chunk.data));
+            }
+            if i64::try_from(n).unwrap_or(0) < CHUNK_BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One step of one stream.
+struct Run<'a> {
+    worker: &'a StreamWorker,
+    c: &'a Claimed,
+    sink: &'a dyn ThreadSink,
+    target: &'a Target,
+    p: Progress,
+}
+
+/// How a send ended, for the step.
+enum Sent {
+    Done,
+    Wait(Duration),
+    Refused(&'static str),
+}
+
+impl Run<'_> {
+    async fn save(&self, rendered: &str) -> Result<bool, sqlx::Error> {
+        store::save(&self.worker.pool, self.c, &self.p, rendered, self.worker.settings.claim_ttl).await
+    }
+
+    async fn private(&mut self, text: &str) -> Result<Next, sqlx::Error> {
+        if let Some(wait) = self.take(Op::Private).await? {
+            return Ok(Next::Again(wait));
+        }
+        let result = self.sink.private(self.target, text).await;
+        if let Sent::Wait(wait) = self.outcome(Op::Private, result.map(|()| None)).await? {
+            return Ok(Next::Again(wait));
+        }
+        self.p.closed = true;
+        self.save("").await?;
+        Ok(Next::Stop)
+    }
+
+    async fn thread(&mut self, slots: &[Reply], done: bool) -> Result<Next, sqlx::Error> {
+        let cadence = self.worker.settings.cadence;
+        if let Some(i) = self.p.pending_post.take()
+            && usize::try_from(i).is_ok_and(|i| i == self.p.messages.len())
+        {
+            tracing::warn!(task.id = %self.c.task_id, index = i, "a post was interrupted; not repeating it");
+            self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
+            self.p.pages.push(String::new());
+        }
+        for (i, slot) in slots.iter().enumerate() {
+            let fp = fingerprint(slot);
+            let sent = match self.p.messages.get(i).cloned() {
+                Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
+                Some(m) => self.edit(&m, slot).await?,
+                None => self.post(i, slot).await?,
+            };
+            match sent {
+                Sent::Done => set(&mut self.p.pages, i, fp),
+                Sent::Wait(wait) => {
+                    return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
+                }
+                Sent::Refused(reason) => {
+                    let line = Reply::new(text::platform_error(reason));
+                    let retry = match self.p.messages.get(i).cloned() {
+                        Some(m) => self.edit(&m, &line).await?,
+                        None => self.post(i, &line).await?,
+                    };
+                    if self.p.messages.len() <= i {
+                        self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
+                    }
+                    if let Sent::Wait(wait) = retry {
+                        return Ok(Next::Again(wait));
+                    }
+                    set(&mut self.p.pages, i, fp);
+                }
+            }
+        }
+        self.p.closed = done;
+        if !self.save(&rendered(slots)).await? || done {
+            return Ok(Next::Stop);
+        }
+        Ok(Next::Again(cadence))
+    }
+
+    async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {
+        if let Some(wait) = self.take(Op::Post).await? {
+            return Ok(Sent::Wait(wait));
+        }
+        // Record before send: a crash from here until the id is saved never leads to a second post.
+        self.p.pending_post = i32::try_from(i).ok();
+        if !self.save("").await? {
+            return Ok(Sent::Wait(Duration::from_secs(3600)));
+        }
+        let result = self.sink.post(self.target, i, reply).await;
+        self.p.pending_post = None;
+        match result {
+            Ok(posted) => {
+                self.p.messages.push(posted.message);
+                self.outcome(Op::Post, Ok(posted.rate_limit)).await
+            }
+            Err(PlatformError::Transient(_)) => {
+                // The post may have landed: never repeat it.
+                self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
+                self.p.pages.push(String::new());
+                Ok(Sent::Wait(self.worker.settings.cadence))
+            }
+            Err(e) => self.outcome(Op::Post, Err(e)).await,
+        }
+    }
+
+    async fn edit(&mut self, m: &Owned, reply: &Reply) -> Result<Sent, sqlx::Error> {
+        let op = Op::Edit(m.via);
+        if let Some(wait) = self.take(op).await? {
+            return Ok(Sent::Wait(wait));
+        }
+        let result = self.sink.edit(self.target, m, reply).await;
+        self.outcome(op, result.map(|p| p.rate_limit)).await
+    }
+
+    async fn take(&self, op: Op) -> Result<Option<Duration>, sqlx::Error> {
+        let buckets = self.sink.buckets(self.target, op);
+        self.worker.budget.take(self.target.install_id, &buckets).await
+    }
+
+    async fn outcome(
+        &self,
+        op: Op,
+        result: Result<Option<cynode_adapters::RateLimit>, PlatformError>,
+    ) -> Result<Sent, sqlx::Error> {
+        let buckets = self.sink.buckets(self.target, op);
+        let install = self.target.install_id;
+        match result {
+            Ok(limit) => {
+                let wait = limit.map(|l| l.wait_before_next()).unwrap_or_default();
+                if !wait.is_zero() {
+                    self.worker.budget.block(install, &buckets, wait).await?;
+                }
+                Ok(Sent::Done)
+            }
+            Err(PlatformError::RateLimited { retry_after, .. }) => {
+                tracing::warn!(task.id = %self.c.task_id, retry_after_ms = retry_after.as_millis(), "rate limited");
+                self.worker.budget.block(install, &buckets, retry_after).await?;
+                Ok(Sent::Wait(retry_after))
+            }
+            Err(PlatformError::Transient(_)) => Ok(Sent::Wait(self.worker.settings.cadence * 2)),
+            Err(PlatformError::NotModified | PlatformError::NotFound | PlatformError::Expired) => Ok(Sent::Done),
+            Err(e) => {
+                tracing::warn!(task.id = %self.c.task_id, reason = e.reason(), "platform refused a stream message");
+                Ok(Sent::Refused(e.reason()))
+            }
+        }
+    }
+}
+
+fn set(pages: &mut Vec<String>, i: usize, fp: String) {
+    if pages.len() <= i {
+        pages.resize(i + 1, String::new());
+    }
+    pages[i] = fp;
+}
+
+/// A short, stable fingerprint of what a message shows.
+fn fingerprint(reply: &Reply) -> String {
+    let json = serde_json::to_vec(reply).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..12])
+}
+
+/// What the stream shows, as one text (for the record).
+fn rendered(slots: &[Reply]) -> String {
+    let parts: Vec<String> = slots
+        .iter()
+        .map(|r| {
+            [r.status.as_deref(), Some(r.body.as_str()), r.footer.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    parts.join("\n\u{2029}\n")
+}

@@ -1,0 +1,102 @@
+//! The real Slack sink over a socket against the rule-enforcing fake Slack: a 10,000-line output streams into
+//! the thread with zero 429s, every message within limits, and a final message pointing to the full output.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::installs::Installs;
+use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
+use cynode_orchestrator::tasks::{self, Origin};
+use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
+use cynode_tests::TestDb;
+use cynode_tests::fakes::FakeSlack;
+use uuid::Uuid;
+
+use crate::support::{dispatcher, host_caps, host_job, node};
+
+#[tokio::test]
+async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let slack = FakeSlack::start().await;
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let sealed =
+        secrets.seal("install:slack:T1", serde_json::json!({"bot_token": slack.token()}).to_string().as_bytes());
+    let install = Uuid::now_v7();
+    sqlx::query("INSERT INTO installs (id, platform, external_id, name, settings, secrets) VALUES ($1, 'slack', 'T1', 't', $2, $3)")
+        .bind(install)
+        .bind(serde_json::json!({"api_base_url": slack.base_url()}))
+        .bind(sealed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let conv = Uuid::now_v7();
+    let thread = serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": "1700000000.000100", "reply_to": null});
+    sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', '1700000000.000100', $3)")
+        .bind(conv).bind(install).bind(thread).execute(&pool).await.unwrap();
+    let origin = Origin {
+        install_id: Some(install),
+        conversation_id: Some(conv),
+        requester: "U1".into(),
+        source: "chat".into(),
+        ..Origin::default()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let task = tasks::create_task(&mut tx, &origin, "run", "seq 10000", &serde_json::json!({})).await.unwrap();
+    let job = tasks::create_job(&mut tx, task, &host_job("seq 10000")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
+    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let settings = StreamSettings { poll: Duration::from_millis(50), ..StreamSettings::default() };
+    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+
+    let d = dispatcher(&pool);
+    let n = node(&pool, "n1", host_caps()).await;
+    let lease = d.lease(n, 1, Duration::from_secs(2)).await.unwrap().remove(0);
+    let lref = LeaseRef { job_id: job, attempt: lease.attempt, lease_token: lease.lease_token };
+    for batch in 0..50u64 {
+        let data: String = (batch * 200..(batch + 1) * 200).map(|i| format!("output line {i}\n")).collect();
+        d.output(
+            n,
+            &OutputBatch { lease: lref, chunks: vec![OutputChunk { stream: Stream::Stdout, seq: batch, data }] },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let outcome = Outcome {
+        status: FinishStatus::Succeeded,
+        exit_code: Some(0),
+        duration_ms: 2000,
+        output_bytes: 0,
+        truncated: false,
+        message: None,
+        usage: None,
+    };
+    d.finish(n, &FinishRequest { lease: lref, outcome }).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
+            .bind(task)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if state == "closed" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "stream did not close");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(slack.count_429(), 0, "zero 429s");
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+    let messages = slack.messages_in("C1", Some("1700000000.000100"));
+    assert_eq!(messages.len(), 4, "rolled over to the cap, in the same thread");
+    let last = messages.last().unwrap().shown();
+    assert!(last.contains("output line 9999"));
+    assert!(last.contains("Succeeded"));
+    assert!(last.contains(&format!("/v1/jobs/{job}/output")));
+    assert!(messages[0].shown().contains("output line 0"));
+}
