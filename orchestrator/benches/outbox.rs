@@ -3,7 +3,9 @@
 //! subscriptions. Two shapes per subscription count:
 //! - **burst**: N events emitted as fast as 8 concurrent writers can commit them (one event per transaction);
 //!   throughput is deliveries / (last arrival − first commit), and latency includes queueing behind the burst;
-//! - **paced**: events at a steady rate well under capacity, the "healthy" latency (target p99 ≤ 1 s).
+//! - **paced**: events at a steady rate well under capacity, the "healthy" latency (target p99 ≤ 1 s);
+//! - **backlog**: N events for 4 subscriptions committed while no deliverer runs, then drained by one: the
+//!   deliverer's own throughput.
 //!
 //! PostgreSQL is the shared embedded test server (fsync on); the deliverer runs with its production defaults.
 //!
@@ -28,15 +30,24 @@ use uuid::Uuid;
 /// Arrivals: (sequence number, subscription path) → when.
 type Arrivals = Arc<Mutex<HashMap<(u64, String), Instant>>>;
 
+#[derive(Clone, Copy)]
+enum Shape {
+    /// 8 writers emit as fast as they can commit while the deliverer runs.
+    Burst,
+    /// One writer at this many events per second.
+    Paced(f64),
+    /// Everything emitted with no deliverer running (a replica was down), then one deliverer drains it.
+    Backlog,
+}
+
 struct Row {
-    shape: &'static str,
+    shape: String,
     subs: usize,
     events: usize,
     deliveries: usize,
     per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+    /// p50, p99, max of commit → arrival (not meaningful for a backlog).
+    latency_ms: Option<(f64, f64, f64)>,
 }
 
 #[tokio::main]
@@ -50,18 +61,17 @@ async fn main() {
     println!("events per burst: {burst}, deliverer concurrency: {}", settings.concurrency);
     let mut rows = Vec::new();
     for subs in [1, 4] {
-        rows.push(scenario(&settings, subs, burst, None).await);
+        rows.push(scenario(&settings, subs, burst, Shape::Burst).await);
         // Paced at 100 deliveries per second for 10 s.
         let rate = 100.0 / subs as f64;
-        rows.push(scenario(&settings, subs, (rate * 10.0) as usize, Some(rate)).await);
+        rows.push(scenario(&settings, subs, (rate * 10.0) as usize, Shape::Paced(rate)).await);
     }
+    rows.push(scenario(&settings, 4, burst, Shape::Backlog).await);
     println!("\n| shape | subscriptions | events | deliveries | deliveries/s | p50 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
-            r.shape, r.subs, r.events, r.deliveries, r.per_sec, r.p50_ms, r.p99_ms, r.max_ms
-        );
+        let lat = r.latency_ms.map_or_else(|| "– | – | –".to_string(), |(a, b, c)| format!("{a:.1} | {b:.1} | {c:.1}"));
+        println!("| {} | {} | {} | {} | {:.0} | {lat} |", r.shape, r.subs, r.events, r.deliveries, r.per_sec);
     }
 }
 
@@ -84,7 +94,7 @@ async fn receiver(arrivals: Arrivals) -> String {
     format!("http://{addr}")
 }
 
-async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, rate: Option<f64>) -> Row {
+async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, shape: Shape) -> Row {
     let db = TestDb::new().await;
     let pool =
         store::connect(&db.url, &PoolSettings { max_connections: 24, ..PoolSettings::default() }).await.expect("pool");
@@ -98,10 +108,14 @@ async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, rate
     }
     let deliverer = Deliverer::new(pool.clone(), sb, settings.clone()).expect("deliverer");
     let (stop, rx) = watch::channel(false);
-    let task = deliverer.spawn(rx);
+    let mut task = match shape {
+        Shape::Backlog => None,
+        _ => Some(deliverer.spawn(rx.clone())),
+    };
 
     let commits: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let started = Instant::now();
+    let rate = if let Shape::Paced(r) = shape { Some(r) } else { None };
     let writers = if rate.is_some() { 1 } else { 8 };
     let mut handles = Vec::new();
     for w in 0..writers {
@@ -121,6 +135,10 @@ async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, rate
     for h in handles {
         h.await.expect("writer");
     }
+    let delivering_since = Instant::now();
+    if task.is_none() {
+        task = Some(deliverer.spawn(rx));
+    }
     let want = events * subs;
     let deadline = Instant::now() + Duration::from_secs(300);
     while arrivals.lock().expect("lock").len() < want {
@@ -128,10 +146,13 @@ async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, rate
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = stop.send(true);
-    let _ = task.await;
+    if let Some(t) = task {
+        let _ = t.await;
+    }
     let commits = commits.lock().expect("lock").clone();
     let arrivals = arrivals.lock().expect("lock").clone();
-    report(subs, events, rate, &commits, &arrivals, &pool).await
+    let since = if let Shape::Backlog = shape { Some(delivering_since) } else { None };
+    report(subs, events, shape, since, &commits, &arrivals, &pool).await
 }
 
 async fn emit_one(pool: &PgPool, seq: u64) {
@@ -144,7 +165,8 @@ async fn emit_one(pool: &PgPool, seq: u64) {
 async fn report(
     subs: usize,
     events: usize,
-    rate: Option<f64>,
+    shape: Shape,
+    since: Option<Instant>,
     commits: &HashMap<u64, Instant>,
     arrivals: &HashMap<(u64, String), Instant>,
     pool: &PgPool,
@@ -155,7 +177,7 @@ async fn report(
         .collect();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
-    let first = commits.values().min().copied().expect("commits");
+    let first = since.unwrap_or_else(|| commits.values().min().copied().expect("commits"));
     let last = arrivals.values().max().copied().expect("arrivals");
     let attempts: i64 = sqlx::query_scalar("SELECT coalesce(sum(attempts), 0)::bigint FROM deliveries")
         .fetch_one(pool)
@@ -163,13 +185,15 @@ async fn report(
         .expect("attempts");
     assert_eq!(attempts as usize, arrivals.len(), "every delivery sent exactly once");
     Row {
-        shape: if rate.is_some() { "paced 100 deliveries/s" } else { "burst" },
+        shape: match shape {
+            Shape::Burst => "burst (8 writers)".into(),
+            Shape::Paced(r) => format!("paced {r:.0} events/s"),
+            Shape::Backlog => "backlog drain".into(),
+        },
         subs,
         events,
         deliveries: arrivals.len(),
         per_sec: arrivals.len() as f64 / (last - first).as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        max_ms: lat.last().copied().unwrap_or_default(),
+        latency_ms: since.is_none().then(|| (pct(0.50), pct(0.99), lat.last().copied().unwrap_or_default())),
     }
 }

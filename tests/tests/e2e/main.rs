@@ -8,6 +8,7 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod chat_slack;
 mod docker;
 mod failover;
 mod host;
