@@ -251,10 +251,11 @@ impl AgentConfig {
         if !(1..=256).contains(&self.max_concurrent_jobs) {
             return Err(ConfigError::Invalid { setting: "--max-jobs", problem: "must be between 1 and 256".into() });
         }
-        if !self.executors.docker && !self.executors.host {
+        if !self.executors.docker && !self.executors.host && self.executors.inference.is_none() {
             return Err(ConfigError::Invalid {
                 setting: "executors",
-                problem: "every executor is disabled: drop --no-docker or pass --enable-host-executor".into(),
+                problem: "every executor is disabled: drop --no-docker, pass --enable-host-executor or --inference-url"
+                    .into(),
             });
         }
         Ok(())

@@ -69,7 +69,9 @@ async fn ask_runs_on_a_real_cpu_inference_server() {
         .await;
     assert_eq!(row.state, "succeeded", "{:?}", row.result);
     let result = row.result.expect("result");
-    assert!(result["usage"]["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{result}");
+    assert!(result["output_bytes"].as_u64().is_some_and(|n| n > 0), "{result}");
+    // llama-cpp-python's server sends no usage in streams; servers that do (vLLM, Ollama) get it recorded.
+    assert!(result["usage"].is_null() || result["usage"]["completion_tokens"].as_u64().is_some_and(|n| n > 0));
     let text = server.output(job, 1, "stdout").await;
     assert!(!text.trim().is_empty(), "the model said something");
     let _ = llama.child.kill().await;
