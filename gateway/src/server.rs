@@ -13,6 +13,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes::TokenKeys;
+use cynode_orchestrator::outbox::{Deliverer, DelivererSettings};
 use cynode_orchestrator::stream::{
     DiscordSink, Sinks, SlackSink, StreamRates, StreamSettings, TelegramSink, spawn_stream_worker,
 };
@@ -82,6 +83,13 @@ impl AppState {
             // A random key opens nothing: fail closed.
             SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
         });
+        match Deliverer::new(pool.clone(), secrets.clone(), DelivererSettings::default()) {
+            Ok(deliverer) => {
+                dispatcher.set_outbox_waker(deliverer.waker());
+                drop(deliverer.spawn(shutdown.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "webhook deliverer not started: cannot build its HTTP client"),
+        }
         let s = settings.ingress;
         let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
         spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), StreamSettings::default(), shutdown.clone());

@@ -16,4 +16,5 @@ mod ingress_slack;
 mod ingress_support;
 mod ingress_telegram;
 mod ingress_webhook;
+mod outbox_events;
 mod support;

@@ -380,7 +380,15 @@ impl Commands {
         tasks::settle(&mut tx, task).await?;
         let detail = serde_json::json!({ "job": id, "verdict": verdict });
         audit::append(&mut tx, &origin.requester, "approval.resolved", &approval.to_string(), &detail).await?;
+        let event = serde_json::json!({
+            "approval_id": approval, "job_id": id, "task_id": task, "verdict": verdict, "by": origin.requester,
+        });
+        let emitted =
+            crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;
         tx.commit().await?;
+        if emitted > 0 {
+            self.dispatcher.announce_outbox();
+        }
         if approve {
             self.dispatcher.announce();
         }

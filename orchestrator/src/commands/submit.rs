@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{ApprovalRequest, CommandError, Commands, Reply};
 use crate::audit;
+use crate::outbox::{self, EventType};
 use crate::policy::Decision;
 use crate::tasks::{self, NewJob, Origin, short};
 
@@ -66,7 +67,25 @@ impl Commands {
             audit::append(&mut tx, &origin.requester, "approval.requested", &approval_id.to_string(), &detail).await?;
             approval = Some(ApprovalRequest { approval_id, approvers: approvers.clone(), reason: reason.clone() });
         }
+        let event = serde_json::json!({
+            "task_id": task, "job_id": job_id, "install_id": origin.install_id, "requester": origin.requester,
+            "source": origin.source, "command": command, "template": args.get("template"),
+        });
+        let mut emitted = outbox::emit(&mut tx, EventType::TaskCreated, task, &event).await?;
+        emitted += match &approval {
+            Some(a) => {
+                let mut e = event.clone();
+                e["approval_id"] = serde_json::json!(a.approval_id);
+                e["approvers"] = serde_json::json!(a.approvers);
+                e["reason"] = serde_json::json!(a.reason);
+                outbox::emit(&mut tx, EventType::ApprovalRequested, a.approval_id, &e).await?
+            }
+            None => outbox::emit(&mut tx, EventType::JobQueued, job_id, &event).await?,
+        };
         tx.commit().await?;
+        if emitted > 0 {
+            self.dispatcher.announce_outbox();
+        }
         if !hold {
             self.dispatcher.announce();
         }

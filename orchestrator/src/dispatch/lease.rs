@@ -9,6 +9,7 @@ use cynode_protocol::{
 use uuid::Uuid;
 
 use super::{DispatchError, Dispatcher};
+use crate::outbox;
 
 /// Largest chunk a node may upload, in bytes.
 pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
@@ -213,8 +214,10 @@ impl Dispatcher {
         let l = req.lease;
         let outcome = serde_json::to_value(&req.outcome).unwrap_or_default();
         let final_state = req.outcome.status.job_state();
-        // The common case in one statement: record the result and settle the task.
-        let done: Option<String> = sqlx::query_scalar(
+        // The common case in one statement: record the result and settle the task; the webhook events of both
+        // go to the outbox in the same transaction.
+        let mut tx = self.pool.begin().await?;
+        let done: Option<(String, Uuid, Option<String>, Option<Uuid>)> = sqlx::query_as(
             "WITH f AS (
                  UPDATE jobs SET state = $5, result = $6, finished_at = now(), lease_expires_at = NULL
                  WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
@@ -225,9 +228,10 @@ impl Dispatcher {
                  FROM f, LATERAL (SELECT task_state_of(
                      ARRAY(SELECT state FROM jobs WHERE task_id = f.task_id AND id <> f.id) || f.state) AS state) s
                  WHERE tasks.id = f.task_id AND tasks.state IS DISTINCT FROM s.state
-                 RETURNING 1
+                 RETURNING tasks.state, tasks.install_id
              )
-             SELECT state FROM f",
+             SELECT f.state, f.task_id, (SELECT state FROM t), (SELECT install_id FROM tasks WHERE id = f.task_id)
+             FROM f",
         )
         .bind(l.job_id)
         .bind(l.attempt)
@@ -235,13 +239,27 @@ impl Dispatcher {
         .bind(node)
         .bind(final_state)
         .bind(&outcome)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if let Some(state) = done {
+        if let Some((state, task_id, task_state, install_id)) = done {
+            let payload = serde_json::json!({
+                "job_id": l.job_id, "task_id": task_id, "install_id": install_id, "attempt": l.attempt,
+                "state": state, "outcome": outcome,
+            });
+            let mut emitted = outbox::emit(&mut tx, outbox::EventType::JobFinished, l.job_id, &payload).await?;
+            if let Some(ts) = task_state.filter(|s| matches!(s.as_str(), "succeeded" | "failed" | "cancelled")) {
+                let payload = serde_json::json!({ "task_id": task_id, "install_id": install_id, "state": ts });
+                emitted += outbox::emit(&mut tx, outbox::EventType::TaskFinished, task_id, &payload).await?;
+            }
+            tx.commit().await?;
+            if emitted > 0 {
+                self.announce_outbox();
+            }
             tracing::info!(job.id = %l.job_id, node.id = %node, state = %state,
                 duration_ms = req.outcome.duration_ms, "job finished");
             return Ok(FinishAck { state, duplicate: false });
         }
+        tx.rollback().await?;
         // Not current: a retry of a recorded finish, a stale lease, or no such job.
         type Row = (String, i32, Option<Uuid>, Option<Uuid>, Option<serde_json::Value>);
         let row: Option<Row> =

@@ -108,6 +108,7 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     waker: Waker,
     caps: Mutex<HashMap<Uuid, (Instant, Arc<Capabilities>)>>,
+    outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
 }
 
 const CAPS_TTL: Duration = Duration::from_secs(5);
@@ -116,7 +117,7 @@ impl Dispatcher {
     /// A dispatcher over `pool`.
     pub fn new(pool: PgPool, settings: DispatchSettings) -> Arc<Self> {
         let waker = Waker::new(pool.clone());
-        Arc::new(Self { pool, settings, waker, caps: Mutex::new(HashMap::new()) })
+        Arc::new(Self { pool, settings, waker, caps: Mutex::new(HashMap::new()), outbox: std::sync::OnceLock::new() })
     }
 
     /// The settings.
@@ -154,6 +155,18 @@ impl Dispatcher {
             cache.insert(node, (Instant::now(), caps.clone()));
         }
         Ok(caps)
+    }
+
+    /// Lets this dispatcher (and the commands that share it) wake the webhook deliverer after emitting events.
+    pub fn set_outbox_waker(&self, waker: crate::outbox::OutboxWaker) {
+        let _ = self.outbox.set(waker);
+    }
+
+    /// Wakes the local webhook deliverer (after a transaction that emitted events committed).
+    pub fn announce_outbox(&self) {
+        if let Some(w) = self.outbox.get() {
+            w.announce();
+        }
     }
 
     /// Forgets cached capabilities (after a re-registration).

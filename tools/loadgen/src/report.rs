@@ -35,14 +35,14 @@ pub struct Step {
     pub errors: u64,
     /// Successful answers per second, from the first scheduled send to the last answer.
     pub achieved: f64,
-    /// Median latency from the scheduled send time, in milliseconds.
-    pub p50_ms: f64,
+    /// Median latency from the scheduled send time, in milliseconds (`None` without a single success).
+    pub p50_ms: Option<f64>,
     /// 99th percentile, in milliseconds.
-    pub p99_ms: f64,
+    pub p99_ms: Option<f64>,
     /// 99.9th percentile, in milliseconds.
-    pub p999_ms: f64,
+    pub p999_ms: Option<f64>,
     /// Slowest, in milliseconds.
-    pub max_ms: f64,
+    pub max_ms: Option<f64>,
 }
 
 impl Step {
@@ -59,7 +59,7 @@ impl Step {
         let ok = l.len() as u64;
         let pick = |q: f64| {
             if l.is_empty() {
-                return f64::NAN;
+                return None;
             }
             #[expect(
                 clippy::cast_precision_loss,
@@ -68,7 +68,7 @@ impl Step {
                 reason = "percentile index"
             )]
             let i = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1;
-            ms(l[i])
+            Some(ms(l[i]))
         };
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let achieved = ok as f64 / elapsed.as_secs_f64();
@@ -82,7 +82,7 @@ impl Step {
             p50_ms: pick(0.5),
             p99_ms: pick(0.99),
             p999_ms: pick(0.999),
-            max_ms: l.last().map_or(f64::NAN, |m| ms(*m)),
+            max_ms: l.last().map(|m| ms(*m)),
         }
     }
 }
@@ -92,13 +92,17 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
+}
+
+fn shown(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"))
 }
 
 /// A Markdown table: per target and offered rate, the median over runs of each column, the number of runs, and
@@ -117,9 +121,9 @@ pub fn summarize(steps: &[Step]) -> String {
         "| target | offered/s | runs | achieved/s | vs baseline | p50 ms | p99 ms | p99.9 ms | max ms | errors |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    let achieved = |g: &[&Step]| median(g.iter().map(|s| s.achieved).collect());
+    let achieved = |g: &[&Step]| median(g.iter().map(|s| s.achieved).collect()).unwrap_or(0.0);
     for ((offered, idx), g) in &groups {
-        let col = |f: fn(&Step) -> f64| median(g.iter().map(|s| f(s)).collect());
+        let col = |f: fn(&Step) -> Option<f64>| shown(median(g.iter().filter_map(|s| f(s)).collect()));
         let base = groups.get(&(*offered, 0)).map(|b| achieved(b));
         let ratio = match base {
             Some(b) if *idx != 0 && b > 0.0 => format!("{:.2}×", achieved(g) / b),
@@ -128,7 +132,7 @@ pub fn summarize(steps: &[Step]) -> String {
         let errors: u64 = g.iter().map(|s| s.errors).sum();
         let _ = writeln!(
             out,
-            "| {} | {offered} | {} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {:.2} | {errors} |",
+            "| {} | {offered} | {} | {:.0} | {ratio} | {} | {} | {} | {} | {errors} |",
             labels[*idx],
             g.len(),
             achieved(g),
@@ -152,7 +156,9 @@ mod tests {
             l.push(Duration::from_micros(us));
         }
         let s = Step::new("x", 100, 1000, 2, Duration::from_secs(10), l);
-        assert_eq!((s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms), (0.5, 0.99, 0.999, 1.0));
+        assert_eq!((s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms), (Some(0.5), Some(0.99), Some(0.999), Some(1.0)));
+        let none = Step::new("x", 100, 5, 5, Duration::from_secs(1), Latencies::default());
+        assert_eq!((none.p99_ms, none.achieved), (None, 0.0));
         assert_eq!((s.ok, s.errors), (1000, 2));
         assert!((s.achieved - 100.0).abs() < 1e-9);
     }
@@ -166,10 +172,10 @@ mod tests {
             ok: 10,
             errors: 0,
             achieved,
-            p50_ms: 1.0,
-            p99_ms: p99,
-            p999_ms: 3.0,
-            max_ms: 4.0,
+            p50_ms: Some(1.0),
+            p99_ms: Some(p99),
+            p999_ms: Some(3.0),
+            max_ms: Some(4.0),
         };
         let table = summarize(&[
             step("bolt", 900.0, 20.0),

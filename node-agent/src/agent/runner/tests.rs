@@ -81,5 +81,6 @@ async fn inference_and_disabled_executors_are_rejected() {
         timeout_s: 5,
     });
     let o = runner.run(&l, &control, tx).await;
-    assert_eq!(o.message.as_deref(), Some("no inference executor on this node"));
+    assert_eq!(o.status, proto::FinishStatus::Rejected);
+    assert!(o.message.as_deref().is_some_and(|m| m.contains("--inference-url")), "{:?}", o.message);
 }
