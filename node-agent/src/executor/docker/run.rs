@@ -141,7 +141,21 @@ impl DockerExecutor {
             .await
             .map_err(|e| self.engine.err("inspect the finished sandbox", e))?
             .state;
-        let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        let mut oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        // The engine learns of an OOM kill from an asynchronous event: a SIGKILLed exit (137) may be reported
+        // before the flag is set. Look again briefly before calling it a plain exit.
+        let mut looks = 0;
+        while ending == Ending::Exited && code == 137 && !oom_killed && looks < 10 {
+            looks += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            oom_killed = docker
+                .inspect_container(id, None)
+                .await
+                .ok()
+                .and_then(|c| c.state)
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false);
+        }
         let status = match ending {
             Ending::Exited if oom_killed => ExitStatusKind::OutOfMemory,
             Ending::Exited => ExitStatusKind::Exited(code),
