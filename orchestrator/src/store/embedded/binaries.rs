@@ -97,7 +97,8 @@ async fn install_wheel(cache_dir: &Path, progress: &(dyn Fn(&str) + Sync)) -> Re
         .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        // pip's progress goes to stderr, so stdout stays what `cynode up` prints for people and scripts.
+        .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit())
         .status()
         .await
