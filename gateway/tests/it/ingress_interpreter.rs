@@ -79,8 +79,10 @@ async fn lapsed_claims_are_taken_over_and_live_ones_are_not() {
     let lapsed = received(&app, "status", Some(5), 1).await;
     let held = received(&app, "status", Some(-60), 1).await;
     let fresh = received(&app, "jobs", None, 0).await;
+    // The app's own interpreter makes one pass when it starts and may take some of these first; what matters
+    // is which tasks end up interpreted, whoever did it.
     let claimed = interpreter::run_once(&app.db.pool, &app.state.commands, &settings).await.expect("run");
-    assert_eq!(claimed, 2);
+    assert!(claimed <= 2, "only the lapsed and the fresh task may be taken, took {claimed}");
     assert_eq!(task(&app, lapsed).await.0, "answered");
     assert_eq!(task(&app, fresh).await.0, "answered");
     assert_eq!(task(&app, held).await.0, "received", "another replica still holds it");
