@@ -97,7 +97,7 @@ impl AppState {
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {
             installs: Installs::new(pool.clone(), secrets, s.install_cache_ttl),
-            recorder: Recorder::start(pool.clone(), s.recorder.clone(), wake),
+            recorder: Recorder::start(&pool, s.recorder.clone(), wake),
             limits: RateLimits::new(s.rate),
             settings: s,
         });

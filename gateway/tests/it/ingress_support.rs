@@ -150,18 +150,21 @@ impl IngressApp {
 
     /// Waits until a task leaves `received` (interpreted) and returns its state and reply.
     pub async fn interpreted(&self, task: Uuid) -> (String, Option<String>) {
-        for _ in 0..200 {
+        for _ in 0..400 {
             let row: (String, Option<String>) = sqlx::query_as("SELECT state, reply FROM tasks WHERE id = $1")
                 .bind(task)
                 .fetch_one(&self.db.pool)
                 .await
                 .expect("task");
-            if row.0 != "received" {
+            // A job's transaction moves the task on (`queued`, `waiting`); the interpreter stores the reply just
+            // after it, so wait for both.
+            let job_pending_reply = row.1.is_none() && matches!(row.0.as_str(), "queued" | "waiting");
+            if row.0 != "received" && !job_pending_reply {
                 return row;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("task {task} was not interpreted within 10 s");
+        panic!("task {task} was not interpreted within 20 s");
     }
 
     /// The id of the task of the inbound event with this delivery id.

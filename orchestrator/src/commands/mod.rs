@@ -86,6 +86,24 @@ fn reply(text: impl Into<String>) -> Reply {
     Reply { text: text.into(), ..Reply::default() }
 }
 
+/// The answer to `text` when it needs no store (`help`, an unknown word, input the grammar refuses): the same
+/// [`Interpreted`] that [`Commands::interpret`] gives, so ingress can record such a request already answered.
+pub fn immediate(text: &str) -> Option<Interpreted> {
+    answer_without_store(grammar::parse(text)).err().map(|done| *done)
+}
+
+/// Splits a parse into a command that needs the store (`Ok`) and one answered from the text alone (`Err`).
+fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<Interpreted>> {
+    match parsed {
+        Err(msg) => Err(Box::new(Interpreted::answered("invalid", reply(format!("{msg}\n\n{HELP}"))))),
+        Ok(Command::Help { unknown: None }) => Err(Box::new(Interpreted::answered("help", reply(HELP)))),
+        Ok(Command::Help { unknown: Some(w) }) => {
+            Err(Box::new(Interpreted::answered("help", reply(format!("I don't know `{w}`.\n\n{HELP}")))))
+        }
+        Ok(command) => Ok(command),
+    }
+}
+
 impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
@@ -115,15 +133,14 @@ impl Commands {
     /// # Errors
     /// Only store failures.
     pub async fn interpret(&self, origin: &Origin, text: &str) -> Result<Interpreted, CommandError> {
-        let command = match grammar::parse(text) {
-            Ok(c) => c,
-            Err(msg) => return Ok(Interpreted::answered("invalid", reply(format!("{msg}\n\n{HELP}")))),
+        let command = match answer_without_store(grammar::parse(text)) {
+            Ok(command) => command,
+            Err(done) => return Ok(*done),
         };
         let verb = interpret::verb(&command);
         let answered = |r: Reply| Interpreted::answered(verb, r);
         Ok(match command {
-            Command::Help { unknown: None } => answered(reply(HELP)),
-            Command::Help { unknown: Some(w) } => answered(reply(format!("I don't know `{w}`.\n\n{HELP}"))),
+            Command::Help { .. } => answered(reply(HELP)), // answered above; kept for exhaustiveness
             Command::Run { template, gpu, command } => {
                 Interpreted::submitted(verb, self.run(origin, template, gpu, &command, text).await?)
             }

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cynode_adapters::{Inbound, ThreadRef};
-use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor as _, PgPool};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -113,10 +114,27 @@ impl std::fmt::Debug for Recorder {
 
 impl Recorder {
     /// Starts the writers. `wake` is notified after a batch that created tasks to interpret.
-    pub fn start(pool: PgPool, settings: RecorderSettings, wake: Arc<Notify>) -> Self {
+    ///
+    /// The writers get their own connections (one each, opened on first use with `pool`'s options), so recording
+    /// never waits behind other work for a pooled connection; their one statement always runs with its generic
+    /// plan (nothing in it depends on the values), which saves planning it for every batch.
+    pub fn start(pool: &PgPool, settings: RecorderSettings, wake: Arc<Notify>) -> Self {
         let (queue, rx) = mpsc::channel(settings.queue.max(1));
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..settings.writers.max(1) {
+        let writers = settings.writers.max(1);
+        let options = pool.connect_options().as_ref().clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(u32::try_from(writers).unwrap_or(u32::MAX))
+            .min_connections(0)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        for _ in 0..writers {
             let writer = batch::Writer { pool: pool.clone(), settings: settings.clone(), wake: wake.clone() };
             tokio::spawn(writer.run(rx.clone()));
         }

@@ -46,7 +46,28 @@ impl TaskPlan {
 /// - a button `approve`, `deny` or `cancel` with a value is that command on the value; other buttons are
 ///   answered as unknown;
 /// - a webhook whose JSON payload has a string `command` runs it; any other webhook is only recorded.
+///
+/// A command that needs no store to answer (`help`, an unknown word, input the grammar refuses) is recorded
+/// `answered` with the reply the commands give ([`crate::commands::immediate`]).
 pub(crate) fn plan(inbound: &Inbound) -> TaskPlan {
+    let plan = classify(inbound);
+    if plan.state != "received" {
+        return plan;
+    }
+    // Help and input the grammar refuses need no store: recorded already answered, never claimed.
+    match crate::commands::immediate(&plan.text) {
+        Some(done) => TaskPlan {
+            command: done.verb,
+            text: plan.text,
+            args: plan.args,
+            state: "answered",
+            reply: Some(done.reply.text),
+        },
+        None => plan,
+    }
+}
+
+fn classify(inbound: &Inbound) -> TaskPlan {
     match &inbound.kind {
         InboundKind::Mention { text } => TaskPlan::received("mention", text.trim().to_string(), json!({})),
         InboundKind::Command { command, text } => {

@@ -9,9 +9,8 @@
 //!   per offered rate (see [`Step`]).
 //! - `cynode-loadgen report FILE…` prints a Markdown table of the medians per target and rate, with the ratio of
 //!   every target to the first (the baseline).
-//! - `cynode-loadgen fresh-db` creates a fresh, migrated database on the test harness's shared embedded
-//!   PostgreSQL (durable: fsync on) and prints its URL; `cynode-loadgen stored --database-url URL` says what it
-//!   holds afterwards.
+//! - `cynode-loadgen stored --database-url URL` says what a CyNode database holds afterwards (every acknowledged
+//!   event must be there).
 
 mod event;
 mod report;
@@ -35,8 +34,6 @@ pub enum Cli {
         /// Files with JSON lines written by `run`.
         files: Vec<std::path::PathBuf>,
     },
-    /// Create a fresh, migrated database on the shared embedded test PostgreSQL and print its URL.
-    FreshDb,
     /// Print what a CyNode database holds: inbound events, tasks, and tasks not yet interpreted.
     Stored {
         /// The database.
@@ -68,11 +65,6 @@ pub fn main_entry() -> ExitCode {
                     }
                 }
                 print!("{}", summarize(&steps));
-                Ok(())
-            }
-            Cli::FreshDb => {
-                let db = cynode_tests::TestDb::new().await;
-                println!("{}", db.url);
                 Ok(())
             }
             Cli::Stored { database_url } => {

@@ -2,7 +2,7 @@ use cynode_adapters::{Actor, Inbound, InboundKind, Platform, ThreadRef};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Prepared, clean, plan, sanitize};
+use super::{Prepared, classify, clean, plan, sanitize};
 use crate::inbound::{NewInbound, Retry};
 
 fn inbound(platform: Platform, kind: InboundKind) -> Inbound {
@@ -23,7 +23,7 @@ fn inbound(platform: Platform, kind: InboundKind) -> Inbound {
 }
 
 fn command(platform: Platform, name: &str, text: &str) -> (String, &'static str) {
-    let p = plan(&inbound(platform, InboundKind::Command { command: name.into(), text: text.into() }));
+    let p = classify(&inbound(platform, InboundKind::Command { command: name.into(), text: text.into() }));
     (p.text, p.state)
 }
 
@@ -40,7 +40,7 @@ fn slash_commands_become_command_text() {
 #[test]
 fn buttons_map_to_commands_and_unknown_ones_are_answered() {
     let action = |id: &str, value: &str| {
-        plan(&inbound(
+        classify(&inbound(
             Platform::Discord,
             InboundKind::Action { action_id: id.into(), value: value.into(), message_ref: None },
         ))
@@ -91,4 +91,22 @@ fn conversations_keep_the_thread_but_not_the_message() {
     assert_eq!(p.thread_ref["thread"], json!("1.5"));
     assert_eq!(p.payload["thread"]["reply_to"], json!("1.6"));
     assert_eq!((p.kind, p.source, p.requester.as_str()), ("mention", "chat", "U1"));
+}
+
+#[test]
+fn help_and_bad_input_are_answered_at_once() {
+    let mention = |text: &str| plan(&inbound(Platform::Slack, InboundKind::Mention { text: text.into() }));
+    let help = mention("help");
+    assert_eq!((help.state, help.command), ("answered", "help"));
+    assert!(help.reply.as_deref().is_some_and(|r| r.starts_with("Commands:")), "{help:?}");
+    let bad = mention("run --frobnicate ls");
+    assert_eq!((bad.state, bad.command), ("answered", "invalid"));
+    assert!(bad.reply.as_deref().is_some_and(|r| r.contains("unknown option")), "{bad:?}");
+    let unknown =
+        plan(&inbound(Platform::Telegram, InboundKind::Command { command: "weather".into(), text: String::new() }));
+    assert!(unknown.reply.as_deref().is_some_and(|r| r.starts_with("I don't know `/weather`")), "{unknown:?}");
+    for text in ["run echo hi", "status", "what is 2+2?", "approve 3f2a9c1d"] {
+        let p = mention(text);
+        assert_eq!((p.state, p.reply), ("received", None), "{text}");
+    }
 }
