@@ -503,6 +503,7 @@ impl Config {
                 max_attempts: self.commands.max_attempts,
             },
             ingress: self.ingress_settings(),
+            deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
         }
     }
 

@@ -23,7 +23,8 @@ pub enum DeliveryState {
 }
 
 /// One delivery (one event for one subscription) and the outcome of its last attempt.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// Id.
     pub id: Uuid,

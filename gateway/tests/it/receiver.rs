@@ -1,0 +1,91 @@
+//! A local webhook receiver for tests: records every request (path, headers, raw body), answers 204.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+
+/// One request received.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Hit {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("JSON body")
+    }
+
+    pub fn webhook_id(&self) -> String {
+        self.headers["webhook-id"].to_str().expect("ascii").to_string()
+    }
+
+    pub fn event_type(&self) -> String {
+        self.json()["type"].as_str().expect("type").to_string()
+    }
+
+    /// Verifies the signature with the independent `standardwebhooks` crate.
+    pub fn verifies_with(&self, secret: &str) -> bool {
+        standardwebhooks::Webhook::new(secret).expect("secret").verify(self.body.as_bytes(), &self.headers).is_ok()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    hits: Mutex<Vec<Hit>>,
+    status: AtomicU16,
+}
+
+/// A running receiver; `url(name)` is `http://127.0.0.1:PORT/hook/{name}`.
+#[derive(Clone)]
+pub struct Receiver {
+    base: String,
+    inner: Arc<Inner>,
+}
+
+async fn hook(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    inner.hits.lock().expect("lock").push(Hit { path: name, headers, body });
+    StatusCode::from_u16(inner.status.load(Ordering::SeqCst)).expect("status")
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Inner { status: AtomicU16::new(204), ..Inner::default() });
+        let app = axum::Router::new().route("/hook/{name}", axum::routing::post(hook)).with_state(inner.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", l.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(l, app).await });
+        Self { base, inner }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/hook/{name}", self.base)
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.inner.hits.lock().expect("lock").clone()
+    }
+
+    /// Waits (generously) until `done` holds for the hits so far and returns them.
+    pub async fn wait(&self, what: &str, done: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let hits = self.hits();
+            if done(&hits) {
+                return hits;
+            }
+            let summary: Vec<String> = hits.iter().map(|h| format!("{} {}", h.path, h.body)).collect();
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; got {summary:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
