@@ -111,7 +111,8 @@ pub enum SubsCommand {
     /// Subscribe URL to events; prints the signing secret (shown only once).
     Add {
         /// Receiver URL (http or https).
-        url: String,
+        #[arg(value_name = "URL")]
+        endpoint: String,
         /// Event types, comma-separated (default: every type except job.output).
         #[arg(long, value_delimiter = ',', value_name = "TYPES")]
         events: Vec<String>,
@@ -336,4 +337,12 @@ pub struct RunArgs {
     /// CyNode data directory for the embedded PostgreSQL and the local master key (`up` only).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -24,7 +24,7 @@ const TEST_WAIT: Duration = Duration::from_secs(20);
 pub async fn run(cmd: SubsCommand, api: &ApiClient) -> anyhow::Result<()> {
     let json = cmd.client().json;
     match cmd {
-        SubsCommand::Add { url, events, name, install, filter, .. } => {
+        SubsCommand::Add { endpoint: url, events, name, install, filter, .. } => {
             let filter = filter.map(|f| serde_json::from_str::<serde_json::Value>(&f)).transpose().map_err(|e| {
                 anyhow::anyhow!("--filter is not JSON ({e}); e.g. --filter '{{\"template\":\"python\"}}'")
             })?;
@@ -160,7 +160,10 @@ async fn test(api: &ApiClient, sub: &str, json: bool) -> anyhow::Result<()> {
     let q: QueuedDelivery = api.post(&format!("/v1/subscriptions/{}/test", seg(sub)), &json!({})).await?;
     let deadline = tokio::time::Instant::now() + TEST_WAIT;
     let mut d: Delivery = api.get(&format!("/v1/deliveries/{}", q.delivery_id)).await?;
-    while d.state == DeliveryState::Pending && d.last_attempt_at.is_none() && tokio::time::Instant::now() < deadline {
+    // Pending with no outcome recorded: not attempted yet, or the first attempt is in flight.
+    let undecided =
+        |d: &Delivery| d.state == DeliveryState::Pending && d.last_status.is_none() && d.last_error.is_none();
+    while undecided(&d) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         d = api.get(&format!("/v1/deliveries/{}", q.delivery_id)).await?;
     }

@@ -19,4 +19,5 @@ mod ingress_telegram;
 mod ingress_webhook;
 mod outbox_events;
 mod receiver;
+mod subs_cli;
 mod support;
