@@ -131,7 +131,6 @@ async fn admin_manages_node_keys_and_installs_on_the_database() {
     let admin = |args: &[&str]| {
         let mut all = vec!["admin".to_string()];
         all.extend(args.iter().map(|a| (*a).to_string()));
-        let env = env;
         async move {
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
             run_to_end("cynode", &refs, &env).await
