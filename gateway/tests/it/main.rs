@@ -19,5 +19,6 @@ mod ingress_telegram;
 mod ingress_webhook;
 mod outbox_events;
 mod receiver;
+mod restart;
 mod subs_cli;
 mod support;

@@ -1,6 +1,7 @@
-//! A local webhook receiver for tests: records every request (path, headers, raw body), answers 204.
+//! A local webhook receiver for tests: records every request (path, headers, raw body), answers 204 — or, on demand,
+//! hangs (never answers), like a stuck receiver.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ impl Hit {
 #[derive(Default)]
 struct Inner {
     hits: Mutex<Vec<Hit>>,
-    status: AtomicU16,
+    hang: AtomicBool,
 }
 
 /// A running receiver; `url(name)` is `http://127.0.0.1:PORT/hook/{name}`.
@@ -54,12 +55,15 @@ async fn hook(
     body: String,
 ) -> StatusCode {
     inner.hits.lock().expect("lock").push(Hit { path: name, headers, body });
-    StatusCode::from_u16(inner.status.load(Ordering::SeqCst)).expect("status")
+    if inner.hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    StatusCode::NO_CONTENT
 }
 
 impl Receiver {
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner { status: AtomicU16::new(204), ..Inner::default() });
+        let inner = Arc::new(Inner::default());
         let app = axum::Router::new().route("/hook/{name}", axum::routing::post(hook)).with_state(inner.clone());
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", l.local_addr().expect("addr"));
@@ -69,6 +73,11 @@ impl Receiver {
 
     pub fn url(&self, name: &str) -> String {
         format!("{}/hook/{name}", self.base)
+    }
+
+    /// Never answer from now on (until `hang(false)`).
+    pub fn hang(&self, on: bool) {
+        self.inner.hang.store(on, Ordering::SeqCst);
     }
 
     pub fn hits(&self) -> Vec<Hit> {
