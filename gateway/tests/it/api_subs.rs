@@ -274,4 +274,32 @@ async fn a_tenants_token_sees_only_its_installs_subscriptions_and_events() {
     assert_eq!(subjects(&api, "mine").await, [own_task["task_id"].as_str().expect("id")]);
     assert_eq!(subjects(&api, "theirs").await, [their_task["task_id"].as_str().expect("id")]);
     assert_eq!(subjects(&api, "global").await.len(), 2);
+
+    // Approval events carry the install too, so the tenant's subscription gets both halves.
+    let approver = token(pool, "approver", Role::Operator, Some(ci)).await;
+    let held = api.submit(&tenant, "run --template busybox-net echo net").await;
+    let job = held["job_id"].as_str().expect("job");
+    assert_eq!(api.call("POST", &format!("/v1/jobs/{job}/approve"), &approver, None).await.0, 200);
+    let (_, list) = api.call("GET", "/v1/subscriptions/mine/deliveries", &api.admin, None).await;
+    let types: Vec<&str> =
+        list["deliveries"].as_array().expect("list").iter().filter_map(|d| d["event_type"].as_str()).collect();
+    for want in ["approval.requested", "approval.resolved"] {
+        assert!(types.contains(&want), "{want} in {types:?}");
+    }
+
+    // Node registrations belong to no install: global subscriptions only.
+    let node = sandbox_node(pool).await;
+    let registered = |list: &Value| -> Vec<Value> {
+        let all = list["deliveries"].as_array().expect("list").iter();
+        all.filter(|d| d["event_type"] == "node.registered").map(|d| d["payload"].clone()).collect()
+    };
+    let (_, global) = api.call("GET", "/v1/subscriptions/global/deliveries", &api.admin, None).await;
+    let payloads = registered(&global);
+    assert_eq!(payloads.len(), 1, "{global}");
+    assert_eq!(
+        (payloads[0]["node_id"].as_str(), &payloads[0]["executors"]),
+        (Some(&*node.to_string()), &json!(["docker"]))
+    );
+    let (_, mine) = api.call("GET", "/v1/subscriptions/mine/deliveries", &api.admin, None).await;
+    assert!(registered(&mine).is_empty());
 }

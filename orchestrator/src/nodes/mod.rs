@@ -86,6 +86,7 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
         return Err(RegisterError::NotGranted { key: key_name, executor: e.as_str() });
     }
     let caps = sanitize(&req.capabilities);
+    let mut tx = pool.begin().await?;
     let (node_id, inserted): (Uuid, bool) = sqlx::query_as(
         "INSERT INTO nodes (id, name, key_id, capabilities, protocol) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (key_id, name) DO UPDATE SET capabilities = $4, protocol = $5, last_seen_at = now()
@@ -96,15 +97,18 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
     .bind(key_id)
     .bind(serde_json::to_value(&caps).unwrap_or_default())
     .bind(i32::try_from(version).unwrap_or(1))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if inserted {
-        let mut tx = pool.begin().await?;
         let detail = serde_json::to_value(&caps).unwrap_or_default();
         audit::append(&mut tx, &format!("node-key:{key_name}"), "node.registered", &node_id.to_string(), &detail)
             .await?;
-        tx.commit().await?;
     }
+    // Every (re-)registration is an event; deliverers find it by polling (no waker here).
+    let event = serde_json::json!({ "node_id": node_id, "name": name, "key": key_name, "executors": caps.executors,
+                                    "first": inserted });
+    crate::outbox::emit(&mut tx, crate::outbox::EventType::NodeRegistered, node_id, &event).await?;
+    tx.commit().await?;
     Ok(Registered { node_id, key_id, version })
 }
 
