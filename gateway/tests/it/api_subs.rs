@@ -64,9 +64,7 @@ async fn subscriptions_are_created_tested_rotated_replayed_disabled_and_deleted(
     let (_, page) = api.call("GET", "/v1/subscriptions/sink/deliveries?limit=1", &api.op, None).await;
     assert_eq!(page["deliveries"].as_array().expect("list").len(), 1);
     let cursor = page["next_cursor"].as_str().expect("a next page").to_string();
-    let (_, rest) = api
-        .call("GET", &format!("/v1/subscriptions/sink/deliveries?before={}", cursor.replace('+', "%2B")), &api.op, None)
-        .await;
+    let (_, rest) = api.call("GET", &format!("/v1/subscriptions/sink/deliveries?before={cursor}"), &api.op, None).await;
     assert_eq!(rest["deliveries"].as_array().expect("list").len(), 1, "{rest}");
     assert_eq!(rest["next_cursor"], Value::Null);
 
@@ -274,6 +272,23 @@ async fn a_tenants_token_sees_only_its_installs_subscriptions_and_events() {
     assert_eq!(subjects(&api, "mine").await, [own_task["task_id"].as_str().expect("id")]);
     assert_eq!(subjects(&api, "theirs").await, [their_task["task_id"].as_str().expect("id")]);
     assert_eq!(subjects(&api, "global").await.len(), 2);
+
+    // Paging one by one visits every delivery once, also those created in one transaction (same created_at).
+    let ids = |list: &Value| -> Vec<String> {
+        list["deliveries"].as_array().expect("list").iter().map(|d| d["id"].as_str().expect("id").into()).collect()
+    };
+    let all = ids(&api.call("GET", "/v1/subscriptions/global/deliveries", &api.admin, None).await.1);
+    let (mut paged, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let path = format!("/v1/subscriptions/global/deliveries?limit=1&before={cursor}");
+        let (_, page) = api.call("GET", &path, &api.admin, None).await;
+        paged.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!((paged.len(), &paged), (4, &all), "task.created and job.queued of two tasks");
 
     // Approval events carry the install too, so the tenant's subscription gets both halves.
     let approver = token(pool, "approver", Role::Operator, Some(ci)).await;

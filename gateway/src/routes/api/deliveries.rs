@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use cynode_orchestrator::api_tokens::Role;
 use cynode_orchestrator::outbox::{DeliveryQuery, DeliveryState, ReplayRange};
 use serde::Deserialize;
@@ -50,17 +50,13 @@ pub(super) async fn list(
     };
     let before = match q.before.as_deref() {
         None | Some("") => None,
-        Some(b) => Some(
-            DateTime::parse_from_rfc3339(b)
-                .map_err(|_| bad("`before` is a time in RFC 3339 (`next_cursor`)"))?
-                .with_timezone(&Utc),
-        ),
+        Some(b) => Some(uuid::Uuid::parse_str(b).map_err(|_| bad("`before` is a delivery id (`next_cursor`)"))?),
     };
     let sub = find(&state, &caller, &id).await?;
     let query = DeliveryQuery { subscription: Some(sub.id), state: filter, before, limit: Some(limit) };
     let deliveries = state.subscriptions.deliveries(&query).await.map_err(|e| ApiError::Internal(e.into()))?;
     let full = usize::try_from(limit).unwrap_or(usize::MAX) == deliveries.len();
-    let next_cursor = if full { deliveries.last().map(|d| d.created_at) } else { None };
+    let next_cursor = if full { deliveries.last().map(|d| d.id) } else { None };
     Ok(Json(DeliveryList { deliveries, next_cursor }))
 }
 

@@ -122,6 +122,6 @@ pub struct ReplayRangeResponse {
 pub struct DeliveryList {
     /// Newest first.
     pub deliveries: Vec<Delivery>,
-    /// Pass as `?before=` for the next page; `null` on the last page.
-    pub next_cursor: Option<DateTime<Utc>>,
+    /// Pass as `?before=` for the next page (the last delivery's id); `null` on the last page.
+    pub next_cursor: Option<Uuid>,
 }

@@ -145,7 +145,7 @@ pub(super) fn add(m: &mut Map<String, Value>) {
         "DeliveryList".into(),
         obj(
             &["deliveries"],
-            json!({ "deliveries": { "type": "array", "items": r("Delivery") }, "next_cursor": ots }),
+            json!({ "deliveries": { "type": "array", "items": r("Delivery") }, "next_cursor": ouuid }),
             json!({ "deliveries": [delivery_example()], "next_cursor": null }),
         ),
     );
