@@ -163,10 +163,13 @@ async fn test(api: &ApiClient, sub: &str, json: bool) -> anyhow::Result<()> {
     // Pending with no outcome recorded: not attempted yet, or the first attempt is in flight.
     let undecided =
         |d: &Delivery| d.state == DeliveryState::Pending && d.last_status.is_none() && d.last_error.is_none();
+    let mut spinner = super::say::Spinner::new(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     while undecided(&d) && tokio::time::Instant::now() < deadline {
+        spinner.tick();
         tokio::time::sleep(Duration::from_millis(250)).await;
         d = api.get(&format!("/v1/deliveries/{}", q.delivery_id)).await?;
     }
+    spinner.clear();
     if json {
         println!("{}", serde_json::to_string(&d)?);
     } else if d.state == DeliveryState::Delivered {
