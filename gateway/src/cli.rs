@@ -267,7 +267,7 @@ pub enum NodeKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a node key by id or name; its nodes are refused from then on.
+    /// Revoke a node key by id or name; its nodes cannot register again and get no new jobs.
     Revoke {
         /// Key id or name.
         key: String,

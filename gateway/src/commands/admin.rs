@@ -148,7 +148,7 @@ async fn node_key(pool: &PgPool, actor: &str, cmd: NodeKeyCommand) -> anyhow::Re
         }
         NodeKeyCommand::Revoke { key } => {
             let k = admin::revoke_node_key(pool, actor, &key).await?;
-            println!("revoked node key `{}` ({}); its {} node(s) are refused from now on", k.name, k.id, k.nodes);
+            println!("revoked node key `{}` ({}); its {} node(s) get no new jobs", k.name, k.id, k.nodes);
         }
     }
     Ok(())

@@ -106,8 +106,9 @@ pub async fn list_node_keys(pool: &PgPool) -> Result<Vec<NodeKeyInfo>, AdminErro
     Ok(sqlx::query_as(concat!(list!(), " ORDER BY k.created_at DESC, k.name")).fetch_all(pool).await?)
 }
 
-/// Revokes the live key with this id or name: its nodes can no longer register, and their leases and reports
-/// are refused within seconds (dispatch caches a node's capabilities for 5 s). Audited as `node_key.revoked`.
+/// Revokes the live key with this id or name: its nodes can no longer register, and get no new jobs within
+/// seconds (dispatch caches a node's capabilities for 5 s); jobs they already hold run to their end. Audited as
+/// `node_key.revoked`.
 ///
 /// # Errors
 /// [`AdminError::NotFound`], store failures.
