@@ -2,6 +2,8 @@
 //! signatures with the independent `standardwebhooks` crate, bad input, roles and tenant scoping.
 
 use cynode_orchestrator::api_tokens::Role;
+use cynode_orchestrator::nodes;
+use cynode_protocol::{Capabilities, ExecutorKind, RegisterRequest};
 use serde_json::{Value, json};
 
 use crate::api_support::*;
@@ -302,19 +304,42 @@ async fn a_tenants_token_sees_only_its_installs_subscriptions_and_events() {
         assert!(types.contains(&want), "{want} in {types:?}");
     }
 
-    // Node registrations belong to no install: global subscriptions only.
-    let node = sandbox_node(pool).await;
+    // Node registrations belong to no install: global subscriptions only. A token renewal (the same
+    // capabilities again) is no event; other capabilities are.
+    let key = "subs-test-node-key-0123456789";
+    sqlx::query("INSERT INTO node_keys (id, name, key_hash, grants) VALUES ($1, 'k', $2, $3)")
+        .bind(uuid::Uuid::now_v7())
+        .bind(cynode_orchestrator::crypto::hash_credential(key))
+        .bind(json!({ "executors": ["docker"] }))
+        .execute(pool)
+        .await
+        .expect("node key");
+    let register = |templates: &[&str]| {
+        let caps = Capabilities {
+            executors: vec![ExecutorKind::Docker],
+            templates: templates.iter().map(|t| (*t).to_string()).collect(),
+            ..Capabilities::default()
+        };
+        let req = RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps };
+        async move { nodes::register(pool, key, &req).await.expect("register").node_id }
+    };
+    let node = register(&["busybox"]).await;
+    assert_eq!(register(&["busybox"]).await, node);
     let registered = |list: &Value| -> Vec<Value> {
         let all = list["deliveries"].as_array().expect("list").iter();
         all.filter(|d| d["event_type"] == "node.registered").map(|d| d["payload"].clone()).collect()
     };
     let (_, global) = api.call("GET", "/v1/subscriptions/global/deliveries", &api.admin, None).await;
     let payloads = registered(&global);
-    assert_eq!(payloads.len(), 1, "{global}");
+    assert_eq!(payloads.len(), 1, "a renewal is no event: {global}");
+    let first = &payloads[0];
     assert_eq!(
-        (payloads[0]["node_id"].as_str(), &payloads[0]["executors"]),
-        (Some(&*node.to_string()), &json!(["docker"]))
+        (first["node_id"].as_str(), &first["executors"], &first["first"]),
+        (Some(&*node.to_string()), &json!(["docker"]), &json!(true))
     );
+    register(&["busybox", "python"]).await;
+    let (_, global) = api.call("GET", "/v1/subscriptions/global/deliveries", &api.admin, None).await;
+    assert_eq!(registered(&global).len(), 2, "new capabilities are");
     let (_, mine) = api.call("GET", "/v1/subscriptions/mine/deliveries", &api.admin, None).await;
     assert!(registered(&mine).is_empty());
 }

@@ -26,7 +26,7 @@ pub enum EventType {
     ApprovalRequested,
     /// An approval was granted, denied or expired.
     ApprovalResolved,
-    /// A node agent registered (or re-registered).
+    /// A node agent registered for the first time, or again with other capabilities (not on token renewals).
     NodeRegistered,
     /// A test message sent by [`crate::outbox::Subscriptions::send_test`]; cannot be subscribed to.
     Ping,
