@@ -143,14 +143,10 @@ impl Subscriptions {
         };
         let sealed = secrets::seal(&self.secrets, &new.name, std::slice::from_ref(&secret));
         let mut tx = self.pool.begin().await?;
-        if let Some(install) = new.install_id {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM installs WHERE id = $1)")
-                .bind(install)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !exists {
-                return Err(OutboxError::Invalid(format!("there is no install {install}")));
-            }
+        if let Some(install) = new.install_id
+            && !crate::installs::exists(&mut tx, install).await?
+        {
+            return Err(OutboxError::Invalid(format!("there is no install {install}")));
         }
         let sql = concat!(
             "INSERT INTO subscriptions (id, name, url, event_types, filter, secrets, install_id)

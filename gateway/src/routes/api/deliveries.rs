@@ -11,7 +11,7 @@ use cynode_orchestrator::outbox::{DeliveryQuery, DeliveryState, ReplayRange};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::model::{ApiJson, not_found, parse_id};
+use super::model::{ApiJson, limit_param, not_found, parse_id};
 use super::model_subs::{Delivery, DeliveryList, QueuedDelivery, ReplayRangeRequest, ReplayRangeResponse};
 use super::subscriptions::{find, outbox_error, visible};
 use crate::error::ApiError;
@@ -44,10 +44,7 @@ pub(super) async fn list(
                 .map_err(|_| bad("`state` is pending, delivered, failed or dead"))?,
         ),
     };
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 50,
-        Some(l) => l.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| bad("`limit` is 1–1000"))?,
-    };
+    let limit = limit_param(q.limit.as_deref(), 50, 1000)?;
     let before = match q.before.as_deref() {
         None | Some("") => None,
         Some(b) => Some(uuid::Uuid::parse_str(b).map_err(|_| bad("`before` is a delivery id (`next_cursor`)"))?),
