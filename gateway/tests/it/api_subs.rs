@@ -7,7 +7,7 @@ use cynode_protocol::{Capabilities, ExecutorKind, RegisterRequest};
 use serde_json::{Value, json};
 
 use crate::api_support::*;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, settled};
 
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
@@ -52,13 +52,9 @@ async fn subscriptions_are_created_tested_rotated_replayed_disabled_and_deleted(
     let created_hit = hits.iter().find(|h| h.event_type() == "task.created").expect("task.created");
     assert_eq!(created_hit.json()["data"]["task_id"], task["task_id"]);
     let ping_hit = hits.iter().find(|h| h.event_type() == "ping").expect("ping").clone();
-    let delivered = loop {
-        let (_, d) = api.call("GET", &format!("/v1/deliveries/{ping_id}"), &api.op, None).await;
-        if d["state"] == "delivered" {
-            break d;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    settled(&api.app.db.pool).await;
+    let (_, delivered) = api.call("GET", &format!("/v1/deliveries/{ping_id}"), &api.op, None).await;
+    assert_eq!(delivered["state"], "delivered");
     assert_eq!(
         (delivered["msg_id"].as_str(), delivered["last_status"].as_i64()),
         (Some(&*ping_hit.webhook_id()), Some(204))
@@ -90,6 +86,7 @@ async fn subscriptions_are_created_tested_rotated_replayed_disabled_and_deleted(
     assert!(hits[3].verifies_with(&new_secret) && hits[3].verifies_with(&secret));
 
     // Range replay: delivered ones only when asked.
+    settled(&api.app.db.pool).await;
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let (status, r) = api.call("POST", "/v1/subscriptions/sink/replay", &api.op, Some(json!({ "since": since }))).await;
     assert_eq!((status, r["queued"].as_u64()), (202, Some(0)), "{r}");

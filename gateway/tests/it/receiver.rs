@@ -98,3 +98,19 @@ impl Receiver {
         }
     }
 }
+
+/// Waits until no delivery is pending: the receiver's answers are recorded shortly after they arrive.
+pub async fn settled(pool: &sqlx::PgPool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'pending'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
+        if pending == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pending} deliveries still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

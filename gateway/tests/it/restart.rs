@@ -122,6 +122,23 @@ fn by_webhook_id(rx: &Receiver, secret: &str) -> BTreeMap<String, (String, Strin
     ids
 }
 
+/// Waits until `n` deliveries are recorded as delivered (the receiver's answer is recorded shortly after it
+/// arrives; a gateway killed in between would rightly send the message again).
+async fn recorded(db: &TestDb, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+        if done >= n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{done} of {n} deliveries recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn webhook_events_survive_gateway_kills_with_one_webhook_id_each() {
     let db = TestDb::new().await;
@@ -134,6 +151,7 @@ async fn webhook_events_survive_gateway_kills_with_one_webhook_id_each() {
     let secret = created["secret"].as_str().expect("secret").to_string();
     call(&url, "POST", "/v1/tasks", &admin, json!({ "text": "run echo one" })).await;
     rx.wait("the first event", |h| h.len() == 1).await;
+    recorded(&db, 1).await;
 
     // 1. Committed while no gateway (no deliverer) runs anywhere: nothing is sent until one starts again.
     kill(first).await;
@@ -145,6 +163,7 @@ async fn webhook_events_survive_gateway_kills_with_one_webhook_id_each() {
     assert_eq!(rx.hits().len(), 1, "no deliverer, no delivery");
     let (second, url) = serve(&db).await;
     rx.wait("the event committed while down", |h| h.len() == 2).await;
+    recorded(&db, 2).await;
 
     // 2. Killed while the receiver holds the request (claimed, sent, never answered): retried after the claim
     //    expires, on the next gateway, with the same webhook-id.
@@ -158,6 +177,7 @@ async fn webhook_events_survive_gateway_kills_with_one_webhook_id_each() {
     assert_eq!(hits[3].webhook_id(), hits[2].webhook_id(), "the retry keeps the webhook-id");
     assert_eq!(hits[3].body, hits[2].body);
 
+    recorded(&db, 3).await;
     let ids = by_webhook_id(&rx, &secret);
     assert_eq!(ids.len(), 3, "three events, three webhook-ids: {ids:?}");
     let states: Vec<(String, i32)> = sqlx::query_as("SELECT state, attempts FROM deliveries ORDER BY created_at")

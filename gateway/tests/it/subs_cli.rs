@@ -10,7 +10,7 @@ use cynode_tests::{BinProcess, TestDb};
 use serde_json::Value;
 
 use crate::api_support::seed;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, settled};
 use crate::support::MASTER_KEY;
 
 /// One `error:` line on stderr containing `want`, exit code 1.
@@ -74,6 +74,7 @@ async fn subs_commands_manage_subscriptions_end_to_end() {
     assert_eq!(code, 0, "{out}");
     let again = rx.wait("the replay", |h| h.len() >= 2).await.remove(1);
     assert_eq!(again.webhook_id(), ping.webhook_id());
+    settled(&db.pool).await;
     let (code, out, _) = subs(&["replay", "cli-sink", "--since", "1h", "--include-delivered", "--json"]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(serde_json::from_str::<Value>(&out).expect("json")["queued"], 1);
