@@ -38,6 +38,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// List registered nodes.
     Nodes(ClientArgs),
+    /// Outbound webhook subscriptions: add, list, test, replay, rotate, remove.
+    #[command(subcommand)]
+    Subs(SubsCommand),
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -102,12 +105,194 @@ pub struct LogsArgs {
     pub client: ClientArgs,
 }
 
+/// `cynode subs`. Subscriptions are named by id or name.
+#[derive(Debug, Subcommand)]
+pub enum SubsCommand {
+    /// Subscribe URL to events; prints the signing secret (shown only once).
+    Add {
+        /// Receiver URL (http or https).
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        /// Event types, comma-separated (default: every type except job.output).
+        #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+        events: Vec<String>,
+        /// Unique name (default: derived from the URL's host).
+        #[arg(long)]
+        name: Option<String>,
+        /// Owner install id (global tokens only; a token limited to an install always uses its own).
+        #[arg(long, value_name = "INSTALL_ID")]
+        install: Option<uuid::Uuid>,
+        /// Filter on top-level event fields, as JSON, e.g. '{"template":"python"}'.
+        #[arg(long, value_name = "JSON")]
+        filter: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List subscriptions.
+    List(ClientArgs),
+    /// Show one subscription.
+    Show {
+        /// Subscription id or name.
+        sub: String,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send a `ping` message and wait for its outcome.
+    Test {
+        /// Subscription id or name.
+        sub: String,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Recent deliveries of a subscription.
+    Deliveries {
+        /// Subscription id or name.
+        sub: String,
+        /// Only pending, delivered, failed or dead ones.
+        #[arg(long)]
+        state: Option<String>,
+        /// How many (1–1000).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resend one delivery (by delivery id), or with --since the failed deliveries of a subscription in a range.
+    Replay {
+        /// A delivery id; with --since, a subscription id or name.
+        target: String,
+        /// Start of the range: RFC 3339 time or an age such as 30m, 2h, 1d.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// End of the range (default now): RFC 3339 time or an age.
+        #[arg(long, value_name = "WHEN", requires = "since")]
+        until: Option<String>,
+        /// Also resend deliveries the receiver accepted.
+        #[arg(long, requires = "since")]
+        include_delivered: bool,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Rotate the signing secret; prints the new one. The old one keeps signing for the grace period.
+    Rotate {
+        /// Subscription id or name.
+        sub: String,
+        /// Grace period: seconds or 30m, 12h, 1d (default 24h).
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop delivering (pending deliveries stop too).
+    Disable {
+        /// Subscription id or name.
+        sub: String,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deliver again after a disable (replay the gap with `replay --since`).
+    Enable {
+        /// Subscription id or name.
+        sub: String,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a subscription and its delivery history.
+    Rm {
+        /// Subscription id or name.
+        sub: String,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl SubsCommand {
+    /// The API access options of any subcommand.
+    pub fn client(&self) -> &ClientArgs {
+        match self {
+            Self::List(client)
+            | Self::Add { client, .. }
+            | Self::Show { client, .. }
+            | Self::Test { client, .. }
+            | Self::Deliveries { client, .. }
+            | Self::Replay { client, .. }
+            | Self::Rotate { client, .. }
+            | Self::Disable { client, .. }
+            | Self::Enable { client, .. }
+            | Self::Rm { client, .. } => client,
+        }
+    }
+}
+
 /// `cynode admin`.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Node keys (what `cynode-node --key` presents).
+    #[command(subcommand, name = "node-key")]
+    NodeKey(NodeKeyCommand),
+    /// Platform installs (tenants).
+    #[command(subcommand)]
+    Install(InstallCommand),
+}
+
+/// `cynode admin node-key`.
+#[derive(Debug, Subcommand)]
+pub enum NodeKeyCommand {
+    /// Create a node key and print it (shown only once).
+    Create {
+        /// Unique name.
+        name: String,
+        /// Executors it grants, comma-separated: docker, inference, host (default docker).
+        #[arg(long, value_delimiter = ',', value_name = "LIST")]
+        executors: Vec<String>,
+        /// Print JSON (including the key).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List node keys (never the keys).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a node key by id or name; its nodes cannot register again and get no new jobs.
+    Revoke {
+        /// Key id or name.
+        key: String,
+    },
+}
+
+/// `cynode admin install`.
+#[derive(Debug, Subcommand)]
+pub enum InstallCommand {
+    /// List installs (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the install's platform requests from now on.
+    Disable {
+        /// Install id, name or external id.
+        install: String,
+    },
+    /// Accept the install's platform requests again.
+    Enable {
+        /// Install id, name or external id.
+        install: String,
+    },
 }
 
 /// `cynode admin token`.
@@ -152,4 +337,12 @@ pub struct RunArgs {
     /// CyNode data directory for the embedded PostgreSQL and the local master key (`up` only).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -25,7 +25,8 @@ pub struct Config {
     /// Address the HTTP server listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The URL at which platforms reach this gateway (used in printed setup hints).
+    /// The URL at which platforms reach this gateway (used in printed setup hints; webhook subscriptions may not
+    /// point at it).
     #[serde(default)]
     pub public_url: Option<String>,
     /// External PostgreSQL.
@@ -503,6 +504,7 @@ impl Config {
                 max_attempts: self.commands.max_attempts,
             },
             ingress: self.ingress_settings(),
+            deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
         }
     }
 

@@ -13,7 +13,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes::TokenKeys;
-use cynode_orchestrator::outbox::{Deliverer, DelivererSettings};
+use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
 use cynode_orchestrator::stream::{
     DiscordSink, Sinks, SlackSink, StreamRates, StreamSettings, TelegramSink, spawn_stream_worker,
 };
@@ -49,6 +49,8 @@ pub struct AppState {
     pub ingress: Arc<Ingress>,
     /// The time verifiers check signed timestamps against (tests swap in a `ManualClock`).
     pub clock: Arc<dyn Clock>,
+    /// Outbound webhook subscriptions (management API of the outbox).
+    pub subscriptions: Subscriptions,
 }
 
 /// What the orchestrator side of a gateway needs besides the pool.
@@ -60,6 +62,8 @@ pub struct CoreSettings {
     pub commands: CommandSettings,
     /// Platform ingress.
     pub ingress: IngressSettings,
+    /// Where this gateway is reachable (listen address, public URL): webhook subscriptions may not point there.
+    pub deny_hosts: Vec<String>,
 }
 
 impl AppState {
@@ -83,9 +87,11 @@ impl AppState {
             // A random key opens nothing: fail closed.
             SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
         });
+        let mut subscriptions = Subscriptions::new(pool.clone(), secrets.clone(), settings.deny_hosts);
         match Deliverer::new(pool.clone(), secrets.clone(), DelivererSettings::default()) {
             Ok(deliverer) => {
                 dispatcher.set_outbox_waker(deliverer.waker());
+                subscriptions = subscriptions.with_waker(deliverer.waker());
                 drop(deliverer.spawn(shutdown.clone()));
             }
             Err(e) => tracing::error!(error = %e, "webhook deliverer not started: cannot build its HTTP client"),
@@ -103,7 +109,8 @@ impl AppState {
         });
         spawn_eviction(&ingress, shutdown);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        Self { pool, metrics: Arc::new(Metrics::default()), dispatcher, commands, tokens, ingress, clock }
+        let metrics = Arc::new(Metrics::default());
+        Self { pool, metrics, dispatcher, commands, tokens, ingress, clock, subscriptions }
     }
 }
 

@@ -119,14 +119,10 @@ pub async fn create(
     }
     let token = SecretString::from(format!("{PREFIX}{}", hex::encode(rand::random::<[u8; 32]>())));
     let mut tx = pool.begin().await?;
-    if let Some(install) = install_id {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM installs WHERE id = $1)")
-            .bind(install)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !exists {
-            return Err(TokenError::Invalid(format!("there is no install {install}")));
-        }
+    if let Some(install) = install_id
+        && !crate::installs::exists(&mut tx, install).await?
+    {
+        return Err(TokenError::Invalid(format!("there is no install {install}")));
     }
     let inserted: Result<ApiToken, sqlx::Error> = sqlx::query_as(
         "INSERT INTO api_tokens (id, name, token_hash, install_id, role) VALUES ($1, $2, $3, $4, $5)

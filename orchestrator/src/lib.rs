@@ -3,6 +3,7 @@
 //! interpretation), commands, approval policy, node registration and dispatch with fenced leases. It never
 //! speaks HTTP itself: the gateway exposes it.
 
+pub mod admin;
 pub mod api_tokens;
 pub mod audit;
 pub mod bootstrap;

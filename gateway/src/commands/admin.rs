@@ -1,5 +1,5 @@
-//! `cynode admin token …`: API tokens, managed directly in the database (tokens are needed before any API
-//! call). The database is `DATABASE_URL`, else the embedded PostgreSQL of a running `cynode up` in the data
+//! `cynode admin token|node-key|install …`: API tokens, node keys and installs, managed directly in the database
+//! (tokens are needed before any API call). The database is `DATABASE_URL`, else the embedded PostgreSQL of a running `cynode up` in the data
 //! directory.
 
 use std::io::Write as _;
@@ -7,11 +7,12 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
+use cynode_orchestrator::admin;
 use cynode_orchestrator::api_tokens::{self, Role};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
-use crate::cli::{AdminCommand, TokenCommand};
+use crate::cli::{AdminCommand, InstallCommand, NodeKeyCommand, TokenCommand};
 use crate::config::Config;
 
 /// Name of the local admin token file in the data directory (mode 0600), written by `cynode up`.
@@ -109,7 +110,78 @@ pub async fn run(cmd: AdminCommand, config: &Config, data_dir: &Path) -> anyhow:
             let t = api_tokens::revoke(&pool, actor, &token).await?;
             println!("revoked API token `{}` ({})", t.name, t.id);
         }
+        AdminCommand::NodeKey(c) => node_key(&pool, actor, c).await?,
+        AdminCommand::Install(c) => install(&pool, actor, c).await?,
     }
     pool.close().await;
+    Ok(())
+}
+
+async fn node_key(pool: &PgPool, actor: &str, cmd: NodeKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeKeyCommand::Create { name, executors, json } => {
+            let created = admin::create_node_key(pool, actor, &name, &executors).await?;
+            if json {
+                let mut v = serde_json::to_value(&created.info)?;
+                v["key"] = serde_json::Value::String(created.key.expose_secret().to_string());
+                println!("{v}");
+            } else {
+                println!("{}", created.key.expose_secret());
+                eprintln!(
+                    "created node key `{name}` (executors: {}); it is shown only now — start a node with \
+                     CYNODE_NODE_KEY=… cynode-node run (or --key-file FILE)",
+                    created.info.executors.join(", ")
+                );
+            }
+        }
+        NodeKeyCommand::List { json } => {
+            let keys = admin::list_node_keys(pool).await?;
+            if json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<8}  {:>5}  EXECUTORS", "ID", "NAME", "STATE", "NODES");
+                for k in keys {
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "live" };
+                    println!("{:<36}  {:<24}  {state:<8}  {:>5}  {}", k.id, k.name, k.nodes, k.executors.join(","));
+                }
+            }
+        }
+        NodeKeyCommand::Revoke { key } => {
+            let k = admin::revoke_node_key(pool, actor, &key).await?;
+            println!("revoked node key `{}` ({}); its {} node(s) get no new jobs", k.name, k.id, k.nodes);
+        }
+    }
+    Ok(())
+}
+
+async fn install(pool: &PgPool, actor: &str, cmd: InstallCommand) -> anyhow::Result<()> {
+    let (target, enable) = match cmd {
+        InstallCommand::List { json } => {
+            let installs = admin::list_installs(pool).await?;
+            if json {
+                println!("{}", serde_json::to_string(&installs)?);
+            } else if installs.is_empty() {
+                println!("No installs. Add them in the bootstrap file (see docs/configuration.md).");
+            } else {
+                println!(
+                    "{:<36}  {:<9}  {:<20}  {:<24}  {:<8}  TASKS",
+                    "ID", "PLATFORM", "NAME", "EXTERNAL ID", "STATE"
+                );
+                for i in installs {
+                    let state = if i.enabled { "enabled" } else { "disabled" };
+                    println!(
+                        "{:<36}  {:<9}  {:<20}  {:<24}  {state:<8}  {}",
+                        i.id, i.platform, i.name, i.external_id, i.tasks
+                    );
+                }
+            }
+            return Ok(());
+        }
+        InstallCommand::Disable { install } => (install, false),
+        InstallCommand::Enable { install } => (install, true),
+    };
+    let i = admin::set_install_enabled(pool, actor, &target, enable).await?;
+    let what = if enable { "enabled" } else { "disabled" };
+    println!("{what} {} install `{}` ({}); gateways notice within their install cache time", i.platform, i.name, i.id);
     Ok(())
 }

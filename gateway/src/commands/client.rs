@@ -121,6 +121,23 @@ impl ApiClient {
         r.json().await.map_err(|e| self.transport(e))
     }
 
+    /// `PATCH path` with a JSON body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ClientError> {
+        let r = self.send(self.http.patch(format!("{}{path}", self.base)).json(body)).await?;
+        r.json().await.map_err(|e| self.transport(e))
+    }
+
+    /// `DELETE path`, expecting no body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send(self.http.delete(format!("{}{path}", self.base))).await.map(drop)
+    }
+
     /// Opens an SSE stream at `path`, resuming after `last_id`; events go to `tx` until the stream ends.
     ///
     /// # Errors
@@ -207,6 +224,10 @@ pub(super) async fn dispatch(command: crate::cli::Command, config: &crate::confi
         Command::Tasks(args) => super::tasks::run(&args, &api(&args.client)?).await,
         Command::Logs(args) => super::logs::run(&args, &api(&args.client)?).await,
         Command::Nodes(args) => super::nodes::run(&args, &api(&args)?).await,
+        Command::Subs(cmd) => {
+            let client = api(cmd.client())?;
+            super::subs::run(cmd, &client).await
+        }
         Command::Admin(cmd) => super::admin::run(cmd, config, &config.data_dir(is_root)).await,
         Command::Up(_) | Command::Serve(_) | Command::Migrate | Command::Keygen => {
             anyhow::bail!("not a client command")

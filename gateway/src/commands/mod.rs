@@ -7,6 +7,7 @@ mod logs;
 mod nodes;
 pub mod say;
 mod serve;
+mod subs;
 mod tasks;
 mod up;
 
@@ -33,9 +34,12 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
     let args = match &cli.command {
         Command::Up(a) | Command::Serve(a) => a,
         Command::Migrate | Command::Keygen => &RunArgs::default(),
-        Command::Say(_) | Command::Tasks(_) | Command::Logs(_) | Command::Nodes(_) | Command::Admin(_) => {
-            &RunArgs::default()
-        }
+        Command::Say(_)
+        | Command::Tasks(_)
+        | Command::Logs(_)
+        | Command::Nodes(_)
+        | Command::Subs(_)
+        | Command::Admin(_) => &RunArgs::default(),
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -49,9 +53,12 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())
         }
-        c @ (Command::Say(_) | Command::Tasks(_) | Command::Logs(_) | Command::Nodes(_) | Command::Admin(_)) => {
-            client::dispatch(c, &config).await
-        }
+        c @ (Command::Say(_)
+        | Command::Tasks(_)
+        | Command::Logs(_)
+        | Command::Nodes(_)
+        | Command::Subs(_)
+        | Command::Admin(_)) => client::dispatch(c, &config).await,
     }
 }
 

@@ -162,18 +162,18 @@ fn finish(end: &EndEvent, timed_out: bool, json_out: bool, style: &Style) -> u8 
 }
 
 /// A spinner on stderr while nothing else is printed (terminals only).
-struct Spinner {
+pub(super) struct Spinner {
     on: bool,
     frame: usize,
     shown: bool,
 }
 
 impl Spinner {
-    fn new(on: bool) -> Self {
+    pub(super) fn new(on: bool) -> Self {
         Self { on, frame: 0, shown: false }
     }
 
-    fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         if !self.on {
             return;
         }
@@ -183,7 +183,7 @@ impl Spinner {
         self.shown = true;
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         if self.shown {
             eprint!("\r\x1b[2K");
             self.shown = false;

@@ -41,12 +41,15 @@ pub async fn run_gateway(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let state = AppState::start(pool.clone(), master_key, config.core_settings(), stop_rx);
+    let addr = listener.local_addr()?;
+    let mut core = config.core_settings();
+    // The bound address (the configured port may be 0) is CyNode itself too.
+    core.deny_hosts.push(addr.to_string());
+    let state = AppState::start(pool.clone(), master_key, core, stop_rx);
     let settings = RouterSettings {
         max_body_bytes: config.limits.max_body_bytes,
         request_timeout: Duration::from_secs(config.limits.request_timeout_s),
     };
-    let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "gateway listening");
     let served = server::serve(listener, server::router(state, settings), shutdown).await;
     let _ = stop_tx.send(true);

@@ -9,7 +9,7 @@ use cynode_protocol::FinishStatus;
 use crate::api_support::*;
 
 /// Reads SSE events from an open response until `stop` says so or the stream ends.
-async fn read_until(resp: &mut reqwest::Response, out: &mut Vec<SseEvent>, stop: impl Fn(&[SseEvent]) -> bool) {
+pub async fn read_until(resp: &mut reqwest::Response, out: &mut Vec<SseEvent>, stop: impl Fn(&[SseEvent]) -> bool) {
     let mut buf = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !stop(out) {
@@ -34,7 +34,7 @@ async fn open(api: &Api, task: &str, last: Option<&str>) -> reqwest::Response {
     r
 }
 
-fn outputs(events: &[SseEvent]) -> String {
+pub fn outputs(events: &[SseEvent]) -> String {
     events
         .iter()
         .filter(|e| e.event == "output")

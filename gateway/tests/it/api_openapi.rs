@@ -1,7 +1,7 @@
 //! The OpenAPI document matches the implementation: every routed operation is documented and answers, and
 //! every schema example deserializes into the type the handlers use.
 
-use cynode_gateway::routes::api::{self, model};
+use cynode_gateway::routes::api::{self, model, model_subs as subs};
 use serde_json::Value;
 
 use crate::api_support::*;
@@ -63,6 +63,18 @@ async fn the_document_matches_the_router_and_the_types() {
                 "TaskEvent" => check::<model::TaskEvent>(name, example),
                 "EndEvent" => check::<model::EndEvent>(name, example),
                 "Error" => check::<model::ErrorBody>(name, example),
+                "Subscription" => check::<subs::Subscription>(name, example),
+                "CreateSubscriptionRequest" => check::<subs::CreateSubscriptionRequest>(name, example),
+                "CreatedSubscription" => check::<subs::CreatedSubscriptionResponse>(name, example),
+                "SubscriptionList" => check::<subs::SubscriptionList>(name, example),
+                "UpdateSubscriptionRequest" => check::<subs::UpdateSubscriptionRequest>(name, example),
+                "RotateRequest" => check::<subs::RotateRequest>(name, example),
+                "RotateResponse" => check::<subs::RotateResponse>(name, example),
+                "QueuedDelivery" => check::<subs::QueuedDelivery>(name, example),
+                "ReplayRangeRequest" => check::<subs::ReplayRangeRequest>(name, example),
+                "ReplayRangeResponse" => check::<subs::ReplayRangeResponse>(name, example),
+                "Delivery" => check::<subs::Delivery>(name, example),
+                "DeliveryList" => check::<subs::DeliveryList>(name, example),
                 other => panic!("schema {other} has an example but no type to check it against"),
             }
         }
@@ -70,7 +82,19 @@ async fn the_document_matches_the_router_and_the_types() {
 
     // Real responses carry exactly the documented properties.
     let sub = api.submit(&api.op, "run echo hi").await;
-    for (schema, value) in [("SubmitResponse", &sub), ("Task", &sub["task"]), ("Job", &sub["task"]["jobs"][0])] {
+    let body = serde_json::json!({ "name": "doc", "url": "https://hooks.example.org/x" });
+    let (_, created) = api.call("POST", "/v1/subscriptions", &api.op, Some(body)).await;
+    let (_, ping) = api.call("POST", "/v1/subscriptions/doc/test", &api.op, None).await;
+    let path = format!("/v1/deliveries/{}", ping["delivery_id"].as_str().expect("delivery"));
+    let (_, delivery) = api.call("GET", &path, &api.op, None).await;
+    for (schema, value) in [
+        ("SubmitResponse", &sub),
+        ("Task", &sub["task"]),
+        ("Job", &sub["task"]["jobs"][0]),
+        ("CreatedSubscription", &created),
+        ("Subscription", &created["subscription"]),
+        ("Delivery", &delivery),
+    ] {
         let props: Vec<&String> = schemas[schema]["properties"].as_object().expect("props").keys().collect();
         let got: Vec<&String> = value.as_object().expect("object").keys().collect();
         let (mut props, mut got) = (props, got);

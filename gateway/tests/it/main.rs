@@ -3,6 +3,7 @@
 mod api_cli;
 mod api_events;
 mod api_openapi;
+mod api_subs;
 mod api_support;
 mod api_tasks;
 mod cli;
@@ -17,4 +18,7 @@ mod ingress_support;
 mod ingress_telegram;
 mod ingress_webhook;
 mod outbox_events;
+mod receiver;
+mod restart;
+mod subs_cli;
 mod support;

@@ -87,13 +87,13 @@ async fn commands_and_results_are_delivered_as_signed_events() {
                 serde_json::from_str::<serde_json::Value>(b).expect("json")["type"].as_str().unwrap_or("").to_string()
             })
             .collect::<Vec<_>>();
-        if types.len() >= 4 {
+        if types.len() >= 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     types.sort();
-    assert_eq!(types, vec!["job.finished", "job.queued", "task.created", "task.finished"]);
+    assert_eq!(types, vec!["job.finished", "job.queued", "node.registered", "task.created", "task.finished"]);
     let verifier = standardwebhooks::Webhook::new(WHSEC).expect("verifier");
     for (headers, body) in got.lock().expect("lock").iter() {
         verifier.verify(body.as_bytes(), headers).expect("signature verifies with an independent implementation");

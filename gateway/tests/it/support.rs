@@ -26,12 +26,15 @@ impl TestApp {
         Self::spawn_full(settings, CoreSettings::default()).await
     }
 
-    pub async fn spawn_full(settings: RouterSettings, core: CoreSettings) -> Self {
+    pub async fn spawn_full(settings: RouterSettings, mut core: CoreSettings) -> Self {
         let db = TestDb::new().await;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let state = AppState::start(db.pool.clone(), &SecretString::from(MASTER_KEY), core, stop_rx);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let addr = listener.local_addr().expect("addr");
+        // As `cynode serve` does: subscriptions may not point at this gateway.
+        core.deny_hosts.push(addr.to_string());
+        let state = AppState::start(db.pool.clone(), &SecretString::from(MASTER_KEY), core, stop_rx);
+        let base = format!("http://{addr}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = server::router(state.clone(), settings);
         tokio::spawn(server::serve(listener, app, async {

@@ -354,14 +354,15 @@ impl Commands {
             Err(r) => return Ok(r),
         };
         let mut tx = self.pool.begin().await?;
-        let pending: Option<(Uuid, serde_json::Value, Uuid)> = sqlx::query_as(
-            "SELECT a.id, a.approvers, j.task_id FROM approvals a JOIN jobs j ON j.id = a.job_id
+        let pending: Option<(Uuid, serde_json::Value, Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT a.id, a.approvers, j.task_id, t.install_id
+             FROM approvals a JOIN jobs j ON j.id = a.job_id JOIN tasks t ON t.id = j.task_id
              WHERE a.job_id = $1 AND a.state = 'pending' AND j.state = 'awaiting_approval' FOR UPDATE OF a, j",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((approval, approvers, task)) = pending else {
+        let Some((approval, approvers, task, install_id)) = pending else {
             return Ok(reply(format!("Job `{}` is not waiting for approval.", short(id))));
         };
         let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
@@ -398,7 +399,8 @@ impl Commands {
         let detail = serde_json::json!({ "job": id, "verdict": verdict });
         audit::append(&mut tx, &origin.requester, "approval.resolved", &approval.to_string(), &detail).await?;
         let event = serde_json::json!({
-            "approval_id": approval, "job_id": id, "task_id": task, "verdict": verdict, "by": origin.requester,
+            "approval_id": approval, "job_id": id, "task_id": task, "install_id": install_id, "verdict": verdict,
+            "by": origin.requester,
         });
         let emitted =
             crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;

@@ -302,3 +302,11 @@ fn answer(entry: Cached) -> Result<Lookup, InstallError> {
         Cached::Unusable(e) => Err(e),
     }
 }
+
+/// Whether an install with this id exists (enabled or not).
+///
+/// # Errors
+/// Store failures.
+pub async fn exists(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM installs WHERE id = $1)").bind(id).fetch_one(conn).await
+}

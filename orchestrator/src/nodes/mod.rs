@@ -86,25 +86,35 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
         return Err(RegisterError::NotGranted { key: key_name, executor: e.as_str() });
     }
     let caps = sanitize(&req.capabilities);
-    let (node_id, inserted): (Uuid, bool) = sqlx::query_as(
-        "INSERT INTO nodes (id, name, key_id, capabilities, protocol) VALUES ($1, $2, $3, $4, $5)
+    let mut tx = pool.begin().await?;
+    // `before` is read from the snapshot the statement starts with, so it is the row as it was before the upsert.
+    let (node_id, inserted, changed): (Uuid, bool, bool) = sqlx::query_as(
+        "WITH before AS (SELECT capabilities, protocol FROM nodes WHERE key_id = $3 AND name = $2)
+         INSERT INTO nodes (id, name, key_id, capabilities, protocol) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (key_id, name) DO UPDATE SET capabilities = $4, protocol = $5, last_seen_at = now()
-         RETURNING id, (xmax = 0)",
+         RETURNING id, (xmax = 0),
+             NOT EXISTS (SELECT 1 FROM before WHERE before.capabilities = $4 AND before.protocol = $5)",
     )
     .bind(Uuid::now_v7())
     .bind(name)
     .bind(key_id)
     .bind(serde_json::to_value(&caps).unwrap_or_default())
     .bind(i32::try_from(version).unwrap_or(1))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if inserted {
-        let mut tx = pool.begin().await?;
         let detail = serde_json::to_value(&caps).unwrap_or_default();
         audit::append(&mut tx, &format!("node-key:{key_name}"), "node.registered", &node_id.to_string(), &detail)
             .await?;
-        tx.commit().await?;
     }
+    // An event for a new node or changed capabilities, not for token renewals (which re-register every few
+    // minutes). Deliverers find it by polling (there is no waker here).
+    if changed {
+        let event = serde_json::json!({ "node_id": node_id, "name": name, "key": key_name,
+                                        "executors": caps.executors, "first": inserted });
+        crate::outbox::emit(&mut tx, crate::outbox::EventType::NodeRegistered, node_id, &event).await?;
+    }
+    tx.commit().await?;
     Ok(Registered { node_id, key_id, version })
 }
 

@@ -23,7 +23,8 @@ pub enum DeliveryState {
 }
 
 /// One delivery (one event for one subscription) and the outcome of its last attempt.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// Id.
     pub id: Uuid,
@@ -68,8 +69,9 @@ pub struct DeliveryQuery {
     pub subscription: Option<Uuid>,
     /// Only this state.
     pub state: Option<DeliveryState>,
-    /// Only those created before this (for paging: pass the last `created_at` seen).
-    pub before: Option<DateTime<Utc>>,
+    /// Only those listed after this delivery (for paging: pass the id of the last one seen). Ties in
+    /// `created_at` (deliveries of one transaction) are broken by id, so no page skips one.
+    pub before: Option<Uuid>,
     /// At most this many (default 100, capped at 1,000).
     pub limit: Option<u32>,
 }
@@ -212,7 +214,7 @@ impl Subscriptions {
             delivery_columns!(),
             " FROM deliveries
              WHERE ($1::uuid IS NULL OR subscription_id = $1) AND ($2::text IS NULL OR state = $2)
-               AND ($3::timestamptz IS NULL OR created_at < $3)
+               AND ($3::uuid IS NULL OR (created_at, id) < (SELECT c.created_at, c.id FROM deliveries c WHERE c.id = $3))
              ORDER BY created_at DESC, id DESC LIMIT $4"
         );
         let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));

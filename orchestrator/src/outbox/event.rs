@@ -26,7 +26,7 @@ pub enum EventType {
     ApprovalRequested,
     /// An approval was granted, denied or expired.
     ApprovalResolved,
-    /// A node agent registered (or re-registered).
+    /// A node agent registered for the first time, or again with other capabilities (not on token renewals).
     NodeRegistered,
     /// A test message sent by [`crate::outbox::Subscriptions::send_test`]; cannot be subscribed to.
     Ping,
@@ -106,14 +106,16 @@ impl<'de> serde::Deserialize<'de> for EventType {
 
 /// One statement: a row per enabled subscription whose `event_types` name the event (or are empty, unless the
 /// event is opt-in) and whose `filter` is contained in the payload (`payload @> filter`: with the validated
-/// filter shape — an object of scalars — that is equality on those top-level fields).
+/// filter shape — an object of scalars — that is equality on those top-level fields). A subscription owned by
+/// an install gets only payloads whose top-level `install_id` is that install (fail closed: none without one).
 const EMIT: &str = "
 INSERT INTO deliveries (id, msg_id, subscription_id, event_type, subject, payload)
 SELECT gen_random_uuid(), 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, $1, $2, $3
 FROM subscriptions s
 WHERE s.enabled
   AND ($1 = ANY (s.event_types) OR (cardinality(s.event_types) = 0 AND NOT $4))
-  AND $3 @> s.filter";
+  AND $3 @> s.filter
+  AND (s.install_id IS NULL OR $3->>'install_id' = s.install_id::text)";
 
 /// Writes `event` about `subject` (the task, job, approval or node id) to the outbox, in the caller's
 /// transaction: one delivery per enabled subscription that wants it. `payload` becomes the `data` of the

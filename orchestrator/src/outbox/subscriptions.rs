@@ -13,12 +13,16 @@ use crate::audit;
 use crate::crypto::SecretBox;
 
 /// A subscription as the API shows it. Secrets are never part of it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// Id.
     pub id: Uuid,
     /// Unique name.
     pub name: String,
+    /// The install (tenant) that owns it: it receives only that install's events, and only tokens of that
+    /// install (or global ones) see it. `None`: global.
+    pub install_id: Option<Uuid>,
     /// Receiver URL.
     pub url: String,
     /// Subscribed event types; empty means every event except opt-in ones (`job.output`).
@@ -48,6 +52,8 @@ pub struct NewSubscription {
     pub name: String,
     /// Receiver URL, http(s).
     pub url: String,
+    /// Owner install (tenant), or `None` for a global subscription.
+    pub install_id: Option<Uuid>,
     /// Event types (`job.finished`, …); empty means all except opt-in ones.
     pub event_types: Vec<String>,
     /// Optional equality filter, e.g. `{"install_id": "…"}`; `Null` or `{}` for none.
@@ -90,7 +96,7 @@ pub struct RotatedSecret {
 /// The columns of [`Subscription`], for `concat!` into static SQL.
 macro_rules! columns {
     () => {
-        "id, name, url, event_types, filter, enabled, disabled_reason, disabled_at, failing_since, \
+        "id, name, install_id, url, event_types, filter, enabled, disabled_reason, disabled_at, failing_since, \
          CASE WHEN secrets_retire_at > now() THEN secrets_retire_at END AS rotation_ends_at, created_at, updated_at"
     };
 }
@@ -137,8 +143,14 @@ impl Subscriptions {
         };
         let sealed = secrets::seal(&self.secrets, &new.name, std::slice::from_ref(&secret));
         let mut tx = self.pool.begin().await?;
+        if let Some(install) = new.install_id
+            && !crate::installs::exists(&mut tx, install).await?
+        {
+            return Err(OutboxError::Invalid(format!("there is no install {install}")));
+        }
         let sql = concat!(
-            "INSERT INTO subscriptions (id, name, url, event_types, filter, secrets) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO subscriptions (id, name, url, event_types, filter, secrets, install_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (name) DO NOTHING RETURNING ",
             columns!()
         );
@@ -149,11 +161,13 @@ impl Subscriptions {
             .bind(&events)
             .bind(&filter)
             .bind(&sealed)
+            .bind(new.install_id)
             .fetch_optional(&mut *tx)
             .await?;
         let subscription =
             row.ok_or_else(|| OutboxError::Conflict(format!("a subscription named `{}` already exists", new.name)))?;
-        let detail = json!({ "url": subscription.url, "event_types": events, "filter": filter });
+        let detail = json!({ "url": subscription.url, "event_types": events, "filter": filter,
+                             "install_id": new.install_id });
         audit::append(&mut tx, actor, "subscription.create", &subject(&new.name), &detail).await?;
         tx.commit().await?;
         Ok(CreatedSubscription { subscription, secret })
@@ -164,8 +178,20 @@ impl Subscriptions {
     /// # Errors
     /// Store failures.
     pub async fn list(&self) -> Result<Vec<Subscription>, OutboxError> {
-        let sql = concat!("SELECT ", columns!(), " FROM subscriptions ORDER BY name");
-        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
+        self.list_for(None).await
+    }
+
+    /// The subscriptions a reader limited to `install` sees (that install's own), by name; `None` lists all.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_for(&self, install: Option<Uuid>) -> Result<Vec<Subscription>, OutboxError> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM subscriptions WHERE $1::uuid IS NULL OR install_id = $1 ORDER BY name"
+        );
+        Ok(sqlx::query_as(sql).bind(install).fetch_all(&self.pool).await?)
     }
 
     /// One subscription.

@@ -1,13 +1,18 @@
 //! The user API under `/v1`: bearer API tokens, JSON errors, tasks and jobs, live task events (SSE), nodes,
-//! and its own OpenAPI document. One table ([`operations`]) describes every operation; the router and the
+//! webhook subscriptions with their deliveries, and its own OpenAPI document. One table ([`operations`]) describes every operation; the router and the
 //! OpenAPI document are both built from it, so they cannot disagree.
 
 pub mod auth;
+mod deliveries;
 mod events;
 mod jobs;
 pub mod model;
+pub mod model_subs;
 mod nodes;
 pub mod openapi;
+mod openapi_subs;
+mod subscriptions;
+mod table_subs;
 mod tasks;
 
 use axum::Router;
@@ -25,6 +30,8 @@ pub enum Body {
     Text,
     /// `text/event-stream`.
     Sse,
+    /// No body (204).
+    Empty,
 }
 
 /// A parameter of an operation.
@@ -88,7 +95,7 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
     ];
     let attempt = &[ID, Param { name: "attempt", location: "query", description: "Attempt (default: the latest)" }];
     let resume = &[ID, Param { name: "Last-Event-ID", location: "header", description: "Resume after this event" }];
-    vec![
+    let mut rows = vec![
         (
             op(
                 "post",
@@ -200,7 +207,9 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
             ),
             get(openapi::serve),
         ),
-    ]
+    ];
+    rows.extend(table_subs::rows());
+    rows
 }
 
 /// Every operation of the user API.

@@ -134,6 +134,21 @@ fn json_rejection(e: &JsonRejection) -> ApiError {
     }
 }
 
+/// Parses a `limit` query value: `default` when absent or empty, else 1–`max`.
+///
+/// # Errors
+/// 400 `invalid_request`.
+pub fn limit_param(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(l) => {
+            l.parse::<u32>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                ApiError::client(StatusCode::BAD_REQUEST, "invalid_request", format!("`limit` is 1–{max}"))
+            })
+        }
+    }
+}
+
 /// Parses an id from the path; a malformed id is a 404 like an unknown one.
 ///
 /// # Errors

@@ -12,16 +12,16 @@ pub(super) async fn serve() -> Json<Value> {
     Json(document())
 }
 
-const TS: &str = "2026-11-22T10:00:00Z";
+pub(super) const TS: &str = "2026-11-22T10:00:00Z";
 const TASK_ID: &str = "0193a6f0-7c1e-7d2a-9b1c-3f4e5a6b7c8d";
 const JOB_ID: &str = "5f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e";
 
-fn obj(required: &[&str], props: Value, example: Value) -> Value {
+pub(super) fn obj(required: &[&str], props: Value, example: Value) -> Value {
     json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props,
             "examples": [example] })
 }
 
-fn s(desc: &str) -> Value {
+pub(super) fn s(desc: &str) -> Value {
     json!({ "type": "string", "description": desc })
 }
 
@@ -179,6 +179,7 @@ pub fn schemas() -> Map<String, Value> {
         "examples": [{ "error": { "code": "not_found", "message": "there is no task 42" } }] }),
     );
     m.insert("OpenApi".into(), json!({ "type": "object", "description": "This document" }));
+    super::openapi_subs::add(&mut m);
     m
 }
 
@@ -198,6 +199,7 @@ pub fn document() -> Value {
                 "schema": { "type": "string" } } } }),
             Body::Sse => json!({ "description": "Events `task`, `job`, `output` (data: TaskEvent) and a final \
                 `end` (data: EndEvent)", "content": { "text/event-stream": { "schema": { "type": "string" } } } }),
+            Body::Empty => json!({ "description": "Done (no body)" }),
         };
         let mut responses = Map::new();
         responses.insert(o.status.to_string(), ok);
@@ -213,6 +215,10 @@ pub fn document() -> Value {
         }
         if o.request.is_some() {
             responses.insert("413".into(), error("Body too large"));
+        }
+        if o.method != "get" && (o.path.starts_with("/v1/subscriptions") || o.path.starts_with("/v1/deliveries/")) {
+            responses
+                .insert("409".into(), error("Not possible in the current state (e.g. the subscription is disabled)"));
         }
         let params: Vec<Value> = o
             .params

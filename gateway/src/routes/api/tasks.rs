@@ -8,7 +8,9 @@ use cynode_orchestrator::{console, views};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::model::{ApiJson, ApprovalView, SubmitRequest, SubmitResponse, TaskList, TaskView, not_found, parse_id};
+use super::model::{
+    ApiJson, ApprovalView, SubmitRequest, SubmitResponse, TaskList, TaskView, limit_param, not_found, parse_id,
+};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -57,10 +59,7 @@ pub(super) async fn list(
 ) -> Result<Json<TaskList>, ApiError> {
     caller.require(Role::Viewer)?;
     let bad = |m: &str| ApiError::client(StatusCode::BAD_REQUEST, "invalid_request", m);
-    let limit = match q.limit.as_deref() {
-        None => 20,
-        Some(l) => l.parse::<i64>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| bad("`limit` is 1–100"))?,
-    };
+    let limit = i64::from(limit_param(q.limit.as_deref(), 20, 100)?);
     let before = match q.before.as_deref() {
         None | Some("") => None,
         Some(b) => Some(uuid::Uuid::parse_str(b).map_err(|_| bad("`before` is a task id (`next_cursor`)"))?),
