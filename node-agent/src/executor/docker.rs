@@ -26,10 +26,14 @@ mod config;
 mod engine;
 mod error;
 mod output;
+pub mod pool;
+mod remove;
 mod run;
 mod spec;
+mod warm;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::SANDBOX_USER;
@@ -38,6 +42,8 @@ pub use error::ExecError;
 pub use output::{COALESCE_WINDOW, MAX_CHUNK_BYTES, OutputChunk, OutputStream, TRUNCATION_MARKER};
 /// The output pump, shared with the host executor so both number, coalesce and cap output alike.
 pub(crate) use output::{Pump, PumpEnd};
+pub use pool::{PoolConfig, PoolShape, PoolStats, RETARGET_AFTER, WarmPool};
+pub use remove::REMOVE_RETRY_FOR;
 pub use spec::{GpuRequest, SANDBOX_PATH, SandboxLimits, SandboxSpec, WORK_DIR, shell_command};
 
 /// Label present (`true`) on every container this executor creates.
@@ -48,6 +54,9 @@ pub const LABEL_OWNER: &str = "cynode.owner";
 pub const LABEL_JOB: &str = "cynode.job";
 /// Label carrying the attempt number.
 pub const LABEL_ATTEMPT: &str = "cynode.attempt";
+/// Label on warm pool containers, carrying the image they were created for. They have no job or attempt
+/// label (labels are fixed at creation); a container taken for a job is renamed after it instead.
+pub const LABEL_POOL: &str = "cynode.pool";
 /// Owner label value used when none is configured.
 pub const DEFAULT_OWNER: &str = "cynode-node";
 
@@ -86,6 +95,7 @@ pub struct DockerExecutor {
     allowed_images: HashSet<String>,
     owner: String,
     stop_grace: Duration,
+    pool: Option<Arc<WarmPool>>,
 }
 
 impl DockerExecutor {
@@ -104,6 +114,7 @@ impl DockerExecutor {
             allowed_images: allowed_images.into_iter().map(Into::into).collect(),
             owner: DEFAULT_OWNER.to_owned(),
             stop_grace: Duration::from_secs(2),
+            pool: None,
         }
     }
 
@@ -120,6 +131,35 @@ impl DockerExecutor {
     pub fn with_stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace.min(Self::MAX_STOP_GRACE);
         self
+    }
+
+    /// Starts a warm pool of `config.size` idle containers for each allowed image (nothing when the size is
+    /// 0; a pool started before is shut down in the background). Call it after [`Self::with_owner`]: pool
+    /// containers carry the owner label. Clones of the returned executor share the pool.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    #[must_use]
+    pub fn with_warm_pool(mut self, config: &PoolConfig) -> Self {
+        let mut images: Vec<&String> = self.allowed_images.iter().collect();
+        images.sort();
+        self.pool =
+            (config.size > 0).then(|| Arc::new(WarmPool::start(self.engine.clone(), &self.owner, images, config)));
+        self
+    }
+
+    /// The warm pool, if one was started.
+    pub fn warm_pool(&self) -> Option<&WarmPool> {
+        self.pool.as_deref()
+    }
+
+    /// Stops the warm pool (if any) and removes its idle containers; returns how many it held. Jobs
+    /// started afterwards run cold.
+    pub async fn shutdown_pool(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.shutdown().await,
+            None => 0,
+        }
     }
 
     /// The engine this executor uses.
