@@ -8,6 +8,11 @@
 //! the job's allowlisted variables. Only images from the node's templates may run, and they are
 //! built locally (see [`crate::images`]); nothing is pulled.
 //!
+//! With a warm pool ([`DockerExecutor::with_warm_pool`], module [`pool`]) a few sandboxes per image are
+//! created and started ahead of time with the same hardening; a job of the pool's limits runs in one of
+//! them with `exec` and the container is destroyed afterwards, so starting a job costs an `exec` instead of
+//! a container creation. Everything else — limits, output, stop, outcome — is the same.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cynode_node_agent::executor::docker::ExecError> {
 //! use cynode_node_agent::executor::docker::*;
@@ -133,9 +138,10 @@ impl DockerExecutor {
         self
     }
 
-    /// Starts a warm pool of `config.size` idle containers for each allowed image (nothing when the size is
-    /// 0; a pool started before is shut down in the background). Call it after [`Self::with_owner`]: pool
-    /// containers carry the owner label. Clones of the returned executor share the pool.
+    /// Starts a warm pool of `config.size` idle containers for each allowed image (none when the size is
+    /// 0). Call it after [`Self::with_owner`]: pool containers carry the owner label. Clones of the returned
+    /// executor share the pool; once the last one is dropped, the pool's containers are removed in the
+    /// background (use [`Self::shutdown_pool`] to wait for that). A pool this value had is replaced.
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
