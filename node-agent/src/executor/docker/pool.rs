@@ -95,6 +95,19 @@ pub struct PoolStats {
     pub idle: usize,
 }
 
+/// See [`WarmPool::refiller`].
+#[derive(Debug, Clone)]
+pub(crate) struct Refiller(std::sync::Weak<Shared>);
+
+impl Refiller {
+    /// [`WarmPool::refill_soon`], if the pool still exists.
+    pub(crate) fn refill_soon(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.wake.notify_one();
+        }
+    }
+}
+
 /// One image's pool.
 #[derive(Debug)]
 struct Slot {
@@ -175,7 +188,8 @@ impl WarmPool {
         Self { shared, refill: Mutex::new(Some(task)) }
     }
 
-    /// Takes a warm container for `spec`, if there is one of its shape; `None` means: run it cold.
+    /// Takes a warm container for `spec`, if there is one of its shape; `None` means: run it cold. The
+    /// replacement is created after [`WarmPool::refill_soon`].
     pub(crate) fn take(&self, spec: &SandboxSpec) -> Option<String> {
         let shape = PoolShape::of(spec);
         let mut state = self.shared.lock();
@@ -217,8 +231,19 @@ impl WarmPool {
             return None;
         };
         state.stats.hits += 1;
-        self.shared.wake.notify_one();
         Some(id)
+    }
+
+    /// Lets the refill replace taken containers now. Taking one does not: creating its replacement would
+    /// compete with starting the job in the same engine, so the executor calls this once the job's process
+    /// has had time to start (or the job has ended).
+    pub(crate) fn refill_soon(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// A handle that can call [`WarmPool::refill_soon`] later without keeping the pool alive.
+    pub(crate) fn refiller(&self) -> Refiller {
+        Refiller(Arc::downgrade(&self.shared))
     }
 
     /// Counts a taken container that turned out unusable (the job then runs cold).

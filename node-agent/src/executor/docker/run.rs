@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::container_body;
 use super::error::{ExecError, is_not_found};
 use super::output::{OutputChunk, Pump, PumpEnd};
-use super::remove::RemoveGuard;
+use super::remove::{Pending, RemoveGuard};
 use super::warm::WarmError;
 use super::{DockerExecutor, ExitStatusKind, RunOutcome, SandboxSpec};
 
@@ -55,6 +55,8 @@ pub(super) struct Started {
     /// The exec id when the job runs in a warm pool container; `None` for a cold sandbox (the job is the
     /// container's main process).
     pub(super) exec: Option<String>,
+    /// Work on the container to settle before removing it.
+    pub(super) pending: Option<Pending>,
 }
 
 /// The container name of a job's sandbox: `cynode-JOB-ATTEMPT-RANDOM`.
@@ -99,9 +101,14 @@ impl DockerExecutor {
             });
         }
         let result = match self.start(&spec).await {
-            Ok((mut guard, started)) => {
+            Ok((mut guard, mut started)) => {
+                let warm = started.exec.is_some();
+                guard.after(started.pending.take());
                 let result = self.drive(&spec, &guard.id, started, cancel, output).await;
                 guard.remove_now().await;
+                if let Some(pool) = self.pool.as_ref().filter(|_| warm) {
+                    pool.refill_soon();
+                }
                 result
             }
             Err(e) => Err(e),
@@ -140,6 +147,7 @@ impl DockerExecutor {
                 }
                 Err(WarmError::Exec(e)) => {
                     guard.remove_now().await;
+                    pool.refill_soon();
                     return Err(e);
                 }
             }
@@ -180,7 +188,7 @@ impl DockerExecutor {
             .await
             .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
         docker.start_container(id, None).await.map_err(|e| self.engine.err("start the sandbox", e))?;
-        Ok(Started { frames: attach.output, exec: None })
+        Ok(Started { frames: attach.output, exec: None, pending: None })
     }
 
     async fn drive(
@@ -191,7 +199,7 @@ impl DockerExecutor {
         cancel: CancellationToken,
         output: mpsc::Sender<OutputChunk>,
     ) -> Result<RunOutcome, ExecError> {
-        let Started { mut frames, exec } = started;
+        let Started { mut frames, exec, .. } = started;
         let started = Instant::now();
         let mut pump = Pump::new(output, spec.limits.max_output_bytes);
         let ending = tokio::select! {

@@ -1,7 +1,8 @@
 //! Running a job in a warm pool container: the job's command is started with `exec` (its environment,
 //! the sandbox user, the per-job workspace as working directory, no stdin, no TTY), its output streamed
-//! like a cold sandbox's, and its exit status read from the exec. The container is renamed after the job
-//! (`cynode-JOB-ATTEMPT-…`, like a cold sandbox) while the process starts.
+//! like a cold sandbox's, and its exit status read from the exec. Shortly after the process has started,
+//! the container is renamed after the job (`cynode-JOB-ATTEMPT-…`, like a cold sandbox) and the pool starts
+//! creating its replacement — not before, so neither competes with the job's start.
 //!
 //! The engine's OOM flag is only set when a container's main process dies, not when an exec'd process is
 //! OOM-killed, so an exit by SIGKILL (137) is checked against the container's memory cgroup: its
@@ -15,9 +16,11 @@ use bollard::models::ExecConfig;
 use bollard::query_parameters::RenameContainerOptions;
 use futures_util::StreamExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::config::{SANDBOX_USER, sandbox_env};
 use super::error::ExecError;
+use super::remove::Pending;
 use super::run::{SETTLE, Started, sandbox_name};
 use super::spec::{SandboxSpec, WORK_DIR};
 use super::{DockerExecutor, ExitStatusKind};
@@ -25,6 +28,10 @@ use super::{DockerExecutor, ExitStatusKind};
 /// Prints the memory cgroup's `oom_kill` counter (v2, then v1), using shell builtins only.
 const OOM_PROBE: &str = "for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do \
      [ -r \"$f\" ] && while read -r k v; do [ \"$k\" = oom_kill ] && echo \"$v\"; done < \"$f\"; done";
+
+/// How long after a job process was started in a warm container the pool's refill and the container's
+/// renaming begin (unless the job ended earlier).
+const AFTER_START: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why a job could not be started in a warm container.
 pub(super) enum WarmError {
@@ -50,15 +57,37 @@ impl DockerExecutor {
             working_dir: Some(spec.workdir.clone().unwrap_or_else(|| WORK_DIR.to_owned())),
             ..Default::default()
         };
-        let rename = docker.rename_container(id, RenameContainerOptions { name: sandbox_name(spec) });
-        let (renamed, created) = tokio::join!(rename, docker.create_exec(id, config));
-        let exec = created.map_err(|e| self.warm_err("create the job process in a warm sandbox", e))?.id;
-        if let Err(e) = renamed {
-            tracing::debug!(container.id = id, error = %e, "could not rename the warm sandbox after its job");
-        }
+        let exec = docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| self.warm_err("create the job process in a warm sandbox", e))?
+            .id;
         let options = StartExecOptions { detach: false, tty: false, output_capacity: None };
         match docker.start_exec(&exec, Some(options)).await {
-            Ok(StartExecResults::Attached { output, .. }) => Ok(Started { frames: output, exec: Some(exec) }),
+            Ok(StartExecResults::Attached { output, .. }) => {
+                // Off the start's critical path: the engine starts the process after answering, and
+                // creating the replacement or renaming would compete with that.
+                let (engine, id, name) = (self.engine.clone(), id.to_owned(), sandbox_name(spec));
+                let refiller = self.pool.as_ref().map(|p| p.refiller());
+                let call_off = CancellationToken::new();
+                let called_off = call_off.clone();
+                let task = tokio::spawn(async move {
+                    let ended_early = tokio::select! {
+                        () = tokio::time::sleep(AFTER_START) => false,
+                        () = called_off.cancelled() => true,
+                    };
+                    if let Some(refiller) = refiller {
+                        refiller.refill_soon();
+                    }
+                    if ended_early {
+                        return;
+                    }
+                    if let Err(e) = engine.docker().rename_container(&id, RenameContainerOptions { name }).await {
+                        tracing::debug!(container.id = id, error = %e, "could not name the warm sandbox after its job");
+                    }
+                });
+                Ok(Started { frames: output, exec: Some(exec), pending: Some(Pending { call_off, task }) })
+            }
             Ok(StartExecResults::Detached) => Err(WarmError::Exec(ExecError::Engine {
                 action: "start the job process in a warm sandbox",
                 detail: "the engine did not attach to its output".to_owned(),
