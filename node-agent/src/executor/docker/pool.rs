@@ -329,3 +329,6 @@ impl Drop for WarmPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
