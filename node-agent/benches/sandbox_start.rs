@@ -1,6 +1,8 @@
 //! Sandbox start latency on the real engine: request → first output byte and request → exit
-//! (container removed) for `echo hi` on the busybox template, through our executor and through
-//! the `docker` CLI side by side in the same run (interleaved, so both see the same conditions).
+//! (container removed) for `echo hi` on the busybox template, through our executor (cold: a new
+//! container per job; warm: a container from the warm pool, started with `exec`) and through the
+//! `docker` CLI side by side in the same run (interleaved, so all see the same conditions). Before each
+//! warm sample the pool is refilled (not timed), as it would be between jobs that are not back to back.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-node cargo bench -p cynode-node-agent --bench sandbox_start`
 //! (`-- N` sets the iterations per variant; default 30).
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cynode_node_agent::executor::docker::{
-    DockerExecutor, ExitStatusKind, SandboxSpec, cleanup_leftovers, connect, probe, shell_command,
+    DockerExecutor, ExitStatusKind, PoolConfig, SandboxLimits, SandboxSpec, cleanup_leftovers, connect, probe,
+    shell_command,
 };
 use cynode_node_agent::images::build_busybox_image;
 use tokio::io::AsyncReadExt;
@@ -52,9 +55,13 @@ async fn main() -> anyhow::Result<()> {
     let info = probe(&engine).await?;
     build_busybox_image(&engine, IMAGE).await?;
     cleanup_leftovers(&engine, OWNER).await?;
-    let exec = DockerExecutor::new(engine, [IMAGE]).with_owner(OWNER);
+    let exec = DockerExecutor::new(engine.clone(), [IMAGE]).with_owner(OWNER);
+    let warm = DockerExecutor::new(engine, [IMAGE])
+        .with_owner(OWNER)
+        .with_warm_pool(&PoolConfig { size: 1, limits: SandboxLimits::default() });
+    let pool = warm.warm_pool().context("a pool")?;
     println!(
-        "engine: {} {} (API {}), {} {}, {} CPUs; {n} iterations per variant, 3 warm-up",
+        "engine: {} {} (API {}), {} {}, {} CPUs; {n} iterations per variant, 3 warm-up; pool size 1, refilled before each warm sample",
         info.product,
         info.version,
         info.api_version,
@@ -63,22 +70,35 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
 
-    let (mut ours, mut cli, mut hardened) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut pooled, mut cli, mut hardened) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 3 {
         let a = executor_once(&exec).await?;
+        if !pool.wait_ready(Duration::from_secs(60)).await {
+            bail!("the warm pool did not refill: {:?}", pool.stats());
+        }
+        let w = executor_once(&warm).await?;
         let b = cli_once(&[]).await?;
         let c = cli_once(HARDENED).await?;
         if i >= 3 {
             ours.push(a);
+            pooled.push(w);
             cli.push(b);
             hardened.push(c);
         }
     }
+    let stats = pool.stats();
+    warm.shutdown_pool().await;
+    if stats.hits != (n + 3) as u64 {
+        bail!("not every warm sample ran in a pool container: {stats:?}");
+    }
 
     println!("\n{:<46} {:>8} {:>8} {:>8}", "variant / metric (ms)", "p50", "p90", "p99");
-    for (name, samples) in
-        [("executor (hardened)", &ours), ("docker run --rm", &cli), ("docker run --rm + same hardening", &hardened)]
-    {
+    for (name, samples) in [
+        ("executor, cold (hardened)", &ours),
+        ("executor, warm pool (hardened)", &pooled),
+        ("docker run --rm", &cli),
+        ("docker run --rm + same hardening", &hardened),
+    ] {
         let first: Vec<_> = samples.iter().map(|s| s.first_byte).collect();
         let exit: Vec<_> = samples.iter().map(|s| s.exit).collect();
         row(&format!("{name}: first byte"), &first);
@@ -88,11 +108,14 @@ async fn main() -> anyhow::Result<()> {
     for (label, f) in
         [("first byte", (|s: &Sample| s.first_byte) as fn(&Sample) -> Duration), ("exit", |s: &Sample| s.exit)]
     {
-        let ours = p50(&ours, f).as_secs_f64();
+        let (cold, warm, cli) =
+            (p50(&ours, f).as_secs_f64(), p50(&pooled, f).as_secs_f64(), p50(&cli, f).as_secs_f64());
         println!(
-            "ratio p50 {label}: docker run / executor = {:.2}x, hardened docker run / executor = {:.2}x",
-            p50(&cli, f).as_secs_f64() / ours,
-            p50(&hardened, f).as_secs_f64() / ours
+            "ratio p50 {label}: cold executor / docker run = {:.2}x, warm executor / docker run = {:.2}x, \
+             cold / hardened docker run = {:.2}x",
+            cold / cli,
+            warm / cli,
+            cold / p50(&hardened, f).as_secs_f64()
         );
     }
     Ok(())

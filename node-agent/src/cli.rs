@@ -89,6 +89,10 @@ pub struct NodeArgs {
     /// Container engine endpoint (default: DOCKER_HOST, else unix:///var/run/docker.sock).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
+    /// Warm sandbox containers kept per template (default 2; 0 disables): started, hardened and idle, so
+    /// a job with the template's usual limits starts in milliseconds. Each serves one job, then is removed.
+    #[arg(long, value_name = "N")]
+    pub warm_pool: Option<usize>,
     /// Owner label of this agent's sandboxes; leftovers with it are removed at start (default:
     /// cynode-node-NAME).
     #[arg(long, value_name = "OWNER")]

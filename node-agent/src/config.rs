@@ -21,6 +21,10 @@ pub const DEFAULT_ORCHESTRATOR_URL: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_TEMPLATE: (&str, &str) = ("busybox", "cynode/busybox:latest");
 /// Jobs run at once unless configured.
 pub const DEFAULT_MAX_JOBS: u32 = 2;
+/// Warm sandbox containers kept per template unless configured.
+pub const DEFAULT_WARM_POOL: usize = 2;
+/// Most warm sandbox containers per template.
+pub const MAX_WARM_POOL: usize = 64;
 
 /// A snapshot of the environment variables the agent uses.
 #[derive(Clone, Default)]
@@ -88,6 +92,9 @@ pub struct ExecutorConfig {
     pub owner: String,
     /// Time a stopped job gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Idle, already started sandbox containers kept per template, so a job starts with `exec` instead of
+    /// creating a container (0 disables the pool). Each serves one job and is then destroyed.
+    pub warm_pool: usize,
     /// The OpenAI-compatible inference server on this node, if any.
     pub inference: Option<crate::executor::inference::InferenceConfig>,
 }
@@ -103,6 +110,7 @@ impl ExecutorConfig {
             docker_endpoint: None,
             owner: owner.into(),
             stop_grace: Duration::from_secs(2),
+            warm_pool: DEFAULT_WARM_POOL,
             inference: None,
         }
     }
@@ -119,6 +127,15 @@ impl ExecutorConfig {
             c.templates = args.templates.iter().map(|t| Template::parse(t)).collect::<Result<_, _>>()?;
         }
         c.docker_endpoint = args.docker_host.clone().or_else(|| env.docker_host());
+        if let Some(n) = args.warm_pool {
+            if n > MAX_WARM_POOL {
+                return Err(ConfigError::Invalid {
+                    setting: "--warm-pool",
+                    problem: format!("must be between 0 and {MAX_WARM_POOL} containers per template"),
+                });
+            }
+            c.warm_pool = n;
+        }
         if let Some(url) = &args.inference_url {
             parse::url(url)?;
             c.inference = Some(crate::executor::inference::InferenceConfig {

@@ -157,10 +157,12 @@ async fn run_agent(
         heartbeat_interval_ms = u64::try_from(session.heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
         "node registered; waiting for jobs");
 
+    let mut runner = prepared.runner;
+    runner.start_warm_pool(config.executors.warm_pool);
     let ctx = Arc::new(JobContext {
         client: client.clone(),
         held: Arc::new(Held::default()),
-        runner: prepared.runner,
+        runner,
         timing: config.timing.clone(),
         stopping: CancellationToken::new(),
     });
@@ -175,6 +177,7 @@ async fn run_agent(
     let wait = config.timing.lease_wait.min(session.max_wait);
     let result = lease_loop::lease_loop(&ctx, config.max_concurrent_jobs, wait, &mut shutdown, &mut tasks).await;
     stop_jobs(&ctx, &mut tasks, config.timing.shutdown_timeout).await;
+    ctx.runner.shutdown_warm_pool().await;
     beats.cancel();
     let _ = heartbeat.await;
     match result {

@@ -33,6 +33,22 @@ pub(crate) struct JobRunner {
 }
 
 impl JobRunner {
+    /// Starts the Docker executor's warm pool: `size` idle containers per template, created with the
+    /// protocol's default limits (the pool follows the limits jobs actually ask for).
+    pub(crate) fn start_warm_pool(&mut self, size: usize) {
+        if let Some(docker) = self.docker.take() {
+            let limits = sandbox_limits(&proto::SandboxLimits::default()).unwrap_or_default();
+            self.docker = Some(docker.with_warm_pool(&docker::PoolConfig { size, limits }));
+        }
+    }
+
+    /// Stops the warm pool and removes its idle containers.
+    pub(crate) async fn shutdown_warm_pool(&self) {
+        if let Some(docker) = &self.docker {
+            docker.shutdown_pool().await;
+        }
+    }
+
     /// Runs the job of `lease` to its end; never fails: problems become rejected or error outcomes.
     pub(crate) async fn run(&self, lease: &Lease, control: &JobControl, output: mpsc::Sender<OutputChunk>) -> Outcome {
         match &lease.spec {
@@ -137,7 +153,19 @@ pub(crate) fn sandbox_spec(
     if spec.gpu && !has_gpus {
         return Err("the job asks for a GPU and this node has none".into());
     }
-    let l = &spec.limits;
+    let mut out = docker::SandboxSpec::new(lease.job_id, lease.attempt, image.clone(), shell_command(&spec.command));
+    out.env.clone_from(&spec.env);
+    out.network = spec.network;
+    out.gpus = spec.gpu.then_some(GpuRequest::All);
+    out.limits = sandbox_limits(&spec.limits)?;
+    Ok(out)
+}
+
+/// Converts the protocol's limits into the executor's.
+///
+/// # Errors
+/// A message for the user when a limit cannot be represented.
+pub(crate) fn sandbox_limits(l: &proto::SandboxLimits) -> Result<docker::SandboxLimits, String> {
     let memory_bytes = l
         .memory_mb
         .checked_mul(MIB)
@@ -147,19 +175,14 @@ pub(crate) fn sandbox_spec(
         return Err(format!("CPU limit {} must be a positive number of cores", l.cpus));
     }
     let pids = i64::try_from(l.pids).map_err(|_| format!("process limit {} is too large", l.pids))?;
-    let mut out = docker::SandboxSpec::new(lease.job_id, lease.attempt, image.clone(), shell_command(&spec.command));
-    out.env.clone_from(&spec.env);
-    out.network = spec.network;
-    out.gpus = spec.gpu.then_some(GpuRequest::All);
-    out.limits = docker::SandboxLimits {
+    Ok(docker::SandboxLimits {
         memory_bytes,
         nano_cpus: (l.cpus * 1e9).round() as i64,
         pids,
         timeout: Duration::from_secs(l.timeout_s),
         max_output_bytes: l.max_output_bytes,
         ..docker::SandboxLimits::default()
-    };
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

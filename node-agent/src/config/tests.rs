@@ -102,3 +102,14 @@ fn log_settings_come_from_the_environment() {
     assert_eq!(env.log(), LogSettings { filter: "debug".into(), json: true });
     assert_eq!(Env::default().log(), LogSettings { filter: "info".into(), json: false });
 }
+
+#[test]
+fn warm_pool_defaults_to_two_per_template_and_can_be_disabled() {
+    let c = AgentConfig::from_cli(&run_args(&[]), &env_with_key()).expect("valid");
+    assert_eq!(c.executors.warm_pool, DEFAULT_WARM_POOL);
+    assert_eq!(DEFAULT_WARM_POOL, 2);
+    let c = AgentConfig::from_cli(&run_args(&["--warm-pool", "0"]), &env_with_key()).expect("valid");
+    assert_eq!(c.executors.warm_pool, 0);
+    let err = AgentConfig::from_cli(&run_args(&["--warm-pool", "65"]), &env_with_key()).expect_err("too many");
+    assert!(err.to_string().contains("--warm-pool"), "{err}");
+}

@@ -8,6 +8,11 @@
 //! the job's allowlisted variables. Only images from the node's templates may run, and they are
 //! built locally (see [`crate::images`]); nothing is pulled.
 //!
+//! With a warm pool ([`DockerExecutor::with_warm_pool`], module [`pool`]) a few sandboxes per image are
+//! created and started ahead of time with the same hardening; a job of the pool's limits runs in one of
+//! them with `exec` and the container is destroyed afterwards, so starting a job costs an `exec` instead of
+//! a container creation. Everything else — limits, output, stop, outcome — is the same.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), cynode_node_agent::executor::docker::ExecError> {
 //! use cynode_node_agent::executor::docker::*;
@@ -26,10 +31,14 @@ mod config;
 mod engine;
 mod error;
 mod output;
+pub mod pool;
+mod remove;
 mod run;
 mod spec;
+mod warm;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::SANDBOX_USER;
@@ -38,6 +47,8 @@ pub use error::ExecError;
 pub use output::{COALESCE_WINDOW, MAX_CHUNK_BYTES, OutputChunk, OutputStream, TRUNCATION_MARKER};
 /// The output pump, shared with the host executor so both number, coalesce and cap output alike.
 pub(crate) use output::{Pump, PumpEnd};
+pub use pool::{PoolConfig, PoolShape, PoolStats, RETARGET_AFTER, WarmPool};
+pub use remove::REMOVE_RETRY_FOR;
 pub use spec::{GpuRequest, SANDBOX_PATH, SandboxLimits, SandboxSpec, WORK_DIR, shell_command};
 
 /// Label present (`true`) on every container this executor creates.
@@ -48,6 +59,9 @@ pub const LABEL_OWNER: &str = "cynode.owner";
 pub const LABEL_JOB: &str = "cynode.job";
 /// Label carrying the attempt number.
 pub const LABEL_ATTEMPT: &str = "cynode.attempt";
+/// Label on warm pool containers, carrying the image they were created for. They have no job or attempt
+/// label (labels are fixed at creation); a container taken for a job is renamed after it instead.
+pub const LABEL_POOL: &str = "cynode.pool";
 /// Owner label value used when none is configured.
 pub const DEFAULT_OWNER: &str = "cynode-node";
 
@@ -86,6 +100,7 @@ pub struct DockerExecutor {
     allowed_images: HashSet<String>,
     owner: String,
     stop_grace: Duration,
+    pool: Option<Arc<WarmPool>>,
 }
 
 impl DockerExecutor {
@@ -104,6 +119,7 @@ impl DockerExecutor {
             allowed_images: allowed_images.into_iter().map(Into::into).collect(),
             owner: DEFAULT_OWNER.to_owned(),
             stop_grace: Duration::from_secs(2),
+            pool: None,
         }
     }
 
@@ -120,6 +136,36 @@ impl DockerExecutor {
     pub fn with_stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace.min(Self::MAX_STOP_GRACE);
         self
+    }
+
+    /// Starts a warm pool of `config.size` idle containers for each allowed image (none when the size is
+    /// 0). Call it after [`Self::with_owner`]: pool containers carry the owner label. Clones of the returned
+    /// executor share the pool; once the last one is dropped, the pool's containers are removed in the
+    /// background (use [`Self::shutdown_pool`] to wait for that). A pool this value had is replaced.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    #[must_use]
+    pub fn with_warm_pool(mut self, config: &PoolConfig) -> Self {
+        let mut images: Vec<&String> = self.allowed_images.iter().collect();
+        images.sort();
+        self.pool =
+            (config.size > 0).then(|| Arc::new(WarmPool::start(self.engine.clone(), &self.owner, images, config)));
+        self
+    }
+
+    /// The warm pool, if one was started.
+    pub fn warm_pool(&self) -> Option<&WarmPool> {
+        self.pool.as_deref()
+    }
+
+    /// Stops the warm pool (if any) and removes its idle containers; returns how many it held. Jobs
+    /// started afterwards run cold.
+    pub async fn shutdown_pool(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.shutdown().await,
+            None => 0,
+        }
     }
 
     /// The engine this executor uses.

@@ -2,11 +2,21 @@
 
 use cynode_node_agent::executor::docker::{ExitStatusKind, MAX_CHUNK_BYTES, OutputStream};
 
-use crate::support::{TestExec, shell};
+use crate::support::{Mode, TestExec, both_modes, shell};
 
-#[tokio::test]
-async fn echo_hi_streams_stdout_and_exits_zero() {
-    let t = TestExec::new().await;
+both_modes!(
+    echo_hi_streams_stdout_and_exits_zero,
+    non_zero_exit_codes_are_reported,
+    stderr_is_kept_apart_from_stdout,
+    chatty_output_is_coalesced_into_few_bounded_chunks,
+    job_environment_is_exactly_what_the_spec_allows,
+    agent_environment_never_reaches_the_sandbox,
+    background_processes_do_not_keep_a_finished_job_alive,
+    a_job_killing_itself_is_not_out_of_memory,
+);
+
+async fn echo_hi_streams_stdout_and_exits_zero(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t.run(shell("echo hi")).await;
     let outcome = outcome.expect("run");
     assert_eq!(outcome.status, ExitStatusKind::Exited(0));
@@ -17,26 +27,26 @@ async fn echo_hi_streams_stdout_and_exits_zero() {
     out.assert_contiguous();
 }
 
-#[tokio::test]
-async fn non_zero_exit_codes_are_reported() {
-    let t = TestExec::new().await;
+async fn non_zero_exit_codes_are_reported(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, _) = t.run(shell("exit 3")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(3));
     let (outcome, out) = t.run(shell("no-such-command")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(127));
     assert!(out.stderr().contains("not found"), "{}", out.stderr());
-    // Exec form without a shell: the init process reports the failed exec.
+    // Exec form without a shell: the failed exec is reported in the output (cold: by the init process on
+    // stderr; warm: by the engine, which writes its exec error to the output stream as stdout).
     let mut spec = shell("");
     spec.command = vec!["/no/such/binary".into(), "arg".into()];
     let (outcome, out) = t.run(spec).await;
     let outcome = outcome.expect("run");
     assert!(matches!(outcome.status, ExitStatusKind::Exited(c) if c != 0), "{outcome:?}");
-    assert!(out.stderr().contains("/no/such/binary"), "{}", out.stderr());
+    let all = format!("{}{}", out.stdout(), out.stderr());
+    assert!(all.contains("/no/such/binary") && all.to_lowercase().contains("no such file"), "{all}");
 }
 
-#[tokio::test]
-async fn stderr_is_kept_apart_from_stdout() {
-    let t = TestExec::new().await;
+async fn stderr_is_kept_apart_from_stdout(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t.run(shell("echo out; echo err >&2; echo out2")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
     assert_eq!(out.stdout(), "out\nout2\n");
@@ -44,9 +54,8 @@ async fn stderr_is_kept_apart_from_stdout() {
     assert!(out.chunks.iter().any(|c| c.stream == OutputStream::Stderr));
 }
 
-#[tokio::test]
-async fn chatty_output_is_coalesced_into_few_bounded_chunks() {
-    let t = TestExec::new().await;
+async fn chatty_output_is_coalesced_into_few_bounded_chunks(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t.run(shell("i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done")).await;
     let outcome = outcome.expect("run");
     assert_eq!(outcome.status, ExitStatusKind::Exited(0));
@@ -60,9 +69,8 @@ async fn chatty_output_is_coalesced_into_few_bounded_chunks() {
     assert!(out.chunks.len() < 500, "{} chunks", out.chunks.len());
 }
 
-#[tokio::test]
-async fn job_environment_is_exactly_what_the_spec_allows() {
-    let t = TestExec::new().await;
+async fn job_environment_is_exactly_what_the_spec_allows(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let mut spec = shell("env; echo ---; id");
     spec.env.push(("GREETING".into(), "hello world".into()));
     let (outcome, out) = t.run(spec).await;
@@ -84,15 +92,18 @@ async fn job_environment_is_exactly_what_the_spec_allows() {
 /// The agent's own environment must never reach a sandbox. The test re-runs itself with a
 /// secret-looking variable set (setting one in-process would need `unsafe`), and the child
 /// checks the sandbox cannot see it.
-#[tokio::test]
-async fn agent_environment_never_reaches_the_sandbox() {
+async fn agent_environment_never_reaches_the_sandbox(mode: Mode) {
     const VAR: &str = "CYNODE_TEST_SECRET";
     const VALUE: &str = "s3cr3t-d0-n0t-l3ak-7f3a";
-    let t = TestExec::new().await; // the image is ready before the child starts
+    let t = TestExec::with_mode(mode).await; // the image is ready before the child starts
     if std::env::var(VAR).ok().as_deref() != Some(VALUE) {
         let exe = std::env::current_exe().expect("test binary path");
+        let name = format!(
+            "basics::agent_environment_never_reaches_the_sandbox::{}",
+            if mode == Mode::Cold { "cold" } else { "warm" }
+        );
         let child = std::process::Command::new(exe)
-            .args(["basics::agent_environment_never_reaches_the_sandbox", "--exact", "--test-threads=1"])
+            .args([name.as_str(), "--exact", "--test-threads=1"])
             .env(VAR, VALUE)
             .env("DOCKER_SECRET_TOKEN", VALUE)
             .output()
@@ -114,4 +125,23 @@ async fn agent_environment_never_reaches_the_sandbox() {
     assert!(all.contains("PATH="), "env printed nothing: {all}");
     assert!(!all.contains(VALUE), "the agent's secret leaked into the sandbox");
     assert!(!all.contains(VAR) && !all.contains("DOCKER_SECRET_TOKEN"));
+}
+
+/// A job that leaves a process behind holding its output ends when its own process does (a cold sandbox
+/// stops with its main process; a warm one's output is closed by the engine shortly after the exec ends).
+async fn background_processes_do_not_keep_a_finished_job_alive(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
+    let started = std::time::Instant::now();
+    let (outcome, out) = t.run(shell("sleep 60 & echo hi")).await;
+    assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
+    assert_eq!(out.stdout(), "hi\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+}
+
+/// Exit 137 alone is not an OOM kill: only the kernel's OOM killer makes one.
+async fn a_job_killing_itself_is_not_out_of_memory(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
+    let (outcome, out) = t.run(shell("echo bye; kill -9 $$")).await;
+    assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(137));
+    assert_eq!(out.stdout(), "bye\n");
 }

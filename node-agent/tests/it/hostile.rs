@@ -6,11 +6,20 @@ use cynode_node_agent::executor::docker::{ExitStatusKind, OutputStream, TRUNCATI
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{TestExec, assert_no_containers, shell};
+use crate::support::{Mode, TestExec, assert_no_containers, both_modes, shell};
 
-#[tokio::test]
-async fn fork_bomb_is_contained_by_the_process_limit() {
-    let t = TestExec::new().await;
+both_modes!(
+    fork_bomb_is_contained_by_the_process_limit,
+    memory_hog_is_reported_as_out_of_memory,
+    cpu_spin_is_stopped_at_the_timeout,
+    a_gigabyte_of_output_is_cut_at_the_limit_with_bounded_memory,
+    root_is_read_only_but_tmp_and_work_are_writable,
+    network_is_absent_when_not_allowed,
+    no_privileges_to_gain,
+);
+
+async fn fork_bomb_is_contained_by_the_process_limit(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let mut spec = shell(
         "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
          bomb() { bomb | bomb & }; bomb; sleep 4; echo survived",
@@ -47,9 +56,8 @@ fn host_process_count() -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn memory_hog_is_reported_as_out_of_memory() {
-    let t = TestExec::new().await;
+async fn memory_hog_is_reported_as_out_of_memory(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     // dd allocates and fills a 256 MiB buffer against a 32 MiB limit.
     let mut spec = shell("echo allocating; dd if=/dev/zero of=/dev/null bs=256M count=1");
     spec.limits.memory_bytes = 32 * 1024 * 1024;
@@ -58,9 +66,8 @@ async fn memory_hog_is_reported_as_out_of_memory() {
     assert_eq!(out.stdout(), "allocating\n");
 }
 
-#[tokio::test]
-async fn cpu_spin_is_stopped_at_the_timeout() {
-    let t = TestExec::new().await;
+async fn cpu_spin_is_stopped_at_the_timeout(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let mut spec = shell("echo spinning; while :; do :; done");
     spec.limits.timeout = Duration::from_secs(2);
     let started = Instant::now();
@@ -74,16 +81,16 @@ async fn cpu_spin_is_stopped_at_the_timeout() {
     assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
 }
 
-#[tokio::test]
-async fn a_gigabyte_of_output_is_cut_at_the_limit_with_bounded_memory() {
-    let t = TestExec::new().await;
+async fn a_gigabyte_of_output_is_cut_at_the_limit_with_bounded_memory(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     const LIMIT: u64 = 96 * 1024 * 1024;
     let mut spec = shell("yes cynode-output-flood | head -c 1073741824; echo unreachable >&2");
     spec.limits.max_output_bytes = LIMIT;
     spec.limits.timeout = Duration::from_secs(120);
     let job = spec.job_id;
+    let exec = t.executor_for(&spec).await;
     let (tx, mut rx) = mpsc::channel(16);
-    let run = t.exec.run(spec, CancellationToken::new(), tx);
+    let run = exec.run(spec, CancellationToken::new(), tx);
     let count = async {
         // Count, never store: the process must not hold the output either.
         let (mut bytes, mut last, mut next_seq) = (0u64, None, 0u64);
@@ -97,6 +104,7 @@ async fn a_gigabyte_of_output_is_cut_at_the_limit_with_bounded_memory() {
     };
     let (outcome, (bytes, last)) = tokio::join!(run, count);
     assert_no_containers(t.engine(), job).await;
+    t.finish(&exec).await;
     let outcome = outcome.expect("run");
     assert_eq!(outcome.status, ExitStatusKind::OutputLimit);
     assert!(outcome.truncated);
@@ -119,9 +127,8 @@ fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-#[tokio::test]
-async fn root_is_read_only_but_tmp_and_work_are_writable() {
-    let t = TestExec::new().await;
+async fn root_is_read_only_but_tmp_and_work_are_writable(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t
         .run(shell(
             "touch /evil 2>&1; echo x > /bin/evil 2>&1; \
@@ -134,9 +141,8 @@ async fn root_is_read_only_but_tmp_and_work_are_writable() {
     assert!(stdout.ends_with("a\nb\n/work\n"), "{stdout}");
 }
 
-#[tokio::test]
-async fn network_is_absent_when_not_allowed() {
-    let t = TestExec::new().await;
+async fn network_is_absent_when_not_allowed(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t
         .run(shell(
             "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
@@ -151,9 +157,8 @@ async fn network_is_absent_when_not_allowed() {
     assert!(out.stderr().contains("unreachable"), "{}", out.stderr());
 }
 
-#[tokio::test]
-async fn no_privileges_to_gain() {
-    let t = TestExec::new().await;
+async fn no_privileges_to_gain(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let (outcome, out) = t.run(shell("grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
     let stdout = out.stdout();

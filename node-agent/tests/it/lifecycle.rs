@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{IMAGE, TestExec, containers_of_job, containers_of_owner, engine, shell};
+use crate::support::{IMAGE, Mode, TestExec, both_modes, containers_of_job, containers_of_owner, engine, shell};
+
+both_modes!(cancel_mid_run_stops_the_sandbox, dropping_a_run_still_removes_its_container,);
 
 #[tokio::test]
 async fn images_outside_the_allowlist_are_refused_before_the_engine_is_touched() {
@@ -74,14 +76,14 @@ async fn invalid_specs_are_refused() {
     assert!(matches!(outcome, Err(ExecError::InvalidSpec(_))), "{outcome:?}");
 }
 
-#[tokio::test]
-async fn cancel_mid_run_stops_the_sandbox() {
-    let t = TestExec::new().await;
+async fn cancel_mid_run_stops_the_sandbox(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let spec = shell("echo started; sleep 60");
     let job = spec.job_id;
+    let exec = t.executor_for(&spec).await;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::channel(8);
-    let run = t.exec.run(spec, cancel.clone(), tx);
+    let run = exec.run(spec, cancel.clone(), tx);
     let canceller = async {
         let first = rx.recv().await.expect("first output");
         assert_eq!(first.data, b"started\n");
@@ -95,23 +97,31 @@ async fn cancel_mid_run_stops_the_sandbox() {
     assert_eq!(outcome.status, ExitStatusKind::Cancelled);
     assert!(cancelled_at.elapsed() < Duration::from_secs(5), "{:?}", cancelled_at.elapsed());
     assert!(containers_of_job(t.engine(), job).await.is_empty());
+    t.finish(&exec).await;
 
-    // Cancelled before it started: nothing is created at all.
+    // Cancelled before it started: nothing is created (or taken from the pool) at all.
+    let spec = shell("echo never");
+    let exec = t.executor_for(&spec).await;
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let (outcome, out) = t.run_with(shell("echo never"), cancel).await;
+    let (tx, mut rx) = mpsc::channel(8);
+    let outcome = exec.run(spec, cancel, tx).await;
     assert_eq!(outcome.expect("run").status, ExitStatusKind::Cancelled);
-    assert!(out.chunks.is_empty());
+    assert!(rx.recv().await.is_none(), "no output");
+    if let Some(pool) = exec.warm_pool() {
+        assert_eq!(pool.stats().hits, 0, "a cancelled job must not use up a warm container");
+        assert_eq!(exec.shutdown_pool().await, 1);
+    }
 }
 
-#[tokio::test]
-async fn dropping_a_run_still_removes_its_container() {
-    let t = TestExec::new().await;
+async fn dropping_a_run_still_removes_its_container(mode: Mode) {
+    let t = TestExec::with_mode(mode).await;
     let spec = shell("echo started; sleep 60");
     let job = spec.job_id;
     let (tx, mut rx) = mpsc::channel(8);
-    let exec = t.exec.clone();
-    let task = tokio::spawn(async move { exec.run(spec, CancellationToken::new(), tx).await });
+    let exec = t.executor_for(&spec).await;
+    let runner = exec.clone();
+    let task = tokio::spawn(async move { runner.run(spec, CancellationToken::new(), tx).await });
     rx.recv().await.expect("first output");
     task.abort();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -119,6 +129,16 @@ async fn dropping_a_run_still_removes_its_container() {
         assert!(Instant::now() < deadline, "container of a dropped run was not removed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if mode == Mode::Warm {
+        // A warm container is named after its job only shortly after the start: wait for everything of the
+        // owner (the taken container and, after the shutdown, the pool) to go.
+        exec.shutdown_pool().await;
+        while !containers_of_owner(t.engine(), exec.owner()).await.is_empty() {
+            assert!(Instant::now() < deadline, "the warm container of a dropped run was not removed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    t.finish(&exec).await;
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! Run with `cargo test -p cynode-node-agent`; an unreachable engine fails the run.
 
 mod basics;
+mod engine_failure;
 mod hostile;
 mod images;
 mod inference;
 mod lifecycle;
+mod pool;
+mod proxy;
 mod support;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cynode_node_agent::executor::docker::connect;
+use cynode_node_agent::executor::docker::{LABEL_OWNER, connect};
 use cynode_node_agent::images::build_busybox_image;
 use cynode_protocol::{JobSpec, Requirements, SandboxLimits, SandboxSpec};
 use uuid::Uuid;
@@ -30,7 +30,7 @@ async fn a_sandbox_job_runs_on_the_engine_and_its_output_and_exit_code_are_store
     let server = Server::start(&[]).await;
     let owner = format!("cynode-e2e-{}", Uuid::new_v4());
     let template = format!("busybox={E2E_IMAGE}");
-    let _node = server.node("docker-1", &["--template", &template, "--owner", &owner], NODE_KEY).await;
+    let mut node = server.node("docker-1", &["--template", &template, "--owner", &owner], NODE_KEY).await;
 
     let needs_busybox = Requirements { template: Some("busybox".into()), ..Requirements::default() };
     let command = "echo hello from the sandbox; id -u; echo oops >&2; exit 3";
@@ -48,4 +48,15 @@ async fn a_sandbox_job_runs_on_the_engine_and_its_output_and_exit_code_are_store
     assert_eq!(result["status"].as_str(), Some("rejected"), "{result}");
     let message = result["message"].as_str().unwrap_or_default();
     assert!(message.contains("evil/image:latest") && message.contains(E2E_IMAGE), "{message}");
+
+    // A node stopped with SIGTERM removes its warm pool: nothing with its owner label is left.
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(60)).await, Some(0));
+    let left = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={LABEL_OWNER}={owner}")])
+        .output()
+        .expect("docker ps");
+    assert!(left.status.success(), "docker ps failed");
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    assert!(left.trim().is_empty(), "containers of the stopped node left behind: {left}");
 }

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig};
 
-use super::spec::{GpuRequest, SANDBOX_PATH, SandboxSpec, WORK_DIR};
-use super::{LABEL_ATTEMPT, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER};
+use super::pool::{IDLE_SCRIPT, PoolShape};
+use super::spec::{GpuRequest, SANDBOX_PATH, SandboxSpec, WORK_DIR, shell_command};
+use super::{LABEL_ATTEMPT, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER, LABEL_POOL};
 
 /// The user every sandbox runs as (`sandbox` in the built-in images; `nobody` elsewhere).
 pub const SANDBOX_USER: &str = "65534:65534";
@@ -16,8 +17,7 @@ pub const SANDBOX_USER: &str = "65534:65534";
 /// (output is streamed through attach), an init process that forwards signals and reaps zombies.
 pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreateBody {
     let tmpfs_opts = format!("rw,nosuid,nodev,size={},mode=1777", spec.limits.tmpfs_bytes);
-    let mut env = vec![format!("PATH={SANDBOX_PATH}"), format!("HOME={WORK_DIR}")];
-    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let env = sandbox_env(spec);
 
     let labels = HashMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
@@ -67,6 +67,31 @@ pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreate
     }
 }
 
+/// The complete environment of a sandbox process: `PATH`, `HOME` and the job's allowlisted variables.
+pub(crate) fn sandbox_env(spec: &SandboxSpec) -> Vec<String> {
+    let mut env = vec![format!("PATH={SANDBOX_PATH}"), format!("HOME={WORK_DIR}")];
+    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+/// Builds the create-container body of an idle warm-pool container of `shape`: exactly the hardening of
+/// [`container_body`] (same limits, user, mounts, init), running [`IDLE_SCRIPT`] instead of a job, with
+/// only `PATH` and `HOME` in its environment and the pool label instead of job and attempt labels.
+pub(crate) fn pool_body(shape: &PoolShape, owner: &str) -> ContainerCreateBody {
+    let mut idle = SandboxSpec::new(uuid::Uuid::nil(), 0, shape.image.clone(), shell_command(IDLE_SCRIPT));
+    idle.limits.memory_bytes = shape.memory_bytes;
+    idle.limits.nano_cpus = shape.nano_cpus;
+    idle.limits.pids = shape.pids;
+    idle.limits.tmpfs_bytes = shape.tmpfs_bytes;
+    let mut body = container_body(&idle, owner);
+    body.labels = Some(HashMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_OWNER.to_owned(), owner.to_owned()),
+        (LABEL_POOL.to_owned(), shape.image.clone()),
+    ]));
+    body
+}
+
 fn device_request(gpus: &GpuRequest) -> DeviceRequest {
     let (count, device_ids) = match gpus {
         GpuRequest::All => (Some(-1), None),
@@ -111,6 +136,25 @@ mod tests {
         assert_eq!(labels[LABEL_ATTEMPT], "2");
         assert_eq!(labels[LABEL_OWNER], "me");
         assert!(hc.device_requests.is_none());
+    }
+
+    #[test]
+    fn pool_containers_get_the_same_hardening_without_job_labels() {
+        let mut s = spec();
+        s.env.clear();
+        s.limits.memory_bytes = 64 * 1024 * 1024;
+        let shape = PoolShape::of(&s).expect("poolable");
+        let pool = pool_body(&shape, "me");
+        let mut cold = container_body(&s, "me");
+        let labels = pool.labels.clone().expect("labels");
+        assert_eq!(labels[LABEL_POOL], "img");
+        assert_eq!(labels[LABEL_OWNER], "me");
+        assert!(!labels.contains_key(LABEL_JOB) && !labels.contains_key(LABEL_ATTEMPT));
+        assert_eq!(pool.cmd.as_deref(), Some(&shell_command(IDLE_SCRIPT)[..]));
+        // Everything else is identical to a cold sandbox of the same limits.
+        cold.labels.clone_from(&pool.labels);
+        cold.cmd.clone_from(&pool.cmd);
+        assert_eq!(cold, pool);
     }
 
     #[test]

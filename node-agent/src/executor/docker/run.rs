@@ -1,25 +1,28 @@
-//! The life of one sandbox: create, attach, start, stream, stop, collect, remove.
+//! The life of one sandbox: create (or take a warm one), attach, start, stream, stop, collect, remove.
 
+use std::pin::Pin;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::container_body;
-use super::engine::{Engine, remove_forced};
 use super::error::{ExecError, is_not_found};
 use super::output::{OutputChunk, Pump, PumpEnd};
+use super::remove::{Pending, RemoveGuard};
+use super::warm::WarmError;
 use super::{DockerExecutor, ExitStatusKind, RunOutcome, SandboxSpec};
 
 /// Extra time, beyond the stop grace period, allowed for the output stream and the exit status
 /// to arrive after the sandbox was told to stop.
-const SETTLE: Duration = Duration::from_secs(10);
+pub(super) const SETTLE: Duration = Duration::from_secs(10);
 
 /// Why streaming ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +33,50 @@ enum Ending {
     OutputLimit,
 }
 
+impl Ending {
+    /// The status of a run stopped by the executor (for `Exited`, the exit code decides instead).
+    fn status(self) -> ExitStatusKind {
+        match self {
+            Self::Timeout => ExitStatusKind::Timeout,
+            Self::Cancelled => ExitStatusKind::Cancelled,
+            Self::OutputLimit => ExitStatusKind::OutputLimit,
+            Self::Exited => ExitStatusKind::Exited(0),
+        }
+    }
+}
+
+/// The output frames of a started sandbox process.
+pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
+
+/// A sandbox whose job process has started.
+pub(super) struct Started {
+    /// Its stdout and stderr.
+    pub(super) frames: Frames,
+    /// The exec id when the job runs in a warm pool container; `None` for a cold sandbox (the job is the
+    /// container's main process).
+    pub(super) exec: Option<String>,
+    /// Work on the container to settle before removing it.
+    pub(super) pending: Option<Pending>,
+}
+
+/// The container name of a job's sandbox: `cynode-JOB-ATTEMPT-RANDOM`.
+pub(super) fn sandbox_name(spec: &SandboxSpec) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("cynode-{}-{}-{}", spec.job_id, spec.attempt, &suffix[..8])
+}
+
 impl DockerExecutor {
     /// Runs `spec` to the end and reports how it ended.
     ///
-    /// The container is created, attached to *before* it starts (no output is lost), started,
-    /// and its output sent to `output` as [`OutputChunk`]s (a full channel slows the sandbox
-    /// down rather than growing memory; a dropped receiver makes the output be discarded). The
-    /// wall-clock limit counts from start. On timeout or `cancel` the sandbox gets SIGTERM and,
-    /// after the stop grace period, SIGKILL; at the output limit it is killed at once. The
-    /// container is always removed, also when this future is dropped. A token cancelled before
-    /// the call yields `Cancelled` without creating anything.
+    /// With a warm pool ([`DockerExecutor::with_warm_pool`]) and a job of the pool's shape, the job runs in
+    /// an already started container of the pool (see [`super::pool`]); otherwise the container is created,
+    /// attached to *before* it starts (no output is lost), and started. Either way its output is sent to
+    /// `output` as [`OutputChunk`]s (a full channel slows the sandbox down rather than growing memory; a
+    /// dropped receiver makes the output be discarded). The wall-clock limit counts from start. On timeout
+    /// or `cancel` the sandbox gets SIGTERM and, after the stop grace period, SIGKILL; at the output limit
+    /// it is killed at once. The container is always removed, also when this future is dropped, and
+    /// removal is retried in the background while the engine is unreachable. A token cancelled before the
+    /// call yields `Cancelled` without creating anything.
     ///
     /// # Errors
     /// [`ExecError::ImageNotAllowed`] (checked before the engine is contacted),
@@ -63,25 +100,19 @@ impl DockerExecutor {
                 truncated: false,
             });
         }
-        let docker = self.engine.docker();
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let name = format!("cynode-{}-{}-{}", spec.job_id, spec.attempt, &suffix[..8]);
-        let created = docker
-            .create_container(
-                Some(CreateContainerOptions { name: Some(name), ..Default::default() }),
-                container_body(&spec, &self.owner),
-            )
-            .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    ExecError::ImageMissing(spec.image.clone())
-                } else {
-                    self.engine.err("create the sandbox container", e)
+        let result = match self.start(&spec).await {
+            Ok((mut guard, mut started)) => {
+                let warm = started.exec.is_some();
+                guard.after(started.pending.take());
+                let result = self.drive(&spec, &guard.id, started, cancel, output).await;
+                guard.remove_now().await;
+                if let Some(pool) = self.pool.as_ref().filter(|_| warm) {
+                    pool.refill_soon();
                 }
-            })?;
-        let mut guard = RemoveGuard::new(self.engine.clone(), created.id);
-        let result = self.drive(&spec, &guard.id, cancel, output).await;
-        guard.remove_now().await;
+                result
+            }
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(o) => tracing::info!(
                 job.id = %spec.job_id,
@@ -98,13 +129,56 @@ impl DockerExecutor {
         result
     }
 
-    async fn drive(
-        &self,
-        spec: &SandboxSpec,
-        id: &str,
-        cancel: CancellationToken,
-        output: mpsc::Sender<OutputChunk>,
-    ) -> Result<RunOutcome, ExecError> {
+    /// Starts the job: in a warm container when the pool has one for it (falling back to a cold start
+    /// when that container turns out unusable), else in a new one. A container whose start failed is
+    /// removed before returning the error.
+    async fn start(&self, spec: &SandboxSpec) -> Result<(RemoveGuard, Started), ExecError> {
+        if let Some(pool) = &self.pool
+            && let Some(id) = pool.take(spec)
+        {
+            let mut guard = RemoveGuard::new(self.engine.clone(), id);
+            match self.start_warm(spec, &guard.id).await {
+                Ok(started) => return Ok((guard, started)),
+                Err(WarmError::Unusable(why)) => {
+                    tracing::warn!(job.id = %spec.job_id, container.id = guard.id, reason = why,
+                        "warm sandbox unusable; discarding it and running the job cold");
+                    pool.discarded();
+                    guard.remove_now().await;
+                }
+                Err(WarmError::Exec(e)) => {
+                    guard.remove_now().await;
+                    pool.refill_soon();
+                    return Err(e);
+                }
+            }
+        }
+        let created = self
+            .engine
+            .docker()
+            .create_container(
+                Some(CreateContainerOptions { name: Some(sandbox_name(spec)), ..Default::default() }),
+                container_body(spec, &self.owner),
+            )
+            .await
+            .map_err(|e| {
+                if is_not_found(&e) {
+                    ExecError::ImageMissing(spec.image.clone())
+                } else {
+                    self.engine.err("create the sandbox container", e)
+                }
+            })?;
+        let mut guard = RemoveGuard::new(self.engine.clone(), created.id);
+        match self.start_cold(&guard.id).await {
+            Ok(started) => Ok((guard, started)),
+            Err(e) => {
+                guard.remove_now().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Attaches to the created container `id`, then starts it.
+    async fn start_cold(&self, id: &str) -> Result<Started, ExecError> {
         let docker = self.engine.docker();
         let attach = docker
             .attach_container(
@@ -113,10 +187,20 @@ impl DockerExecutor {
             )
             .await
             .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
-        let mut frames = attach.output;
         docker.start_container(id, None).await.map_err(|e| self.engine.err("start the sandbox", e))?;
-        let started = Instant::now();
+        Ok(Started { frames: attach.output, exec: None, pending: None })
+    }
 
+    async fn drive(
+        &self,
+        spec: &SandboxSpec,
+        id: &str,
+        started: Started,
+        cancel: CancellationToken,
+        output: mpsc::Sender<OutputChunk>,
+    ) -> Result<RunOutcome, ExecError> {
+        let Started { mut frames, exec, .. } = started;
+        let started = Instant::now();
         let mut pump = Pump::new(output, spec.limits.max_output_bytes);
         let ending = tokio::select! {
             end = pump.pump(&mut frames) => match end {
@@ -134,8 +218,19 @@ impl DockerExecutor {
             let (stopped, _) = tokio::join!(self.stop(id, ending), drain);
             stopped?;
         }
-        let code = self.wait_exit(id).await?;
+        let status = match (ending, &exec) {
+            (Ending::Exited, Some(exec)) => self.exec_status(id, exec).await?,
+            (_, Some(_)) => ending.status(),
+            (_, None) => self.container_status(id, ending).await?,
+        };
         let duration = started.elapsed();
+        Ok(RunOutcome { status, duration, output_bytes: pump.accepted(), truncated: pump.truncated() })
+    }
+
+    /// How a cold sandbox ended: waits for the container to stop, then reads its exit code and OOM flag.
+    async fn container_status(&self, id: &str, ending: Ending) -> Result<ExitStatusKind, ExecError> {
+        let docker = self.engine.docker();
+        let code = self.wait_exit(id).await?;
         let state = docker
             .inspect_container(id, None)
             .await
@@ -156,14 +251,11 @@ impl DockerExecutor {
                 .and_then(|s| s.oom_killed)
                 .unwrap_or(false);
         }
-        let status = match ending {
+        Ok(match ending {
             Ending::Exited if oom_killed => ExitStatusKind::OutOfMemory,
             Ending::Exited => ExitStatusKind::Exited(code),
-            Ending::Timeout => ExitStatusKind::Timeout,
-            Ending::Cancelled => ExitStatusKind::Cancelled,
-            Ending::OutputLimit => ExitStatusKind::OutputLimit,
-        };
-        Ok(RunOutcome { status, duration, output_bytes: pump.accepted(), truncated: pump.truncated() })
+            other => other.status(),
+        })
     }
 
     /// SIGKILL at the output limit; otherwise SIGTERM, then SIGKILL after the grace period.
@@ -206,54 +298,5 @@ impl DockerExecutor {
             action: "wait for the sandbox to exit",
             detail: "no exit status within the expected time".to_owned(),
         })?
-    }
-}
-
-/// Removes the container when dropped unless [`RemoveGuard::remove_now`] already did, so a
-/// dropped `run` future leaves nothing behind.
-struct RemoveGuard {
-    engine: Engine,
-    id: String,
-    armed: bool,
-}
-
-impl RemoveGuard {
-    fn new(engine: Engine, id: String) -> Self {
-        Self { engine, id, armed: true }
-    }
-
-    async fn remove_now(&mut self) {
-        self.armed = false;
-        remove_logged(&self.engine, &self.id).await;
-    }
-}
-
-impl Drop for RemoveGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move { remove_logged(&engine, &id).await });
-            }
-            Err(_) => tracing::warn!(
-                container.id = %id,
-                "sandbox container left behind (no runtime to remove it); the next start cleans it up"
-            ),
-        }
-    }
-}
-
-async fn remove_logged(engine: &Engine, id: &str) {
-    match remove_forced(engine, id).await {
-        Ok(()) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => tracing::warn!(
-            container.id = %id,
-            error = %engine.err("remove the sandbox", e),
-            "sandbox container left behind; the next start cleans it up"
-        ),
     }
 }
