@@ -81,6 +81,7 @@ pub async fn start(
         Err(err) => format!("NO container engine ({err}); sandbox jobs wait until a node with Docker registers"),
     };
     let mut agent = AgentConfig::new(url, key, "local");
+    agent.executors.owner = owner_of(data_dir);
     agent.executors.templates =
         stored.iter().map(|(name, image)| Template { name: name.clone(), image: image.clone() }).collect();
     agent.executors.docker = engine.is_ok();
@@ -143,4 +144,30 @@ fn local_key(data_dir: &Path) -> anyhow::Result<SecretString> {
 fn hex_key() -> SecretString {
     let bytes: [u8; 32] = rand::random();
     SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The container owner label of this data directory's local node. A node removes its owner's leftover sandboxes
+/// when it starts, so two `cynode up` on one engine (different data directories) must not share an owner, while
+/// the same data directory keeps its owner across restarts (its own leftovers are still cleaned up).
+fn owner_of(data_dir: &Path) -> String {
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // FNV-1a: stable across builds and Rust versions, unlike the standard library's hasher.
+    let hash = path
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |acc, b| (acc ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("cynode-up-{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn each_data_directory_has_its_own_stable_owner() {
+        let a = super::owner_of(Path::new("/nonexistent/a/.cynode"));
+        assert_eq!(a, super::owner_of(Path::new("/nonexistent/a/.cynode")));
+        assert_ne!(a, super::owner_of(Path::new("/nonexistent/b/.cynode")));
+        assert!(a.starts_with("cynode-up-") && a.len() == "cynode-up-".len() + 16, "{a}");
+    }
 }
