@@ -136,6 +136,7 @@ struct Row {
     decided_by: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    approval_reason: Option<String>,
 }
 
 /// A task's snapshot and where to answer; `None` when the task or its thread is unusable.
@@ -147,7 +148,7 @@ pub(crate) async fn snapshot(
         "SELECT c.install_id, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
                 c.thread_ref, e.payload, e.kind AS inbound_kind, e.received_at,
                 j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec,
-                a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at
+                a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at, a.reason AS approval_reason
          FROM tasks t JOIN conversations c ON c.id = t.conversation_id
          LEFT JOIN inbound_events e ON e.id = t.inbound_id
          LEFT JOIN LATERAL (SELECT * FROM jobs WHERE task_id = t.id ORDER BY created_at DESC LIMIT 1) j ON true
@@ -175,9 +176,13 @@ pub(crate) async fn snapshot(
         _ => None,
     };
     let approval = match (r.approval_state, r.expires_at) {
-        (Some(state), Some(expires_at)) => {
-            Some(ApprovalView { state, decided_by: r.decided_by, decided_at: r.decided_at, expires_at })
-        }
+        (Some(state), Some(expires_at)) => Some(ApprovalView {
+            state,
+            decided_by: r.decided_by,
+            decided_at: r.decided_at,
+            expires_at,
+            reason: r.approval_reason,
+        }),
         _ => None,
     };
     let target = Target {

@@ -8,6 +8,8 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod approval_slack;
+mod chat;
 mod chat_slack;
 mod docker;
 mod failover;
@@ -15,4 +17,5 @@ mod host;
 mod inference;
 mod proxy;
 mod refusals;
+mod restart_slack;
 mod support;
