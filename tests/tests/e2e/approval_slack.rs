@@ -36,7 +36,8 @@ fn thread_text(fake: &FakeSlack) -> String {
 
 async fn held(extra_env: &[(&str, &str)]) -> (Chat, FakeSlack, Message, String) {
     let fake = FakeSlack::start().await;
-    let chat = Chat::start(&slack_install(&fake.base_url(), fake.token()), &approval_policy(), extra_env).await;
+    let chat =
+        Chat::start(&slack_install(&fake.base_url(), fake.token()), &approval_policy(&[APPROVER]), extra_env).await;
     chat.slack_mention("Ev0APPROVE1", REQUESTER, CHANNEL, THREAD, "run echo approved-output; echo line-two").await;
     let (card, value) = eventually(LIMIT, "the approval card", || card(&fake), || thread_text(&fake)).await;
     (chat, fake, card, value)

@@ -44,9 +44,10 @@ fn base_yaml() -> String {
     )
 }
 
-/// A `policy` section: jobs on the busybox template need [`APPROVER`].
-pub fn approval_policy() -> String {
-    format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: [{APPROVER}]}}\n")
+/// A `policy` section: jobs on the busybox template need one of `approvers` (platform user ids).
+pub fn approval_policy(approvers: &[&str]) -> String {
+    let list = approvers.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
+    format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: [{list}]}}\n")
 }
 
 /// A Slack install pointing at `base_url` with `token`.

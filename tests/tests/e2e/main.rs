@@ -11,6 +11,7 @@
 mod approval_slack;
 mod chat;
 mod chat_slack;
+mod discord_e2e;
 mod docker;
 mod failover;
 mod host;
@@ -19,3 +20,4 @@ mod proxy;
 mod refusals;
 mod restart_slack;
 mod support;
+mod telegram_e2e;
