@@ -60,6 +60,8 @@ pub struct CoreSettings {
     pub commands: CommandSettings,
     /// Platform ingress.
     pub ingress: IngressSettings,
+    /// Streaming replies into threads.
+    pub stream: StreamSettings,
 }
 
 impl AppState {
@@ -92,7 +94,7 @@ impl AppState {
         }
         let s = settings.ingress;
         let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
-        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), StreamSettings::default(), shutdown.clone());
+        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), settings.stream, shutdown.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {
