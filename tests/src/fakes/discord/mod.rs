@@ -265,6 +265,12 @@ impl FakeDiscord {
         state.messages.iter().filter(|m| m.ephemeral && i.messages.contains(&m.id)).cloned().collect()
     }
 
+    /// When the fake started: [`Call::at`] and message times count from here.
+    #[must_use]
+    pub fn started(&self) -> Instant {
+        self.shared.started
+    }
+
     /// Every call so far.
     #[must_use]
     pub fn calls(&self) -> Vec<Call> {
