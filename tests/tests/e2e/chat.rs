@@ -76,9 +76,12 @@ impl Chat {
         let mut chat = Self { db, url: String::new(), server: None, node: None, env: all, bootstrap, _dir: dir };
         chat.serve("127.0.0.1:0").await;
         let template = format!("busybox={E2E_IMAGE}");
+        // A name of its own: a starting node removes the leftover sandboxes of its owner (`cynode-node-<name>`),
+        // which must never be the running sandboxes of a concurrent test.
+        let name = format!("chat-{}", &Uuid::now_v7().simple().to_string()[20..]);
         let mut node = BinProcess::spawn(
             "cynode-node",
-            &["run", "--name", "chat", "--orchestrator", &chat.url, "--template", &template],
+            &["run", "--name", &name, "--orchestrator", &chat.url, "--template", &template],
             &[("CYNODE_NODE_KEY", NODE_KEY)],
         );
         node.wait_for("node registered", Duration::from_secs(30)).await;
@@ -109,6 +112,11 @@ impl Chat {
     /// Everything `cynode serve` printed (for failure messages).
     pub fn server_output(&self) -> String {
         self.server.as_ref().map(|s| s.output().join("\n")).unwrap_or_default()
+    }
+
+    /// Everything `cynode-node` printed (for failure messages).
+    pub fn node_output(&self) -> String {
+        self.node.as_ref().map(|s| s.output().join("\n")).unwrap_or_default()
     }
 
     /// POSTs a raw body with headers to `path`; returns the status and body text.

@@ -44,7 +44,7 @@ async fn a_stream_continues_in_the_same_message_after_the_gateway_is_killed() {
         LIMIT,
         "the final status after the restart",
         || fake.message(CHANNEL, &before.ts).filter(|m| m.shown().contains("Succeeded")),
-        || format!("{}\nserver:\n{}", thread_text(&fake), chat.server_output()),
+        || format!("{}\nserver:\n{}\nnode:\n{}", thread_text(&fake), chat.server_output(), chat.node_output()),
     )
     .await;
     let shown = after.shown();
