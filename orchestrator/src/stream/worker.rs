@@ -237,7 +237,8 @@ impl Run<'_> {
                         self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
                     }
                     if let Sent::Wait(wait) = retry {
-                        return Ok(Next::Again(wait));
+                        // Saved, so the refused post is not mistaken for an interrupted one.
+                        return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
                     }
                     set(&mut self.p.pages, i, fp);
                 }
