@@ -81,7 +81,7 @@ async fn network_jobs_wait_for_an_approver() {
     assert!(ok.text.contains("approved by UBOSS"), "{}", ok.text);
     assert_eq!(state(&db, job).await, "queued");
     let again = c.handle(&user("UBOSS"), &format!("deny {short}")).await.expect("deny");
-    assert!(again.text.contains("not waiting for approval"), "{}", again.text);
+    assert!(again.text.contains("not waiting for approval: it was already approved by UBOSS"), "{}", again.text);
 
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");

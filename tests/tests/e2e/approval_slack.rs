@@ -178,7 +178,7 @@ async fn an_unanswered_approval_expires_and_the_card_says_expired() {
         || format!("{:?}", fake.ephemerals()),
     )
     .await;
-    assert!(late.shown().contains("not waiting for approval"), "{}", late.shown());
+    assert!(late.shown().contains("not waiting for approval: its approval request expired"), "{}", late.shown());
     assert_eq!(chat.job_state(job).await, ("cancelled".into(), Some("expired".into())));
     assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
 }
