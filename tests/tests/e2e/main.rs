@@ -19,5 +19,6 @@ mod inference;
 mod proxy;
 mod refusals;
 mod restart_slack;
+mod stream_slack;
 mod support;
 mod telegram_e2e;
