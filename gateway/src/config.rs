@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use cynode_orchestrator::inbound::{InterpreterSettings, RecorderSettings};
 use cynode_orchestrator::installs::RateQuota;
+use cynode_orchestrator::stream::StreamSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -56,6 +57,9 @@ pub struct Config {
     /// Platform ingress: group commit of inbound requests, install cache, interpretation.
     #[serde(default)]
     pub ingress: IngressConfig,
+    /// Streaming replies into threads.
+    #[serde(default)]
+    pub stream: StreamConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -203,6 +207,69 @@ pub struct IngressConfig {
     /// Seconds a replica holds a task it interprets before another replica may take it over.
     #[serde(default = "d_claim_ttl")]
     pub interpreter_claim_ttl_s: u64,
+}
+
+/// Streaming replies into threads (see `docs/configuration.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Milliseconds between looks for streams to take (new requests, streams of a crashed replica).
+    #[serde(default = "d_stream_poll")]
+    pub poll_ms: u64,
+    /// Milliseconds a replica holds a stream without renewing it; after a crash another replica continues it
+    /// this long after its last step.
+    #[serde(default = "d_stream_claim")]
+    pub claim_ttl_ms: u64,
+    /// Shortest time between two updates of one stream, in ms (each platform's budget may slow it further).
+    #[serde(default = "d_stream_cadence")]
+    pub cadence_ms: u64,
+    /// Streams one replica drives at once.
+    #[serde(default = "d_stream_capacity")]
+    pub capacity: usize,
+    /// Most messages one reply posts; past them, the last shows the output's tail and says how to get all of it.
+    #[serde(default = "d_stream_messages")]
+    pub max_messages: usize,
+    /// Streams of requests older than this many seconds are closed without posting (after a long outage).
+    #[serde(default = "d_stream_age")]
+    pub max_age_s: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: d_stream_poll(),
+            claim_ttl_ms: d_stream_claim(),
+            cadence_ms: d_stream_cadence(),
+            capacity: d_stream_capacity(),
+            max_messages: d_stream_messages(),
+            max_age_s: d_stream_age(),
+        }
+    }
+}
+
+fn stream_default() -> StreamSettings {
+    StreamSettings::default()
+}
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+fn d_stream_poll() -> u64 {
+    ms(stream_default().poll)
+}
+fn d_stream_claim() -> u64 {
+    ms(stream_default().claim_ttl)
+}
+fn d_stream_cadence() -> u64 {
+    ms(stream_default().cadence)
+}
+fn d_stream_capacity() -> usize {
+    stream_default().capacity
+}
+fn d_stream_messages() -> usize {
+    stream_default().max_messages
+}
+fn d_stream_age() -> u64 {
+    stream_default().max_age.as_secs()
 }
 
 /// The in-process node agent of `cynode up`.
@@ -505,6 +572,23 @@ impl Config {
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
+            stream: self.stream_settings(),
+        }
+    }
+
+    /// Stream worker settings. Values too small to work are raised: the cadence to 50 ms, the claim to three
+    /// cadences (a claim must outlive the steps that renew it).
+    pub fn stream_settings(&self) -> StreamSettings {
+        use std::time::Duration;
+        let s = &self.stream;
+        let cadence = s.cadence_ms.max(50);
+        StreamSettings {
+            poll: Duration::from_millis(s.poll_ms.max(10)),
+            claim_ttl: Duration::from_millis(s.claim_ttl_ms.max(cadence.saturating_mul(3))),
+            cadence: Duration::from_millis(cadence),
+            capacity: s.capacity.max(1),
+            max_messages: s.max_messages.max(1),
+            max_age: Duration::from_secs(s.max_age_s.max(1)),
         }
     }
 
@@ -647,5 +731,17 @@ mod tests {
         assert_eq!(c.listen, default_listen());
         assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
         assert!(c.database.url.is_none());
+        assert_eq!(c.stream_settings().cadence, StreamSettings::default().cadence);
+    }
+
+    #[test]
+    fn stream_keys_are_read_and_kept_workable() {
+        let vars = env(&[("CYNODE__STREAM__CADENCE_MS", "2000"), ("CYNODE__STREAM__MAX_MESSAGES", "6")]);
+        let s = Config::load(None, vars, &Overrides::default()).expect("config").stream_settings();
+        assert_eq!(s.cadence, std::time::Duration::from_secs(2));
+        assert_eq!(s.max_messages, 6);
+        assert_eq!(s.claim_ttl, std::time::Duration::from_secs(6), "a claim outlives three cadences");
+        let err = Config::load(None, env(&[("CYNODE__STREAM__CADENCE", "1")]), &Overrides::default());
+        assert!(err.is_err(), "unknown keys are refused");
     }
 }

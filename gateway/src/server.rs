@@ -64,6 +64,8 @@ pub struct CoreSettings {
     pub ingress: IngressSettings,
     /// Where this gateway is reachable (listen address, public URL): webhook subscriptions may not point there.
     pub deny_hosts: Vec<String>,
+    /// Streaming replies into threads.
+    pub stream: StreamSettings,
 }
 
 impl AppState {
@@ -98,7 +100,7 @@ impl AppState {
         }
         let s = settings.ingress;
         let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
-        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), StreamSettings::default(), shutdown.clone());
+        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), settings.stream, shutdown.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {

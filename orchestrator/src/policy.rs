@@ -78,7 +78,8 @@ impl Match {
     }
 }
 
-/// Evaluates the rules for the request's install, first match wins; no match allows.
+/// Evaluates the rules for the request's install, first match wins; no match allows. A rule that cannot be read
+/// holds the job (with no approvers it can only expire), so a damaged policy never lets jobs through.
 ///
 /// # Errors
 /// Store failures.
@@ -90,7 +91,11 @@ pub async fn evaluate(pool: &PgPool, req: &Request<'_>) -> Result<Decision, sqlx
     .fetch_all(pool)
     .await?;
     for raw in rules {
-        let Ok(rule) = serde_json::from_value::<Rule>(raw) else { continue };
+        let Ok(rule) = serde_json::from_value::<Rule>(raw) else {
+            // Fail closed: a rule nobody can read must not let jobs through that it was meant to hold.
+            tracing::error!("a stored policy rule cannot be read; holding the job (fix the policy and re-import)");
+            return Ok(Decision::RequireApproval { approvers: Vec::new(), reason: "unreadable policy rule".into() });
+        };
         if rule.when.matches(req) {
             return Ok(if rule.require_approval {
                 Decision::RequireApproval { reason: rule.when.describe(), approvers: rule.approvers }

@@ -363,7 +363,22 @@ impl Commands {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((approval, approvers, task, install_id)) = pending else {
-            return Ok(reply(format!("Job `{}` is not waiting for approval.", short(id))));
+            let last: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT state, decided_by FROM approvals WHERE job_id = $1 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let why = match last {
+                Some((state, Some(by))) if state == "approved" || state == "denied" => {
+                    format!(": it was already {state} by {by}")
+                }
+                Some((state, _)) if state == "expired" => {
+                    ": its approval request expired and the job was cancelled; run the command again to ask anew".into()
+                }
+                _ => String::new(),
+            };
+            return Ok(reply(format!("Job `{}` is not waiting for approval{why}.", short(id))));
         };
         let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
         if !approvers.iter().any(|a| a == &origin.requester) {

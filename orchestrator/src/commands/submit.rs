@@ -53,14 +53,15 @@ impl Commands {
         if let Decision::RequireApproval { approvers, reason } = decision {
             let approval_id = Uuid::now_v7();
             sqlx::query(
-                "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at)
-                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second')",
+                "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at, reason)
+                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 second', $6)",
             )
             .bind(approval_id)
             .bind(job_id)
             .bind(serde_json::to_value(approvers).unwrap_or_default())
             .bind(&origin.requester)
             .bind(i64::try_from(self.settings.approval_ttl.as_secs()).unwrap_or(3600))
+            .bind(reason)
             .execute(&mut *tx)
             .await?;
             let detail = serde_json::json!({ "job": job_id, "reason": reason, "approvers": approvers });

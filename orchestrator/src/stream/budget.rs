@@ -1,5 +1,10 @@
 //! The outbound budget shared by every replica: token buckets per `(install, bucket)` in `outbound_budget`,
 //! taken atomically in one transaction (rows locked in key order, so concurrent takers cannot deadlock).
+//!
+//! A taker that would have to wait a little may **reserve**: it takes the token now (the bucket goes below zero)
+//! and sends once the bucket has refilled to where the token was due. Reservations queue takers in arrival
+//! order, so many streams sharing one bucket (a bot's global limit) each get their turn instead of the luckiest
+//! poller taking every freed token; the rate sent never exceeds the bucket's.
 
 use std::time::Duration;
 
@@ -7,6 +12,18 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::sink::BucketSpec;
+
+/// The answer of [`OutboundBudget::take`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Take {
+    /// Taken: send now.
+    Now,
+    /// Reserved: send after this long (the tokens are taken; do not take again).
+    Reserved(Duration),
+    /// Not taken (a bucket is blocked by a 429, or the queue is longer than the caller may wait): try again
+    /// after this long.
+    Later(Duration),
+}
 
 /// Store-backed token buckets.
 #[derive(Debug, Clone)]
@@ -29,14 +46,14 @@ impl OutboundBudget {
         Self { pool }
     }
 
-    /// Takes one token from every bucket in `specs`, all or none. `Ok(None)` when taken; `Ok(Some(wait))` when
-    /// a bucket is empty or blocked: try again after `wait`.
+    /// Takes one token from every bucket in `specs`, all or none: now, or reserved for a moment at most
+    /// `max_reserve` away (see [`Take`]).
     ///
     /// # Errors
     /// Store failures.
-    pub async fn take(&self, install: Uuid, specs: &[BucketSpec]) -> Result<Option<Duration>, sqlx::Error> {
+    pub async fn take(&self, install: Uuid, specs: &[BucketSpec], max_reserve: Duration) -> Result<Take, sqlx::Error> {
         if specs.is_empty() {
-            return Ok(None);
+            return Ok(Take::Now);
         }
         let mut specs: Vec<&BucketSpec> = specs.iter().collect();
         specs.sort_by(|a, b| a.key.cmp(&b.key));
@@ -65,18 +82,28 @@ impl OutboundBudget {
         .fetch_all(&mut *tx)
         .await?;
         let mut wait = 0.0_f64;
+        let mut blocked = 0.0_f64;
         let mut levels = Vec::with_capacity(rows.len());
         for row in &rows {
             let Some(spec) = specs.iter().find(|s| s.key == row.bucket) else { continue };
             let level = (row.tokens + row.elapsed_s * spec.per_second).min(spec.burst);
-            if row.blocked_s > 0.0 {
-                wait = wait.max(row.blocked_s);
-            } else if level < 1.0 {
+            blocked = blocked.max(row.blocked_s);
+            if level < 1.0 {
                 wait = wait.max((1.0 - level) / spec.per_second.max(1e-6));
             }
             levels.push(level);
         }
-        let taken = wait <= 0.0;
+        let reserve = max_reserve.as_secs_f64();
+        let answer = if blocked > 0.0 {
+            Take::Later(Duration::from_secs_f64(blocked.max(wait).min(3_600.0)))
+        } else if wait <= 0.0 {
+            Take::Now
+        } else if wait <= reserve {
+            Take::Reserved(Duration::from_secs_f64(wait))
+        } else {
+            Take::Later(Duration::from_secs_f64((wait - reserve).clamp(0.001, 3_600.0)))
+        };
+        let taken = matches!(answer, Take::Now | Take::Reserved(_));
         let next: Vec<f64> = levels.iter().map(|l| if taken { l - 1.0 } else { *l }).collect();
         let row_keys: Vec<&str> = rows.iter().map(|r| r.bucket.as_str()).collect();
         sqlx::query(
@@ -89,7 +116,7 @@ impl OutboundBudget {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((!taken).then(|| Duration::from_secs_f64(wait.min(3_600.0))))
+        Ok(answer)
     }
 
     /// Blocks every bucket in `specs` for `wait` (a platform 429's `Retry-After`, or Discord's reset time when

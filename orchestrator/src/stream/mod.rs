@@ -32,7 +32,7 @@ mod worker;
 
 use std::time::Duration;
 
-pub use budget::OutboundBudget;
+pub use budget::{OutboundBudget, Take};
 pub use platforms::{DiscordSink, SlackSink, TelegramSink};
 pub use sink::{BucketSpec, Op, Owned, Posted, Sinks, Target, ThreadSink, Via};
 pub use worker::{StreamWorker, spawn_stream_worker};

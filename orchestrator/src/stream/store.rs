@@ -118,6 +118,7 @@ pub(crate) async fn release(pool: &PgPool, c: &Claimed) -> Result<(), sqlx::Erro
 #[derive(sqlx::FromRow)]
 struct Row {
     install_id: Uuid,
+    install_key: String,
     task_state: String,
     reply: Option<String>,
     requester: String,
@@ -136,6 +137,7 @@ struct Row {
     decided_by: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    approval_reason: Option<String>,
 }
 
 /// A task's snapshot and where to answer; `None` when the task or its thread is unusable.
@@ -144,11 +146,11 @@ pub(crate) async fn snapshot(
     task: Uuid,
 ) -> Result<Option<(Snapshot, Target, DateTime<Utc>)>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(
-        "SELECT c.install_id, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
+        "SELECT c.install_id, i.external_id AS install_key, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
                 c.thread_ref, e.payload, e.kind AS inbound_kind, e.received_at,
                 j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec,
-                a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at
-         FROM tasks t JOIN conversations c ON c.id = t.conversation_id
+                a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at, a.reason AS approval_reason
+         FROM tasks t JOIN conversations c ON c.id = t.conversation_id JOIN installs i ON i.id = c.install_id
          LEFT JOIN inbound_events e ON e.id = t.inbound_id
          LEFT JOIN LATERAL (SELECT * FROM jobs WHERE task_id = t.id ORDER BY created_at DESC LIMIT 1) j ON true
          LEFT JOIN LATERAL (SELECT * FROM approvals WHERE job_id = j.id ORDER BY created_at DESC LIMIT 1) a ON true
@@ -163,6 +165,8 @@ pub(crate) async fn snapshot(
     if let Some(i) = &inbound {
         thread.reply_to = i.thread.reply_to.clone();
     }
+    // The key the install is found by (Telegram threads name the bot's @name, the install its webhook path).
+    thread.install = r.install_key;
     let job = match (r.job_id, r.job_state) {
         (Some(id), Some(state)) => Some(JobView {
             id,
@@ -175,9 +179,13 @@ pub(crate) async fn snapshot(
         _ => None,
     };
     let approval = match (r.approval_state, r.expires_at) {
-        (Some(state), Some(expires_at)) => {
-            Some(ApprovalView { state, decided_by: r.decided_by, decided_at: r.decided_at, expires_at })
-        }
+        (Some(state), Some(expires_at)) => Some(ApprovalView {
+            state,
+            decided_by: r.decided_by,
+            decided_at: r.decided_at,
+            expires_at,
+            reason: r.approval_reason,
+        }),
         _ => None,
     };
     let target = Target {

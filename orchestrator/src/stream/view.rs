@@ -42,6 +42,8 @@ pub(crate) struct ApprovalView {
     pub(crate) decided_by: Option<String>,
     pub(crate) decided_at: Option<DateTime<Utc>>,
     pub(crate) expires_at: DateTime<Utc>,
+    /// Why policy held the job.
+    pub(crate) reason: Option<String>,
 }
 
 /// What to show.
@@ -187,7 +189,15 @@ fn card(job: &JobView, a: &ApprovalView, requester: &str) -> ApprovalCard {
         Some(JobSpec::Inference(i)) => (i.prompt.clone(), None, Access::default()),
         None => (String::new(), None, Access::default()),
     };
-    ApprovalCard { job: short(job.id), command, requester: actor(requester), template, access, reason: None, state }
+    ApprovalCard {
+        job: short(job.id),
+        command,
+        requester: actor(requester),
+        template,
+        access,
+        reason: a.reason.clone(),
+        state,
+    }
 }
 
 #[cfg(test)]

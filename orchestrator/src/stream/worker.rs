@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::body::Body;
-use super::budget::OutboundBudget;
+use super::budget::{OutboundBudget, Take};
 use super::sink::{Op, Owned, Sinks, Target, ThreadSink, Via};
 use super::store::{self, Claimed, Progress};
 use super::view::{self, View};
@@ -19,6 +19,8 @@ use super::{StreamSettings, text};
 
 /// Output chunks read per query.
 const CHUNK_BATCH: i64 = 1_000;
+/// The longest a send waits for its reserved turn in the shared budget.
+const MAX_RESERVE: Duration = Duration::from_secs(2);
 
 /// Drives streams. One per process; every replica runs one.
 #[derive(Debug)]
@@ -43,6 +45,9 @@ enum Next {
 struct Local {
     body: Option<Body>,
     offset: i64,
+    /// A budget token reserved by the last step for this operation: the step waited for its turn by sleeping
+    /// until it is due, and this step (rendering the latest output) spends it.
+    prepaid: Option<Op>,
 }
 
 /// Starts the worker; it stops (releasing its streams to other replicas) when `shutdown` fires.
@@ -131,12 +136,14 @@ impl StreamWorker {
         p.next_offset = local.offset;
         let budget = sink.page_budget();
         let shown = view::render(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1));
-        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p };
+        let prepaid = local.prepaid.take();
+        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None };
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
             View::Private(Some(text)) => run.private(&text).await?,
             View::Thread { slots, done } => run.thread(&slots, done).await?,
         };
+        local.prepaid = run.reserved;
         Ok(next)
     }
 
@@ -168,6 +175,10 @@ struct Run<'a> {
     sink: &'a dyn ThreadSink,
     target: &'a Target,
     p: Progress,
+    /// A token reserved by the previous step (spent by the first send of that kind).
+    prepaid: Option<Op>,
+    /// A token this step reserved (for the next step).
+    reserved: Option<Op>,
 }
 
 /// How a send ended, for the step.
@@ -226,7 +237,8 @@ impl Run<'_> {
                         self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
                     }
                     if let Sent::Wait(wait) = retry {
-                        return Ok(Next::Again(wait));
+                        // Saved, so the refused post is not mistaken for an interrupted one.
+                        return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
                     }
                     set(&mut self.p.pages, i, fp);
                 }
@@ -274,9 +286,23 @@ impl Run<'_> {
         self.outcome(op, result.map(|p| p.rate_limit)).await
     }
 
-    async fn take(&self, op: Op) -> Result<Option<Duration>, sqlx::Error> {
+    /// Takes the budget of `op`: `None` to send now, `Some(wait)` to step again after `wait`. A short reservation
+    /// is kept for the next step, which then sends what is current by then.
+    async fn take(&mut self, op: Op) -> Result<Option<Duration>, sqlx::Error> {
+        if self.prepaid.take_if(|p| *p == op).is_some() {
+            return Ok(None);
+        }
         let buckets = self.sink.buckets(self.target, op);
-        self.worker.budget.take(self.target.install_id, &buckets).await
+        // A reservation keeps the stream's claim renewed in between, so it stays well inside the claim.
+        let max_reserve = (self.worker.settings.claim_ttl / 3).min(MAX_RESERVE);
+        match self.worker.budget.take(self.target.install_id, &buckets, max_reserve).await? {
+            Take::Now => Ok(None),
+            Take::Reserved(wait) => {
+                self.reserved = Some(op);
+                Ok(Some(wait))
+            }
+            Take::Later(wait) => Ok(Some(wait)),
+        }
     }
 
     async fn outcome(

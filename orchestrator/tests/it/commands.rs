@@ -81,7 +81,7 @@ async fn network_jobs_wait_for_an_approver() {
     assert!(ok.text.contains("approved by UBOSS"), "{}", ok.text);
     assert_eq!(state(&db, job).await, "queued");
     let again = c.handle(&user("UBOSS"), &format!("deny {short}")).await.expect("deny");
-    assert!(again.text.contains("not waiting for approval"), "{}", again.text);
+    assert!(again.text.contains("not waiting for approval: it was already approved by UBOSS"), "{}", again.text);
 
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");
@@ -152,4 +152,21 @@ async fn status_jobs_and_ask() {
     assert!(r.text.contains("echo one") && r.text.contains("what is 2+2?"), "{}", r.text);
     let r = c.handle(&user("U9"), "status").await.expect("status");
     assert!(r.text.contains("2 queued"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_unreadable_policy_rule_holds_jobs_instead_of_letting_them_through() {
+    let db = TestDb::new().await;
+    let c = setup(&db).await;
+    // A damaged rule ahead of everything else (approvers must be a list of ids).
+    sqlx::query("INSERT INTO policy_rules (id, install_id, position, rule) VALUES ($1, NULL, -1, $2)")
+        .bind(uuid::Uuid::now_v7())
+        .bind(serde_json::json!({"approvers": "UBOSS"}))
+        .execute(&db.pool)
+        .await
+        .expect("rule");
+    let r = c.handle(&user("U1"), "run echo hi").await.expect("run");
+    let job = r.job_id.expect("job");
+    assert_eq!(state(&db, job).await, "awaiting_approval", "held: {}", r.text);
+    assert!(r.text.contains("unreadable policy rule"), "{}", r.text);
 }

@@ -8,5 +8,6 @@ mod embedded;
 mod migrations;
 mod outbox;
 mod stream;
+mod stream_budget;
 mod stream_slack;
 mod support;

@@ -43,7 +43,7 @@ async fn a_slack_mention_is_answered_in_its_thread() {
     let template = format!("busybox={E2E_IMAGE}");
     let mut node = BinProcess::spawn(
         "cynode-node",
-        &["run", "--name", "chat", "--orchestrator", &url, "--template", &template],
+        &["run", "--name", "chat-slack", "--orchestrator", &url, "--template", &template],
         &[("CYNODE_NODE_KEY", NODE_KEY)],
     );
     node.wait_for("node registered", Duration::from_secs(30)).await;

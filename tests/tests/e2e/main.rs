@@ -8,11 +8,17 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod approval_slack;
+mod chat;
 mod chat_slack;
+mod discord_e2e;
 mod docker;
 mod failover;
 mod host;
 mod inference;
 mod proxy;
 mod refusals;
+mod restart_slack;
+mod stream_slack;
 mod support;
+mod telegram_e2e;

@@ -86,7 +86,7 @@ pub struct Message {
     pub updated_at: Duration,
 }
 
-/// An interaction registered with [`FakeDiscord::interaction`].
+/// An interaction registered with [`FakeDiscord::interaction`] or [`FakeDiscord::component_interaction`].
 #[derive(Clone, Debug)]
 struct Interaction {
     channel_id: String,
@@ -238,6 +238,37 @@ impl FakeDiscord {
             Interaction { channel_id: channel_id.to_owned(), created: Instant::now(), messages: vec![id] };
         state.interactions.insert(token.clone(), interaction);
         token
+    }
+
+    /// Registers a click on a component of message `message_id` in `channel_id`, answered with a deferred update
+    /// (type 6): the interaction's original response is the clicked message, and follow-ups (ephemeral ones
+    /// included) go through its token. Returns the token.
+    #[must_use]
+    pub fn component_interaction(&self, channel_id: &str, message_id: &str) -> String {
+        let mut state = self.shared.lock();
+        let id = state.next_id();
+        let token = format!("Y29tcG9uZW50OjE{id}OmZha2U");
+        let interaction = Interaction {
+            channel_id: channel_id.to_owned(),
+            created: Instant::now(),
+            messages: vec![message_id.to_owned()],
+        };
+        state.interactions.insert(token.clone(), interaction);
+        token
+    }
+
+    /// The ephemeral follow-ups sent with the interaction token `token`.
+    #[must_use]
+    pub fn ephemerals_of(&self, token: &str) -> Vec<Message> {
+        let state = self.shared.lock();
+        let Some(i) = state.interactions.get(token) else { return Vec::new() };
+        state.messages.iter().filter(|m| m.ephemeral && i.messages.contains(&m.id)).cloned().collect()
+    }
+
+    /// When the fake started: [`Call::at`] and message times count from here.
+    #[must_use]
+    pub fn started(&self) -> Instant {
+        self.shared.started
     }
 
     /// Every call so far.

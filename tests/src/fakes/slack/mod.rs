@@ -234,6 +234,12 @@ impl FakeSlack {
         format!("{}{id}", self.response_url_prefix())
     }
 
+    /// When the fake started: [`Call::at`] and message times count from here.
+    #[must_use]
+    pub fn started(&self) -> Instant {
+        self.shared.started
+    }
+
     /// Every call so far.
     #[must_use]
     pub fn calls(&self) -> Vec<Call> {

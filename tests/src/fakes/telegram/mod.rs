@@ -210,6 +210,12 @@ impl FakeTelegram {
         self.shared.lock().queries.get(id).cloned().flatten()
     }
 
+    /// When the fake started: [`Call::at`] and message times count from here.
+    #[must_use]
+    pub fn started(&self) -> Instant {
+        self.shared.started
+    }
+
     /// Every call so far.
     #[must_use]
     pub fn calls(&self) -> Vec<Call> {
