@@ -104,18 +104,13 @@ impl<'de> serde::Deserialize<'de> for EventType {
     }
 }
 
-/// One statement: a row per enabled subscription whose `event_types` name the event (or are empty, unless the
-/// event is opt-in) and whose `filter` is contained in the payload (`payload @> filter`: with the validated
-/// filter shape — an object of scalars — that is equality on those top-level fields). A subscription owned by
-/// an install gets only payloads whose top-level `install_id` is that install (fail closed: none without one).
-const EMIT: &str = "
-INSERT INTO deliveries (id, msg_id, subscription_id, event_type, subject, payload)
-SELECT gen_random_uuid(), 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, $1, $2, $3
-FROM subscriptions s
-WHERE s.enabled
-  AND ($1 = ANY (s.event_types) OR (cardinality(s.event_types) = 0 AND NOT $4))
-  AND $3 @> s.filter
-  AND (s.install_id IS NULL OR $3->>'install_id' = s.install_id::text)";
+/// One statement: the database's `outbox_emit` (migration `…_job_started_output_events`), shared with the triggers
+/// that raise `job.started` and `job.output`. It writes a row per enabled subscription whose `event_types` name the
+/// event (or are empty, unless the event is opt-in) and whose `filter` is contained in the payload (`payload @>
+/// filter`: with the validated filter shape — an object of scalars — that is equality on those top-level fields).
+/// A subscription owned by an install gets only payloads whose top-level `install_id` is that install (fail
+/// closed: none without one).
+const EMIT: &str = "SELECT outbox_emit($1, $2, $3, $4)";
 
 /// Writes `event` about `subject` (the task, job, approval or node id) to the outbox, in the caller's
 /// transaction: one delivery per enabled subscription that wants it. `payload` becomes the `data` of the
@@ -133,14 +128,14 @@ pub async fn emit(
     subject: Uuid,
     payload: &serde_json::Value,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(EMIT)
+    let written: i64 = sqlx::query_scalar(EMIT)
         .bind(event.as_str())
         .bind(subject)
         .bind(payload)
         .bind(event.is_opt_in())
-        .execute(conn)
+        .fetch_one(conn)
         .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(written).unwrap_or(0))
 }
 
 #[cfg(test)]
