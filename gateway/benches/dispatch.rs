@@ -3,6 +3,10 @@
 //! protocol over HTTP to an in-process gateway on a real socket, and the time a dead node's job takes to be
 //! re-queued and leased by another node. PostgreSQL is the shared embedded test server (fsync on).
 //!
+//! Like the node agent, a simulated node runs the jobs of one lease response concurrently (one task each) and,
+//! speaking protocol 2, sends a short job's output in its finish request. The same cycles with protocol 1
+//! (a separate output upload before the finish) are measured too, for comparison.
+//!
 //! `cargo bench -p cynode-gateway --bench dispatch` (add `-- quick` for a short run).
 
 use std::sync::Arc;
@@ -54,7 +58,7 @@ async fn env(settings: DispatchSettings) -> Env {
 /// other's jobs.
 async fn register(e: &Env, name: &str, pool: &str) -> String {
     let req = RegisterRequest {
-        protocol_versions: vec![1],
+        protocol_versions: SUPPORTED_VERSIONS.to_vec(),
         name: name.into(),
         capabilities: Capabilities {
             executors: vec![ExecutorKind::Host],
@@ -179,10 +183,36 @@ fn done() -> Outcome {
     }
 }
 
+/// How a simulated node reports a job's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Protocol 2: the chunk rides in the finish request.
+    Carried,
+    /// Protocol 1: an output upload, then the finish.
+    Separate,
+}
+
+/// One job's cycle after its lease: output and finish.
+async fn run_job(e: &Env, token: &str, l: Lease, wire: Wire) {
+    let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
+    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data: "ok\n".into() };
+    let output = match wire {
+        Wire::Carried => vec![chunk],
+        Wire::Separate => {
+            let _: OutputAck = post(e, token, paths::OUTPUT, &OutputBatch { lease, chunks: vec![chunk] }).await;
+            Vec::new()
+        }
+    };
+    let req = FinishWithOutput { finish: FinishRequest { lease, outcome: done() }, output };
+    let ack: FinishAck = post(e, token, paths::FINISH, &req).await;
+    assert!(!ack.duplicate, "a first finish is never a duplicate");
+}
+
 /// Simulated nodes run full cycles until `stop`; returns completed cycles.
 async fn cycle_nodes(
     e: &Arc<Env>,
     tokens: &[String],
+    wire: Wire,
     stop: Arc<AtomicBool>,
     done_count: Arc<AtomicU64>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -192,12 +222,19 @@ async fn cycle_nodes(
         hs.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let got: LeaseResponse = post(&e, &t, paths::LEASE, &LeaseRequest { max_jobs: 8, wait_ms: 200 }).await;
-                for l in got.leases {
-                    let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
-                    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data: "ok\n".into() };
-                    let _: OutputAck = post(&e, &t, paths::OUTPUT, &OutputBatch { lease, chunks: vec![chunk] }).await;
-                    let _: FinishAck = post(&e, &t, paths::FINISH, &FinishRequest { lease, outcome: done() }).await;
-                    count.fetch_add(1, Ordering::Relaxed);
+                let jobs: Vec<_> = got
+                    .leases
+                    .into_iter()
+                    .map(|l| {
+                        let (e, t, count) = (e.clone(), t.clone(), count.clone());
+                        tokio::spawn(async move {
+                            run_job(&e, &t, l, wire).await;
+                            count.fetch_add(1, Ordering::Relaxed);
+                        })
+                    })
+                    .collect();
+                for j in jobs {
+                    j.await.expect("job cycle");
                 }
             }
         }));
@@ -205,7 +242,7 @@ async fn cycle_nodes(
     hs
 }
 
-async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
+async fn throughput(nodes: usize, jobs: usize, wire: Wire) -> f64 {
     let e = Arc::new(env(DispatchSettings::default()).await);
     let mut tokens = Vec::new();
     for i in 0..nodes {
@@ -215,7 +252,7 @@ async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let hs = cycle_nodes(&e, &tokens, stop.clone(), count.clone()).await;
+    let hs = cycle_nodes(&e, &tokens, wire, stop.clone(), count.clone()).await;
     while count.load(Ordering::Relaxed) < jobs as u64 && t0.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -224,7 +261,15 @@ async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
     for h in hs {
         let _ = h.await;
     }
-    (count.load(Ordering::Relaxed) as f64 / secs, e)
+    let finished: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+        .fetch_one(&e.pool)
+        .await
+        .expect("count");
+    let chunks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_output_chunks").fetch_one(&e.pool).await.expect("count");
+    let cycles = count.load(Ordering::Relaxed);
+    assert_eq!((finished, chunks), (cycles as i64, cycles as i64), "every cycle finished a job with its output");
+    cycles as f64 / secs
 }
 
 async fn requeue_time(samples: usize) -> Vec<f64> {
@@ -270,7 +315,7 @@ async fn main() {
     enqueue_many(&e, jobs * 4).await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    let hs = cycle_nodes(&e, &tokens, stop.clone(), count.clone()).await;
+    let hs = cycle_nodes(&e, &tokens, Wire::Carried, stop.clone(), count.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
     let c0 = count.load(Ordering::Relaxed);
@@ -283,8 +328,10 @@ async fn main() {
     summary(&format!("enqueue→lease, under load ({rate:.0} cycles/s)"), under);
 
     for nodes in [1, 4, 16] {
-        let (rate, _) = throughput(nodes, jobs).await;
+        let rate = throughput(nodes, jobs, Wire::Carried).await;
         println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", format!("full cycles, {nodes} node(s)"));
     }
+    let rate = throughput(16, jobs, Wire::Separate).await;
+    println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", "full cycles, 16 nodes, protocol 1 (2 writes)");
     summary("dead node: lease→re-leased elsewhere", requeue_time(requeues).await);
 }

@@ -8,8 +8,11 @@
 //! - every write from a node names `(job, attempt, lease_token)`; re-queueing clears the token, so a node that
 //!   comes back from a partition cannot write over a newer attempt;
 //! - output chunks are idempotent by `(job, attempt, stream, seq)`; finish is idempotent, and a retry with a
-//!   different outcome is refused.
+//!   different outcome is refused;
+//! - finishes are group-committed ([`finish`]): many in one transaction, each fenced by its own lease, so a
+//!   stale one in a batch changes nothing and does not affect the others.
 
+mod finish;
 mod lease;
 mod reaper;
 mod wake;
@@ -22,6 +25,7 @@ use cynode_protocol::Capabilities;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use lease::check_chunks;
 pub use reaper::ReapReport;
 pub use wake::Waker;
 
@@ -46,6 +50,10 @@ pub struct DispatchSettings {
     pub timeout_grace: Duration,
     /// Lifetime of node tokens.
     pub token_ttl: Duration,
+    /// The most finishes settled in one transaction (group commit).
+    pub finish_batch: usize,
+    /// Finish writer tasks (each holds at most one connection; one gathers a batch while another commits).
+    pub finish_writers: usize,
 }
 
 impl Default for DispatchSettings {
@@ -60,6 +68,8 @@ impl Default for DispatchSettings {
             prefer_window: Duration::from_secs(2),
             timeout_grace: Duration::from_secs(30),
             token_ttl: Duration::from_secs(15 * 60),
+            finish_batch: 128,
+            finish_writers: 2,
         }
     }
 }
@@ -109,6 +119,8 @@ pub struct Dispatcher {
     waker: Waker,
     caps: Mutex<HashMap<Uuid, (Instant, Arc<Capabilities>)>>,
     outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
+    /// Started on the first finish (inside the runtime).
+    finisher: std::sync::OnceLock<finish::Finisher>,
 }
 
 const CAPS_TTL: Duration = Duration::from_secs(5);
@@ -117,7 +129,14 @@ impl Dispatcher {
     /// A dispatcher over `pool`.
     pub fn new(pool: PgPool, settings: DispatchSettings) -> Arc<Self> {
         let waker = Waker::new(pool.clone());
-        Arc::new(Self { pool, settings, waker, caps: Mutex::new(HashMap::new()), outbox: std::sync::OnceLock::new() })
+        Arc::new(Self {
+            pool,
+            settings,
+            waker,
+            caps: Mutex::new(HashMap::new()),
+            outbox: std::sync::OnceLock::new(),
+            finisher: std::sync::OnceLock::new(),
+        })
     }
 
     /// The settings.
