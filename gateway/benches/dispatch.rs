@@ -100,14 +100,16 @@ fn job(pool: &str) -> NewJob {
     }
 }
 
-async fn enqueue(e: &Env) -> Uuid {
+/// Enqueues one probe job; returns it and when its transaction had committed.
+async fn enqueue(e: &Env) -> (Uuid, Instant) {
     let mut tx = e.pool.begin().await.expect("tx");
     let origin = Origin { requester: "bench".into(), source: "bench".into(), ..Origin::default() };
     let task = tasks::create_task(&mut tx, &origin, "run", "true", &serde_json::json!({})).await.expect("task");
     let id = tasks::create_job(&mut tx, task, &job("probe")).await.expect("job");
     tx.commit().await.expect("commit");
+    let committed = Instant::now();
     e.state.dispatcher.announce();
-    id
+    (id, committed)
 }
 
 async fn enqueue_many(e: &Env, n: usize) {
@@ -140,9 +142,16 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
+/// Latency samples in milliseconds: from the start of the enqueue (task + job + commit), and from its commit.
+#[derive(Default)]
+struct Latency {
+    enqueue: Vec<f64>,
+    commit: Vec<f64>,
+}
+
 /// One node long-polls; the bench enqueues one job at a time and measures until the lease response arrives.
-async fn latency(e: &Env, token: &str, n: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n);
+async fn latency(e: &Env, token: &str, n: usize) -> Latency {
+    let mut out = Latency::default();
     for _ in 0..n {
         let poll = {
             let (http, base, token) = (e.http.clone(), e.base.clone(), token.to_string());
@@ -160,10 +169,11 @@ async fn latency(e: &Env, token: &str, n: usize) -> Vec<f64> {
         };
         tokio::time::sleep(Duration::from_millis(15)).await; // the node is now waiting
         let t0 = Instant::now();
-        let id = enqueue(e).await;
+        let (id, committed) = enqueue(e).await;
         let (t1, got) = poll.await.expect("join");
         assert_eq!(got.leases.first().map(|l| l.job_id), Some(id));
-        out.push((t1 - t0).as_secs_f64() * 1000.0);
+        out.enqueue.push((t1 - t0).as_secs_f64() * 1000.0);
+        out.commit.push(t1.saturating_duration_since(committed).as_secs_f64() * 1000.0);
         let l = &got.leases[0];
         let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
         let _: FinishAck = post(e, token, paths::FINISH, &FinishRequest { lease, outcome: done() }).await;
@@ -208,7 +218,12 @@ async fn run_job(e: &Env, token: &str, l: Lease, wire: Wire) {
     assert!(!ack.duplicate, "a first finish is never a duplicate");
 }
 
-/// Simulated nodes run full cycles until `stop`; returns completed cycles.
+/// Jobs a simulated node runs at once.
+const SLOTS: usize = 8;
+
+/// Simulated nodes run full cycles until `stop`, counting completed cycles. Like the agent's lease loop, a
+/// node long-polls whenever a slot is free, for as many jobs as it has free slots, and runs each job in its
+/// own task.
 async fn cycle_nodes(
     e: &Arc<Env>,
     tokens: &[String],
@@ -220,22 +235,29 @@ async fn cycle_nodes(
     for t in tokens {
         let (e, t, stop, count) = (e.clone(), t.clone(), stop.clone(), done_count.clone());
         hs.push(tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(SLOTS));
+            let mut running = tokio::task::JoinSet::new();
             while !stop.load(Ordering::Relaxed) {
-                let got: LeaseResponse = post(&e, &t, paths::LEASE, &LeaseRequest { max_jobs: 8, wait_ms: 200 }).await;
-                let jobs: Vec<_> = got
-                    .leases
-                    .into_iter()
-                    .map(|l| {
-                        let (e, t, count) = (e.clone(), t.clone(), count.clone());
-                        tokio::spawn(async move {
-                            run_job(&e, &t, l, wire).await;
-                            count.fetch_add(1, Ordering::Relaxed);
-                        })
-                    })
-                    .collect();
-                for j in jobs {
-                    j.await.expect("job cycle");
+                let mut permit = slots.clone().acquire_many_owned(1).await.expect("slots");
+                if let Ok(more) = slots.clone().try_acquire_many_owned(slots.available_permits() as u32) {
+                    permit.merge(more);
                 }
+                let want = LeaseRequest { max_jobs: permit.num_permits() as u32, wait_ms: 200 };
+                let got: LeaseResponse = post(&e, &t, paths::LEASE, &want).await;
+                for l in got.leases {
+                    let (e, t, count, slot) = (e.clone(), t.clone(), count.clone(), permit.split(1));
+                    running.spawn(async move {
+                        run_job(&e, &t, l, wire).await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        drop(slot);
+                    });
+                }
+                while let Some(done) = running.try_join_next() {
+                    done.expect("job cycle");
+                }
+            }
+            while let Some(done) = running.join_next().await {
+                done.expect("job cycle");
             }
         }));
     }
@@ -304,7 +326,9 @@ async fn main() {
     let e = env(DispatchSettings::default()).await;
     let token = register(&e, "probe", "probe").await;
     latency(&e, &token, 20).await; // warm-up
-    summary("enqueue→lease, idle", latency(&e, &token, lat_n).await);
+    let idle = latency(&e, &token, lat_n).await;
+    summary("enqueue→lease, idle", idle.enqueue);
+    summary("  of which commit→lease", idle.commit);
 
     // Under load: 16 simulated nodes cycling through a backlog while the probe measures.
     let e = Arc::new(e);
@@ -325,7 +349,8 @@ async fn main() {
     for h in hs {
         let _ = h.await;
     }
-    summary(&format!("enqueue→lease, under load ({rate:.0} cycles/s)"), under);
+    summary(&format!("enqueue→lease, under load ({rate:.0} cycles/s)"), under.enqueue);
+    summary("  of which commit→lease", under.commit);
 
     for nodes in [1, 4, 16] {
         let rate = throughput(nodes, jobs, Wire::Carried).await;

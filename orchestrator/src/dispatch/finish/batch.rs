@@ -100,6 +100,7 @@ async fn write(pool: &PgPool, mut batch: Vec<Pending>) {
 
 async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
     batch.sort_by_key(|p| p.lease.job_id);
+    let started = std::time::Instant::now();
     let mut result = settle(pool, &batch).await;
     for _ in 0..TRANSIENT_RETRIES {
         match &result {
@@ -109,6 +110,11 @@ async fn write_distinct(pool: &PgPool, mut batch: Vec<Pending>) {
     }
     match result {
         Ok(settled) => {
+            tracing::debug!(
+                batch.size = batch.len(),
+                duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "finishes settled"
+            );
             for (p, s) in batch.into_iter().zip(settled) {
                 // The caller may have given up waiting; the result is recorded all the same.
                 let _ = p.done.send(Ok(s));
