@@ -329,6 +329,14 @@ async fn main() {
     let idle = latency(&e, &token, lat_n).await;
     summary("enqueue→lease, idle", idle.enqueue);
     summary("  of which commit→lease", idle.commit);
+    {
+        let fast = env(DispatchSettings { async_claims: true, ..DispatchSettings::default() }).await;
+        let token = register(&fast, "probe", "probe").await;
+        latency(&fast, &token, 20).await;
+        let idle = latency(&fast, &token, lat_n).await;
+        summary("enqueue→lease, idle, async claims", idle.enqueue);
+        summary("  of which commit→lease", idle.commit);
+    }
 
     // Under load: 16 simulated nodes cycling through a backlog while the probe measures.
     let e = Arc::new(e);

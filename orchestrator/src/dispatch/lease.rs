@@ -67,32 +67,32 @@ impl Dispatcher {
         }
     }
 
-    /// One claim statement; returns what it leased.
-    ///
-    /// The claim commits without waiting for its WAL flush (`synchronous_commit = off`, for this transaction
-    /// only): a claim lost in a database crash is indistinguishable from a lease that expired — the job is
-    /// queued again, and the token the node got no longer exists, so every write it makes is refused (fencing).
-    /// Nothing a node reports rests on it; results and output are committed durably. This takes a disk flush
-    /// off the enqueue→lease path.
+    /// One claim statement; returns what it leased. With [`super::DispatchSettings::async_claims`] it commits
+    /// without waiting for its WAL flush (see there).
     async fn claim(&self, node: Uuid, caps: &Capabilities, max_jobs: u32) -> Result<Vec<Lease>, DispatchError> {
         let executors: Vec<&str> = caps.executors.iter().map(|e| e.as_str()).collect();
         let gpu_mem = caps.gpus.iter().map(|g| g.memory_mb).max().unwrap_or(0);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        let rows: Vec<(Uuid, i32, Uuid, serde_json::Value)> = sqlx::query_as(CLAIM)
+        let labels = serde_json::to_value(&caps.labels).unwrap_or_default();
+        let claim = sqlx::query_as::<_, (Uuid, i32, Uuid, serde_json::Value)>(CLAIM)
             .bind(&executors)
             .bind(&caps.templates)
             .bind(&caps.models)
             .bind(i64::try_from(gpu_mem).unwrap_or(i64::MAX))
-            .bind(serde_json::to_value(&caps.labels).unwrap_or_default())
+            .bind(labels)
             .bind(node.to_string())
             .bind(millis(self.settings.prefer_window))
             .bind(i64::from(max_jobs))
             .bind(millis(self.settings.lease_ttl))
-            .bind(node)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(node);
+        let rows = if self.settings.async_claims {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+            let rows = claim.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            claim.fetch_all(&self.pool).await?
+        };
         let ttl = u64::try_from(millis(self.settings.lease_ttl)).unwrap_or(0);
         let mut leases = Vec::with_capacity(rows.len());
         for (job_id, attempt, lease_token, spec) in rows {
