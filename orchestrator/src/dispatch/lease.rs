@@ -138,12 +138,21 @@ impl Dispatcher {
         let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.lease_token).collect();
         let rows: Vec<(Uuid, bool)> = sqlx::query_as(
-            "UPDATE jobs j
+            // The rows are locked in id order first, as the finish writers lock theirs, so a heartbeat and a
+            // batch of finishes for the same node's jobs cannot deadlock.
+            "WITH held AS (
+                 SELECT j.id FROM jobs j
+                 JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
+                   ON j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token
+                 WHERE j.node_id = $4 AND j.state IN ('leased', 'running')
+                 ORDER BY j.id
+                 FOR UPDATE OF j
+             )
+             UPDATE jobs j
              SET lease_expires_at = now() + $5 * interval '1 millisecond',
                  state = CASE WHEN j.state = 'leased' THEN 'running' ELSE j.state END
-             FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
-             WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token AND j.node_id = $4
-               AND j.state IN ('leased', 'running')
+             FROM held
+             WHERE j.id = held.id
              RETURNING j.id, j.cancel_requested",
         )
         .bind(&ids)

@@ -200,3 +200,35 @@ async fn jobs_of_one_task_finishing_together_settle_it() {
         assert_eq!(state, expected, "round {round}");
     }
 }
+
+/// A heartbeat that starts a node's jobs (leased → running, which writes `task_events` rows referencing the
+/// tasks) racing a batch of finishes for the same jobs must not deadlock: both succeed.
+#[tokio::test]
+async fn heartbeats_and_finish_batches_of_the_same_jobs_do_not_deadlock() {
+    let db = TestDb::new().await;
+    let d = dispatcher(&db.pool);
+    let n = node(&db.pool, "racer", host_caps()).await;
+    for round in 0..15 {
+        for i in 0..4 {
+            enqueue(&db.pool, &host_job(&format!("echo {round}.{i}"))).await;
+        }
+        let leases = d.lease(n, 4, Duration::ZERO).await.expect("lease");
+        assert_eq!(leases.len(), 4);
+        let refs: Vec<LeaseRef> = leases.iter().map(lease_ref).collect();
+        let beat = {
+            let d = d.clone();
+            tokio::spawn(async move { d.heartbeat(n, &refs).await })
+        };
+        let mut finishes = Vec::new();
+        for l in &leases {
+            let d = d.clone();
+            let req = with_output(l, FinishStatus::Succeeded, vec![chunk(Stream::Stdout, 0, "ok\n")]);
+            finishes.push(tokio::spawn(async move { d.finish_with_output(n, req).await }));
+        }
+        let hb = beat.await.expect("join");
+        assert!(hb.is_ok(), "round {round}: heartbeat failed: {hb:?}");
+        for f in finishes {
+            assert_eq!(f.await.expect("join").expect("finish").state, "succeeded", "round {round}");
+        }
+    }
+}

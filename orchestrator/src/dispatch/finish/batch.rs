@@ -12,12 +12,18 @@ use crate::outbox::{self, EventType};
 
 /// Locks the tasks of the batch's jobs (in id order) before anything reads job states: the statements after it
 /// take their snapshot once the lock is held, so two transactions finishing jobs of one task settle it in turn,
-/// the second one seeing the first one's result.
+/// the second one seeing the first one's result. `NO KEY UPDATE`, the lock the state update takes anyway: it
+/// does not block the key-share locks of rows referencing the task (a heartbeat's `task_events` row), which
+/// would otherwise deadlock with a heartbeat that holds one of the batch's jobs.
 const LOCK_TASKS: &str = "
 SELECT t.id FROM tasks t
 WHERE t.id IN (SELECT task_id FROM jobs WHERE id = ANY ($1::uuid[]))
 ORDER BY t.id
-FOR UPDATE OF t";
+FOR NO KEY UPDATE OF t";
+
+/// Then locks the batch's jobs in id order (as heartbeats do), so a batch and a heartbeat naming the same jobs
+/// cannot deadlock.
+const LOCK_JOBS: &str = "SELECT id FROM jobs WHERE id = ANY ($1::uuid[]) ORDER BY id FOR UPDATE";
 
 /// Stores carried output of the finishes whose lease is current. The job rows are locked (`FOR UPDATE`) so
 /// the lease stays current until the commit, and the output is written before the job's final state, as a
@@ -142,6 +148,7 @@ async fn settle(pool: &PgPool, batch: &[Pending]) -> Result<Vec<Settled>, sqlx::
     let ids: Vec<Uuid> = batch.iter().map(|p| p.lease.job_id).collect();
     let mut tx = pool.begin().await?;
     sqlx::query(LOCK_TASKS).bind(&ids).execute(&mut *tx).await?;
+    sqlx::query(LOCK_JOBS).bind(&ids).execute(&mut *tx).await?;
     if batch.iter().any(|p| !p.output.is_empty()) {
         store_output(&mut tx, batch).await?;
     }
