@@ -3,6 +3,10 @@
 //! protocol over HTTP to an in-process gateway on a real socket, and the time a dead node's job takes to be
 //! re-queued and leased by another node. PostgreSQL is the shared embedded test server (fsync on).
 //!
+//! Like the node agent, a simulated node runs the jobs of one lease response concurrently (one task each) and,
+//! speaking protocol 2, sends a short job's output in its finish request. The same cycles with protocol 1
+//! (a separate output upload before the finish) are measured too, for comparison.
+//!
 //! `cargo bench -p cynode-gateway --bench dispatch` (add `-- quick` for a short run).
 
 use std::sync::Arc;
@@ -54,7 +58,7 @@ async fn env(settings: DispatchSettings) -> Env {
 /// other's jobs.
 async fn register(e: &Env, name: &str, pool: &str) -> String {
     let req = RegisterRequest {
-        protocol_versions: vec![1],
+        protocol_versions: SUPPORTED_VERSIONS.to_vec(),
         name: name.into(),
         capabilities: Capabilities {
             executors: vec![ExecutorKind::Host],
@@ -96,14 +100,16 @@ fn job(pool: &str) -> NewJob {
     }
 }
 
-async fn enqueue(e: &Env) -> Uuid {
+/// Enqueues one probe job; returns it and when its transaction had committed.
+async fn enqueue(e: &Env) -> (Uuid, Instant) {
     let mut tx = e.pool.begin().await.expect("tx");
     let origin = Origin { requester: "bench".into(), source: "bench".into(), ..Origin::default() };
     let task = tasks::create_task(&mut tx, &origin, "run", "true", &serde_json::json!({})).await.expect("task");
     let id = tasks::create_job(&mut tx, task, &job("probe")).await.expect("job");
     tx.commit().await.expect("commit");
+    let committed = Instant::now();
     e.state.dispatcher.announce();
-    id
+    (id, committed)
 }
 
 async fn enqueue_many(e: &Env, n: usize) {
@@ -136,9 +142,16 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
+/// Latency samples in milliseconds: from the start of the enqueue (task + job + commit), and from its commit.
+#[derive(Default)]
+struct Latency {
+    enqueue: Vec<f64>,
+    commit: Vec<f64>,
+}
+
 /// One node long-polls; the bench enqueues one job at a time and measures until the lease response arrives.
-async fn latency(e: &Env, token: &str, n: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n);
+async fn latency(e: &Env, token: &str, n: usize) -> Latency {
+    let mut out = Latency::default();
     for _ in 0..n {
         let poll = {
             let (http, base, token) = (e.http.clone(), e.base.clone(), token.to_string());
@@ -156,10 +169,11 @@ async fn latency(e: &Env, token: &str, n: usize) -> Vec<f64> {
         };
         tokio::time::sleep(Duration::from_millis(15)).await; // the node is now waiting
         let t0 = Instant::now();
-        let id = enqueue(e).await;
+        let (id, committed) = enqueue(e).await;
         let (t1, got) = poll.await.expect("join");
         assert_eq!(got.leases.first().map(|l| l.job_id), Some(id));
-        out.push((t1 - t0).as_secs_f64() * 1000.0);
+        out.enqueue.push((t1 - t0).as_secs_f64() * 1000.0);
+        out.commit.push(t1.saturating_duration_since(committed).as_secs_f64() * 1000.0);
         let l = &got.leases[0];
         let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
         let _: FinishAck = post(e, token, paths::FINISH, &FinishRequest { lease, outcome: done() }).await;
@@ -179,10 +193,41 @@ fn done() -> Outcome {
     }
 }
 
-/// Simulated nodes run full cycles until `stop`; returns completed cycles.
+/// How a simulated node reports a job's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Protocol 2: the chunk rides in the finish request.
+    Carried,
+    /// Protocol 1: an output upload, then the finish.
+    Separate,
+}
+
+/// One job's cycle after its lease: output and finish.
+async fn run_job(e: &Env, token: &str, l: Lease, wire: Wire) {
+    let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
+    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data: "ok\n".into() };
+    let output = match wire {
+        Wire::Carried => vec![chunk],
+        Wire::Separate => {
+            let _: OutputAck = post(e, token, paths::OUTPUT, &OutputBatch { lease, chunks: vec![chunk] }).await;
+            Vec::new()
+        }
+    };
+    let req = FinishWithOutput { finish: FinishRequest { lease, outcome: done() }, output };
+    let ack: FinishAck = post(e, token, paths::FINISH, &req).await;
+    assert!(!ack.duplicate, "a first finish is never a duplicate");
+}
+
+/// Jobs a simulated node runs at once.
+const SLOTS: usize = 8;
+
+/// Simulated nodes run full cycles until `stop`, counting completed cycles. Like the agent's lease loop, a
+/// node long-polls whenever a slot is free, for as many jobs as it has free slots, and runs each job in its
+/// own task.
 async fn cycle_nodes(
     e: &Arc<Env>,
     tokens: &[String],
+    wire: Wire,
     stop: Arc<AtomicBool>,
     done_count: Arc<AtomicU64>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -190,22 +235,36 @@ async fn cycle_nodes(
     for t in tokens {
         let (e, t, stop, count) = (e.clone(), t.clone(), stop.clone(), done_count.clone());
         hs.push(tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(SLOTS));
+            let mut running = tokio::task::JoinSet::new();
             while !stop.load(Ordering::Relaxed) {
-                let got: LeaseResponse = post(&e, &t, paths::LEASE, &LeaseRequest { max_jobs: 8, wait_ms: 200 }).await;
-                for l in got.leases {
-                    let lease = LeaseRef { job_id: l.job_id, attempt: l.attempt, lease_token: l.lease_token };
-                    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data: "ok\n".into() };
-                    let _: OutputAck = post(&e, &t, paths::OUTPUT, &OutputBatch { lease, chunks: vec![chunk] }).await;
-                    let _: FinishAck = post(&e, &t, paths::FINISH, &FinishRequest { lease, outcome: done() }).await;
-                    count.fetch_add(1, Ordering::Relaxed);
+                let mut permit = slots.clone().acquire_many_owned(1).await.expect("slots");
+                if let Ok(more) = slots.clone().try_acquire_many_owned(slots.available_permits() as u32) {
+                    permit.merge(more);
                 }
+                let want = LeaseRequest { max_jobs: permit.num_permits() as u32, wait_ms: 200 };
+                let got: LeaseResponse = post(&e, &t, paths::LEASE, &want).await;
+                for l in got.leases {
+                    let (e, t, count, slot) = (e.clone(), t.clone(), count.clone(), permit.split(1));
+                    running.spawn(async move {
+                        run_job(&e, &t, l, wire).await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        drop(slot);
+                    });
+                }
+                while let Some(done) = running.try_join_next() {
+                    done.expect("job cycle");
+                }
+            }
+            while let Some(done) = running.join_next().await {
+                done.expect("job cycle");
             }
         }));
     }
     hs
 }
 
-async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
+async fn throughput(nodes: usize, jobs: usize, wire: Wire) -> f64 {
     let e = Arc::new(env(DispatchSettings::default()).await);
     let mut tokens = Vec::new();
     for i in 0..nodes {
@@ -215,7 +274,7 @@ async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let hs = cycle_nodes(&e, &tokens, stop.clone(), count.clone()).await;
+    let hs = cycle_nodes(&e, &tokens, wire, stop.clone(), count.clone()).await;
     while count.load(Ordering::Relaxed) < jobs as u64 && t0.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -224,7 +283,15 @@ async fn throughput(nodes: usize, jobs: usize) -> (f64, Arc<Env>) {
     for h in hs {
         let _ = h.await;
     }
-    (count.load(Ordering::Relaxed) as f64 / secs, e)
+    let finished: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+        .fetch_one(&e.pool)
+        .await
+        .expect("count");
+    let chunks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_output_chunks").fetch_one(&e.pool).await.expect("count");
+    let cycles = count.load(Ordering::Relaxed);
+    assert_eq!((finished, chunks), (cycles as i64, cycles as i64), "every cycle finished a job with its output");
+    cycles as f64 / secs
 }
 
 async fn requeue_time(samples: usize) -> Vec<f64> {
@@ -259,7 +326,17 @@ async fn main() {
     let e = env(DispatchSettings::default()).await;
     let token = register(&e, "probe", "probe").await;
     latency(&e, &token, 20).await; // warm-up
-    summary("enqueue→lease, idle", latency(&e, &token, lat_n).await);
+    let idle = latency(&e, &token, lat_n).await;
+    summary("enqueue→lease, idle", idle.enqueue);
+    summary("  of which commit→lease", idle.commit);
+    {
+        let fast = env(DispatchSettings { async_claims: true, ..DispatchSettings::default() }).await;
+        let token = register(&fast, "probe", "probe").await;
+        latency(&fast, &token, 20).await;
+        let idle = latency(&fast, &token, lat_n).await;
+        summary("enqueue→lease, idle, async claims", idle.enqueue);
+        summary("  of which commit→lease", idle.commit);
+    }
 
     // Under load: 16 simulated nodes cycling through a backlog while the probe measures.
     let e = Arc::new(e);
@@ -270,7 +347,7 @@ async fn main() {
     enqueue_many(&e, jobs * 4).await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    let hs = cycle_nodes(&e, &tokens, stop.clone(), count.clone()).await;
+    let hs = cycle_nodes(&e, &tokens, Wire::Carried, stop.clone(), count.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
     let c0 = count.load(Ordering::Relaxed);
@@ -280,11 +357,14 @@ async fn main() {
     for h in hs {
         let _ = h.await;
     }
-    summary(&format!("enqueue→lease, under load ({rate:.0} cycles/s)"), under);
+    summary(&format!("enqueue→lease, under load ({rate:.0} cycles/s)"), under.enqueue);
+    summary("  of which commit→lease", under.commit);
 
     for nodes in [1, 4, 16] {
-        let (rate, _) = throughput(nodes, jobs).await;
+        let rate = throughput(nodes, jobs, Wire::Carried).await;
         println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", format!("full cycles, {nodes} node(s)"));
     }
+    let rate = throughput(16, jobs, Wire::Separate).await;
+    println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", "full cycles, 16 nodes, protocol 1 (2 writes)");
     summary("dead node: lease→re-leased elsewhere", requeue_time(requeues).await);
 }

@@ -316,6 +316,16 @@ pub struct DispatchConfig {
     /// Node token lifetime, in seconds.
     #[serde(default = "d_token")]
     pub token_ttl_s: u64,
+    /// The most job finishes settled in one transaction (group commit).
+    #[serde(default = "d_finish_batch")]
+    pub finish_batch: usize,
+    /// Finish writer tasks (each holds at most one connection).
+    #[serde(default = "d_finish_writers")]
+    pub finish_writers: usize,
+    /// Commit claims without waiting for the WAL flush (faster leases; a database crash may lose a `leased`
+    /// event that a task-events reader already saw). Off by default.
+    #[serde(default)]
+    pub async_claims: bool,
 }
 
 /// Command defaults.
@@ -353,6 +363,12 @@ fn d_retry() -> u64 {
 }
 fn d_token() -> u64 {
     900
+}
+fn d_finish_batch() -> usize {
+    128
+}
+fn d_finish_writers() -> usize {
+    2
 }
 fn d_template() -> String {
     "busybox".into()
@@ -562,6 +578,9 @@ impl Config {
                 reap_interval: Duration::from_millis(d.reap_interval_ms),
                 retry_base: Duration::from_millis(d.retry_base_ms),
                 token_ttl: Duration::from_secs(d.token_ttl_s),
+                finish_batch: d.finish_batch.max(1),
+                finish_writers: d.finish_writers.max(1),
+                async_claims: d.async_claims,
                 ..Default::default()
             },
             commands: cynode_orchestrator::commands::CommandSettings {

@@ -13,7 +13,7 @@ mod error;
 use std::time::Duration;
 
 use cynode_protocol::{
-    FinishAck, FinishRequest, HeartbeatRequest, HeartbeatResponse, Lease, LeaseRef, LeaseRequest, LeaseResponse,
+    FinishAck, FinishWithOutput, HeartbeatRequest, HeartbeatResponse, Lease, LeaseRef, LeaseRequest, LeaseResponse,
     OutputAck, OutputBatch, RegisterRequest, RegisterResponse, paths,
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -153,11 +153,12 @@ impl OrchestratorClient {
         self.call(paths::OUTPUT, batch, self.timeout).await
     }
 
-    /// Records the outcome of a held lease (idempotent: retry with the identical request).
+    /// Records the outcome of a held lease (idempotent: retry with the identical request). Carry `output` only
+    /// when protocol 2 was negotiated ([`SessionInfo::protocol_version`]).
     ///
     /// # Errors
     /// [`ClientError::Stale`], [`ClientError::Conflict`] (`conflicting_finish`); see [`ClientError`].
-    pub async fn finish(&self, req: &FinishRequest) -> Result<FinishAck, ClientError> {
+    pub async fn finish(&self, req: &FinishWithOutput) -> Result<FinishAck, ClientError> {
         self.call(paths::FINISH, req, self.timeout).await
     }
 

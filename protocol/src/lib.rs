@@ -12,10 +12,14 @@ pub use job::{ExecutorKind, HostSpec, InferenceSpec, JobSpec, Requirements, Sand
 pub use messages::*;
 
 /// The protocol version this build speaks best.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// Every protocol version this build can speak.
-pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+/// Every protocol version this build can speak. Version 2 adds [`FinishWithOutput`] (trailing output
+/// carried in the finish); everything else is as in version 1.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2];
+
+/// The first version whose finish may carry output ([`FinishWithOutput`]).
+pub const FINISH_WITH_OUTPUT_VERSION: u32 = 2;
 
 /// Picks the highest version both sides speak.
 pub fn negotiate(offered: &[u32]) -> Option<u32> {
@@ -32,7 +36,7 @@ pub mod paths {
     pub const HEARTBEAT: &str = "/v1/node/heartbeat";
     /// `POST` [`crate::OutputBatch`] → [`crate::OutputAck`].
     pub const OUTPUT: &str = "/v1/node/output";
-    /// `POST` [`crate::FinishRequest`] → [`crate::FinishAck`].
+    /// `POST` [`crate::FinishRequest`] (protocol 2: [`crate::FinishWithOutput`]) → [`crate::FinishAck`].
     pub const FINISH: &str = "/v1/node/finish";
 }
 
@@ -42,7 +46,8 @@ mod tests {
 
     #[test]
     fn negotiation_picks_the_highest_common_version() {
-        assert_eq!(negotiate(&[1, 2, 3]), Some(1));
+        assert_eq!(negotiate(&[1, 2, 3]), Some(2));
+        assert_eq!(negotiate(&[1]), Some(1), "version 1 nodes keep working");
         assert_eq!(negotiate(&[7]), None);
         assert_eq!(negotiate(&[]), None);
     }
@@ -52,6 +57,26 @@ mod tests {
         let json = r#"{"max_jobs": 2, "wait_ms": 100, "from_the_future": true}"#;
         let req: LeaseRequest = serde_json::from_str(json).expect("tolerant");
         assert_eq!(req.max_jobs, 2);
+    }
+
+    #[test]
+    fn finish_output_is_optional_on_the_wire() {
+        let v1 = r#"{"lease": {"job_id": "0190f5a4-7a2b-7c3d-8e4f-5a6b7c8d9e0f", "attempt": 1,
+            "lease_token": "0190f5a4-7a2b-7c3d-8e4f-5a6b7c8d9e10"},
+            "outcome": {"status": "succeeded", "duration_ms": 3}}"#;
+        let req: FinishWithOutput = serde_json::from_str(v1).expect("a version 1 finish still parses");
+        assert!(req.output.is_empty());
+        assert_eq!(req.finish.lease.attempt, 1);
+        let text = serde_json::to_string(&req).expect("ser");
+        assert!(!text.contains("\"output\""), "no empty field on the wire: {text}");
+        let v1_again: FinishRequest = serde_json::from_str(&text).expect("readable as version 1");
+        assert_eq!(v1_again.outcome, req.finish.outcome);
+        let with = FinishWithOutput {
+            output: vec![OutputChunk { stream: Stream::Stdout, seq: 0, data: "hi\n".into() }],
+            ..req
+        };
+        let back: FinishWithOutput = serde_json::from_str(&serde_json::to_string(&with).expect("ser")).expect("de");
+        assert_eq!(back.output, with.output);
     }
 
     #[test]

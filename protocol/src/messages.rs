@@ -268,6 +268,22 @@ pub struct FinishRequest {
     pub outcome: Outcome,
 }
 
+/// The `POST /v1/node/finish` body of protocol 2: a [`FinishRequest`] that also carries the job's last output
+/// chunks (those not uploaded before), stored in the same transaction as the result, so a short job costs one
+/// write. The chunks follow the rules and limits of [`OutputBatch::chunks`] and are idempotent by
+/// `(job, attempt, stream, seq)`; a retry of a recorded finish stores nothing again. Without `output` this is
+/// exactly a version 1 finish. Send `output` only when protocol 2 was negotiated: a version 1 orchestrator
+/// ignores unknown fields and would drop the chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishWithOutput {
+    /// Lease and outcome, as in version 1.
+    #[serde(flatten)]
+    pub finish: FinishRequest,
+    /// Trailing output chunks, any order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<OutputChunk>,
+}
+
 /// Finish answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishAck {

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use cynode_orchestrator::dispatch::DispatchError;
 use cynode_orchestrator::nodes::{self, NodeClaims, RegisterError};
 use cynode_protocol::{
-    FinishAck, FinishRequest, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, OutputAck, OutputBatch,
-    RegisterRequest, RegisterResponse,
+    FinishAck, FinishWithOutput, HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, OutputAck,
+    OutputBatch, RegisterRequest, RegisterResponse,
 };
 use serde::de::DeserializeOwned;
 
@@ -157,12 +157,12 @@ pub async fn output(
     Ok(Json(r))
 }
 
-/// `POST /v1/node/finish`.
+/// `POST /v1/node/finish` (protocol 2 bodies may carry the job's trailing output).
 pub async fn finish(
     State(state): State<AppState>,
     Node(node): Node,
-    Body(req): Body<FinishRequest>,
+    Body(req): Body<FinishWithOutput>,
 ) -> Result<Json<FinishAck>, ApiError> {
-    let r = state.dispatcher.finish(node.sub, &req).await.map_err(|e| dispatch_error(&state, e))?;
+    let r = state.dispatcher.finish_with_output(node.sub, req).await.map_err(|e| dispatch_error(&state, e))?;
     Ok(Json(r))
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cynode_protocol::{FinishRequest, Lease, LeaseRef, Outcome};
+use cynode_protocol::{FINISH_WITH_OUTPUT_VERSION, FinishRequest, FinishWithOutput, Lease, LeaseRef};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -58,21 +58,25 @@ pub(crate) async fn run_lease(ctx: Arc<JobContext>, lease: Lease, _slot: Option<
         }
     };
     let run = ctx.runner.run(&lease, &control, tx);
-    let uploaded = upload(&ctx.client, lref, &control, urx, &ctx.timing);
+    // Protocol 2: the output still pending when the job ends rides in the finish request.
+    let carry = ctx.client.session().await.is_some_and(|s| s.protocol_version >= FINISH_WITH_OUTPUT_VERSION);
+    let uploaded = upload(&ctx.client, lref, &control, urx, &ctx.timing, carry);
     let (outcome, (), uploaded) = tokio::join!(run, forward, uploaded);
 
-    if uploaded == UploadEnd::Lost || control.is_lost() {
-        tracing::warn!(job.id = %lease.job_id, job.attempt = lease.attempt,
-            "lease lost while the job ran; it was stopped and its result dropped");
-    } else {
-        finish(&ctx, lref, &control, outcome).await;
+    match uploaded {
+        UploadEnd::Done { tail } if !control.is_lost() => {
+            let req = FinishWithOutput { finish: FinishRequest { lease: lref, outcome }, output: tail };
+            finish(&ctx, &control, req).await;
+        }
+        _ => tracing::warn!(job.id = %lease.job_id, job.attempt = lease.attempt,
+            "lease lost while the job ran; it was stopped and its result dropped"),
     }
 }
 
 /// Reports `outcome` until acknowledged, the lease is lost, or the orchestrator refuses it for good.
 /// Every retry sends the identical request, so a retry of a recorded finish is acknowledged again.
-async fn finish(ctx: &JobContext, lease: LeaseRef, control: &JobControl, outcome: Outcome) {
-    let req = FinishRequest { lease, outcome };
+async fn finish(ctx: &JobContext, control: &JobControl, req: FinishWithOutput) {
+    let lease = req.finish.lease;
     let mut backoff = Backoff::new(ctx.timing.retry_base, ctx.timing.retry_cap);
     loop {
         let result = tokio::select! {
@@ -85,8 +89,9 @@ async fn finish(ctx: &JobContext, lease: LeaseRef, control: &JobControl, outcome
         match result {
             Ok(ack) => {
                 tracing::info!(job.id = %lease.job_id, job.attempt = lease.attempt, state = ack.state,
-                    status = ?req.outcome.status, exit_code = req.outcome.exit_code,
-                    duration_ms = req.outcome.duration_ms, duplicate = ack.duplicate, "job finished");
+                    status = ?req.finish.outcome.status, exit_code = req.finish.outcome.exit_code,
+                    duration_ms = req.finish.outcome.duration_ms, carried_chunks = req.output.len(),
+                    duplicate = ack.duplicate, "job finished");
                 return;
             }
             Err(ClientError::Stale { code, .. }) => {

@@ -2,7 +2,9 @@
 //! split across two chunks is carried over, never mangled), batched (at most one batch window or
 //! `batch_max_chunks` chunks, and well under the request size limit) and uploaded in order, retrying
 //! transient failures. A `stale_lease` answer marks the lease lost: the job is stopped and the rest of its
-//! output dropped.
+//! output dropped. With protocol 2 the last batch (everything not yet uploaded when the job's output ends) is
+//! not uploaded but handed back, to ride in the finish request: a short job then costs one request and one
+//! write on the orchestrator instead of two.
 
 use std::collections::HashMap;
 
@@ -17,11 +19,18 @@ use crate::executor::{OutputChunk, OutputStream};
 /// Encoded size of one upload, kept well under the orchestrator's default 1 MiB body limit.
 const MAX_BATCH_BYTES: usize = 512 * 1024;
 
+/// Most chunks carried in a finish; a longer tail is uploaded on its own (the orchestrator allows 256).
+const MAX_CARRIED_CHUNKS: usize = 128;
+
 /// How an upload ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UploadEnd {
-    /// Every chunk was uploaded (or refused as invalid and dropped, which is logged).
-    Done,
+    /// Every chunk was uploaded (or refused as invalid and dropped, which is logged), except `tail`: the last
+    /// chunks, to send with the finish (empty unless the caller asked to carry it).
+    Done {
+        /// Chunks not uploaded, in order.
+        tail: Vec<proto::OutputChunk>,
+    },
     /// The lease was lost; output was dropped.
     Lost,
 }
@@ -88,16 +97,20 @@ fn incomplete_tail(b: &[u8]) -> usize {
     b.len()
 }
 
-/// Uploads everything `rx` yields for `lease`, in order, until `rx` closes or the lease is lost.
+/// Uploads everything `rx` yields for `lease`, in order, until `rx` closes or the lease is lost. With
+/// `carry_tail` (protocol 2), the last batch is returned instead of uploaded, when it is small enough to ride in
+/// the finish request.
 pub(crate) async fn upload(
     client: &OrchestratorClient,
     lease: LeaseRef,
     control: &JobControl,
     mut rx: mpsc::UnboundedReceiver<OutputChunk>,
     timing: &AgentTiming,
+    carry_tail: bool,
 ) -> UploadEnd {
     let mut decoder = Decoder::default();
     let mut open = true;
+    let mut last = Vec::new();
     while open {
         let Some(first) = rx.recv().await else { break };
         let mut batch: Vec<proto::OutputChunk> = decoder.decode(first).into_iter().collect();
@@ -116,17 +129,21 @@ pub(crate) async fn upload(
             }
         }
         if !open {
-            batch.extend(decoder.finish());
+            last = batch;
+            break;
         }
         if !batch.is_empty() && send(client, lease, control, batch, timing).await == UploadEnd::Lost {
             return UploadEnd::Lost;
         }
     }
-    let rest = decoder.finish();
-    if !rest.is_empty() {
-        return send(client, lease, control, rest, timing).await;
+    last.extend(decoder.finish());
+    let carry = carry_tail
+        && last.len() <= MAX_CARRIED_CHUNKS
+        && last.iter().map(encoded_len).sum::<usize>() <= MAX_BATCH_BYTES;
+    if carry || last.is_empty() {
+        return UploadEnd::Done { tail: last };
     }
-    UploadEnd::Done
+    send(client, lease, control, last, timing).await
 }
 
 fn encoded_len(c: &proto::OutputChunk) -> usize {
@@ -157,7 +174,7 @@ async fn send(
                 if ack.cancel {
                     control.cancel(StopReason::CancelRequested);
                 }
-                return UploadEnd::Done;
+                return UploadEnd::Done { tail: Vec::new() };
             }
             Err(ClientError::Stale { code, .. }) => {
                 tracing::warn!(job.id = %lease.job_id, job.attempt = lease.attempt, code,
@@ -180,7 +197,7 @@ async fn send(
             Err(e) => {
                 tracing::error!(job.id = %lease.job_id, error = %e, chunks = batch.chunks.len(),
                     "the orchestrator refused an output batch; dropping it");
-                return UploadEnd::Done;
+                return UploadEnd::Done { tail: Vec::new() };
             }
         }
     }

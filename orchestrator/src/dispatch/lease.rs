@@ -1,15 +1,11 @@
-//! The node-facing operations: claim (long poll), heartbeat, output, finish.
+//! The node-facing operations: claim (long poll), heartbeat, output. Finish is in [`super::finish`].
 
 use std::time::Duration;
 
-use cynode_protocol::{
-    Capabilities, FinishAck, FinishRequest, HeartbeatResponse, JobSpec, Lease, LeaseRef, Outcome, OutputAck,
-    OutputBatch,
-};
+use cynode_protocol::{Capabilities, HeartbeatResponse, JobSpec, Lease, LeaseRef, OutputAck, OutputBatch, OutputChunk};
 use uuid::Uuid;
 
 use super::{DispatchError, Dispatcher};
-use crate::outbox;
 
 /// Largest chunk a node may upload, in bytes.
 pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
@@ -71,23 +67,32 @@ impl Dispatcher {
         }
     }
 
-    /// One claim statement; returns what it leased.
+    /// One claim statement; returns what it leased. With [`super::DispatchSettings::async_claims`] it commits
+    /// without waiting for its WAL flush (see there).
     async fn claim(&self, node: Uuid, caps: &Capabilities, max_jobs: u32) -> Result<Vec<Lease>, DispatchError> {
         let executors: Vec<&str> = caps.executors.iter().map(|e| e.as_str()).collect();
         let gpu_mem = caps.gpus.iter().map(|g| g.memory_mb).max().unwrap_or(0);
-        let rows: Vec<(Uuid, i32, Uuid, serde_json::Value)> = sqlx::query_as(CLAIM)
+        let labels = serde_json::to_value(&caps.labels).unwrap_or_default();
+        let claim = sqlx::query_as::<_, (Uuid, i32, Uuid, serde_json::Value)>(CLAIM)
             .bind(&executors)
             .bind(&caps.templates)
             .bind(&caps.models)
             .bind(i64::try_from(gpu_mem).unwrap_or(i64::MAX))
-            .bind(serde_json::to_value(&caps.labels).unwrap_or_default())
+            .bind(labels)
             .bind(node.to_string())
             .bind(millis(self.settings.prefer_window))
             .bind(i64::from(max_jobs))
             .bind(millis(self.settings.lease_ttl))
-            .bind(node)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(node);
+        let rows = if self.settings.async_claims {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+            let rows = claim.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            claim.fetch_all(&self.pool).await?
+        };
         let ttl = u64::try_from(millis(self.settings.lease_ttl)).unwrap_or(0);
         let mut leases = Vec::with_capacity(rows.len());
         for (job_id, attempt, lease_token, spec) in rows {
@@ -133,12 +138,21 @@ impl Dispatcher {
         let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.lease_token).collect();
         let rows: Vec<(Uuid, bool)> = sqlx::query_as(
-            "UPDATE jobs j
+            // The rows are locked in id order first, as the finish writers lock theirs, so a heartbeat and a
+            // batch of finishes for the same node's jobs cannot deadlock.
+            "WITH held AS (
+                 SELECT j.id FROM jobs j
+                 JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
+                   ON j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token
+                 WHERE j.node_id = $4 AND j.state IN ('leased', 'running')
+                 ORDER BY j.id
+                 FOR UPDATE OF j
+             )
+             UPDATE jobs j
              SET lease_expires_at = now() + $5 * interval '1 millisecond',
                  state = CASE WHEN j.state = 'leased' THEN 'running' ELSE j.state END
-             FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
-             WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token AND j.node_id = $4
-               AND j.state IN ('leased', 'running')
+             FROM held
+             WHERE j.id = held.id
              RETURNING j.id, j.cancel_requested",
         )
         .bind(&ids)
@@ -165,12 +179,7 @@ impl Dispatcher {
     /// [`DispatchError::StaleLease`] when the lease is not current; [`DispatchError::Invalid`] for oversized
     /// batches.
     pub async fn output(&self, node: Uuid, batch: &OutputBatch) -> Result<OutputAck, DispatchError> {
-        if batch.chunks.len() > MAX_CHUNKS_PER_BATCH {
-            return Err(DispatchError::Invalid(format!("at most {MAX_CHUNKS_PER_BATCH} chunks per upload")));
-        }
-        if batch.chunks.iter().any(|c| c.data.len() > MAX_CHUNK_BYTES) {
-            return Err(DispatchError::Invalid(format!("a chunk may hold at most {MAX_CHUNK_BYTES} bytes")));
-        }
+        check_chunks(&batch.chunks)?;
         let l = batch.lease;
         let streams: Vec<&str> = batch.chunks.iter().map(|c| c.stream.as_str()).collect();
         let seqs: Vec<i64> = batch.chunks.iter().map(|c| i64::try_from(c.seq).unwrap_or(i64::MAX)).collect();
@@ -204,84 +213,17 @@ impl Dispatcher {
         let total = u32::try_from(batch.chunks.len()).unwrap_or(u32::MAX);
         Ok(OutputAck { stored, duplicates: total.saturating_sub(stored), cancel })
     }
-
-    /// Records the outcome of a held lease. A retry with the same outcome succeeds again; a different one is
-    /// refused.
-    ///
-    /// # Errors
-    /// [`DispatchError::StaleLease`], [`DispatchError::ConflictingFinish`], [`DispatchError::UnknownJob`].
-    pub async fn finish(&self, node: Uuid, req: &FinishRequest) -> Result<FinishAck, DispatchError> {
-        let l = req.lease;
-        let outcome = serde_json::to_value(&req.outcome).unwrap_or_default();
-        let final_state = req.outcome.status.job_state();
-        // The common case in one statement: record the result and settle the task; the webhook events of both
-        // go to the outbox in the same transaction.
-        let mut tx = self.pool.begin().await?;
-        let done: Option<(String, Uuid, Option<String>, Option<Uuid>)> = sqlx::query_as(
-            "WITH f AS (
-                 UPDATE jobs SET state = $5, result = $6, finished_at = now(), lease_expires_at = NULL
-                 WHERE id = $1 AND attempt = $2 AND lease_token = $3 AND node_id = $4
-                   AND state IN ('leased', 'running')
-                 RETURNING id, task_id, state
-             ), t AS (
-                 UPDATE tasks SET state = s.state, updated_at = now()
-                 FROM f, LATERAL (SELECT task_state_of(
-                     ARRAY(SELECT state FROM jobs WHERE task_id = f.task_id AND id <> f.id) || f.state) AS state) s
-                 WHERE tasks.id = f.task_id AND tasks.state IS DISTINCT FROM s.state
-                 RETURNING tasks.state, tasks.install_id
-             )
-             SELECT f.state, f.task_id, (SELECT state FROM t), (SELECT install_id FROM tasks WHERE id = f.task_id)
-             FROM f",
-        )
-        .bind(l.job_id)
-        .bind(l.attempt)
-        .bind(l.lease_token)
-        .bind(node)
-        .bind(final_state)
-        .bind(&outcome)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((state, task_id, task_state, install_id)) = done {
-            let payload = serde_json::json!({
-                "job_id": l.job_id, "task_id": task_id, "install_id": install_id, "attempt": l.attempt,
-                "state": state, "outcome": outcome,
-            });
-            let mut emitted = outbox::emit(&mut tx, outbox::EventType::JobFinished, l.job_id, &payload).await?;
-            if let Some(ts) = task_state.filter(|s| matches!(s.as_str(), "succeeded" | "failed" | "cancelled")) {
-                let payload = serde_json::json!({ "task_id": task_id, "install_id": install_id, "state": ts });
-                emitted += outbox::emit(&mut tx, outbox::EventType::TaskFinished, task_id, &payload).await?;
-            }
-            tx.commit().await?;
-            if emitted > 0 {
-                self.announce_outbox();
-            }
-            tracing::info!(job.id = %l.job_id, node.id = %node, state = %state,
-                duration_ms = req.outcome.duration_ms, "job finished");
-            return Ok(FinishAck { state, duplicate: false });
-        }
-        tx.rollback().await?;
-        // Not current: a retry of a recorded finish, a stale lease, or no such job.
-        type Row = (String, i32, Option<Uuid>, Option<Uuid>, Option<serde_json::Value>);
-        let row: Option<Row> =
-            sqlx::query_as("SELECT state, attempt, lease_token, node_id, result FROM jobs WHERE id = $1")
-                .bind(l.job_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((state, attempt, token, holder, result)) = row else {
-            return Err(DispatchError::UnknownJob);
-        };
-        if attempt != l.attempt || token != Some(l.lease_token) || holder != Some(node) {
-            return Err(DispatchError::StaleLease);
-        }
-        match result {
-            Some(r) if same_outcome(&r, &req.outcome) => Ok(FinishAck { state, duplicate: true }),
-            _ => Err(DispatchError::ConflictingFinish),
-        }
-    }
 }
 
-fn same_outcome(stored: &serde_json::Value, outcome: &Outcome) -> bool {
-    serde_json::from_value::<Outcome>(stored.clone()).is_ok_and(|o| &o == outcome)
+/// Refuses an upload (or a finish's carried output) over the limits, with the limit in the message.
+pub(super) fn check_chunks(chunks: &[OutputChunk]) -> Result<(), DispatchError> {
+    if chunks.len() > MAX_CHUNKS_PER_BATCH {
+        return Err(DispatchError::Invalid(format!("at most {MAX_CHUNKS_PER_BATCH} chunks per upload")));
+    }
+    if chunks.iter().any(|c| c.data.len() > MAX_CHUNK_BYTES) {
+        return Err(DispatchError::Invalid(format!("a chunk may hold at most {MAX_CHUNK_BYTES} bytes")));
+    }
+    Ok(())
 }
 
 pub(super) fn millis(d: Duration) -> i64 {

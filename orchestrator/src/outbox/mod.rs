@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 pub use deliverer::{Deliverer, DelivererSettings, standard_schedule};
 pub use deliveries::{Delivery, DeliveryQuery, DeliveryState, ReplayRange};
-pub use event::{EventType, UnknownEventType, emit};
+pub use event::{EventType, UnknownEventType, emit, emit_many};
 pub use subscriptions::{
     CreatedSubscription, NewSubscription, RotatedSecret, Subscription, SubscriptionUpdate, Subscriptions,
 };

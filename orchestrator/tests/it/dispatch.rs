@@ -295,3 +295,39 @@ async fn orchestrator_times_out_jobs_whose_node_never_reports() {
     let hb = d.heartbeat(n, &[lease_ref(&lease)]).await.expect("heartbeat");
     assert_eq!(hb.lost, vec![id], "the node learns to stop");
 }
+
+#[tokio::test]
+async fn async_claims_never_share_a_job_and_are_fenced_the_same_way() {
+    let db = TestDb::new().await;
+    let settings = cynode_orchestrator::dispatch::DispatchSettings { async_claims: true, ..fast() };
+    let d = cynode_orchestrator::dispatch::Dispatcher::new(db.pool.clone(), settings);
+    let mut nodes = Vec::new();
+    for i in 0..6 {
+        nodes.push(node(&db.pool, &format!("a{i}"), host_caps()).await);
+    }
+    for i in 0..20 {
+        enqueue(&db.pool, &host_job(&format!("echo {i}"))).await;
+    }
+    let mut handles = Vec::new();
+    for n in nodes.clone() {
+        let d = d.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..6 {
+                got.extend(d.lease(n, 2, Duration::ZERO).await.expect("lease").into_iter().map(|l| (n, l)));
+            }
+            got
+        }));
+    }
+    let mut seen = Vec::new();
+    for h in handles {
+        seen.extend(h.await.expect("task"));
+    }
+    let unique: HashSet<_> = seen.iter().map(|(_, l)| l.job_id).collect();
+    assert_eq!((unique.len(), seen.len()), (20, 20), "every job leased exactly once");
+    let (holder, lease) = &seen[0];
+    let other = nodes.iter().find(|n| *n != holder).expect("another node");
+    let req = FinishRequest { lease: lease_ref(lease), outcome: ok_outcome() };
+    assert!(matches!(d.finish(*other, &req).await, Err(DispatchError::StaleLease)));
+    assert_eq!(d.finish(*holder, &req).await.expect("finish").state, "succeeded");
+}

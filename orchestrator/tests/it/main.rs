@@ -4,6 +4,7 @@ mod audit;
 mod bootstrap;
 mod commands;
 mod dispatch;
+mod dispatch_finish;
 mod embedded;
 mod migrations;
 mod outbox;

@@ -9,7 +9,7 @@ use crate::support::Server;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_job_runs_and_its_output_and_exit_code_are_stored() {
     let server = Server::start(&[]).await;
-    let _node = server.host_node("host-1", &[]).await;
+    let node = server.host_node("host-1", &[]).await;
     let (task, ok) = server.enqueue_host("echo hi").await;
     let (_, failing) = server.enqueue_host("echo 'bad things' >&2; exit 7").await;
 
@@ -31,6 +31,21 @@ async fn a_host_job_runs_and_its_output_and_exit_code_are_stored() {
     assert_eq!(result["message"].as_str(), Some("exited with code 7"));
     assert_eq!(server.output(failing, 1, "stderr").await, "bad things\n");
     assert_eq!(server.output(failing, 1, "stdout").await, "");
+
+    // Protocol 2 was negotiated, so each short job's output rode in its finish request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = node.output();
+        let plain: Vec<String> = lines.iter().map(|l| strip_ansi(l)).collect();
+        let carried = |l: &&String| {
+            l.contains("job finished") && (l.contains("carried_chunks=1") || l.contains("\"carried_chunks\":1"))
+        };
+        if plain.iter().filter(carried).count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no finish carried the output:\n{}", lines.join("\n"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Also runs with 2 s node tokens, so the agent must renew its token while the job runs.
@@ -82,4 +97,19 @@ async fn sigterm_stops_the_node_promptly_and_its_job_ends_cancelled() {
     assert_eq!(row.state, "cancelled", "{row:?}");
     let message = row.result.as_ref().and_then(|r| r["message"].as_str()).unwrap_or_default().to_owned();
     assert!(message.contains("node agent was stopped"), "{message}");
+}
+
+/// `line` without terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_escape = false;
+    for c in line.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (false, c) => out.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    out
 }

@@ -167,3 +167,41 @@ async fn replays_keep_the_webhook_id() {
     want.sort_unstable();
     assert_eq!(ids, want);
 }
+
+#[tokio::test]
+async fn owned_subscriptions_get_only_their_installs_events_one_by_one_and_in_batches() {
+    let env = env().await;
+    let pool = &env.db.pool;
+    let (mine, theirs) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, ext) in [(mine, "T-MINE"), (theirs, "T-THEIRS")] {
+        sqlx::query("INSERT INTO installs (id, platform, external_id, name) VALUES ($1, 'slack', $2, $2)")
+            .bind(id)
+            .bind(ext)
+            .execute(pool)
+            .await
+            .expect("install");
+    }
+    let url = "http://127.0.0.1:9/hook";
+    let owned = NewSubscription { install_id: Some(mine), ..new("owned", url) };
+    env.subs.create("t", &owned).await.expect("owned");
+    env.subs.create("t", &new("global", url)).await.expect("global");
+
+    let own = json!({ "install_id": mine });
+    let other = json!({ "install_id": theirs });
+    assert_eq!(emit(pool, EventType::JobFinished, own.clone()).await, 2, "owned + global");
+    assert_eq!(emit(pool, EventType::JobFinished, other.clone()).await, 1, "global only");
+    assert_eq!(emit(pool, EventType::JobFinished, json!({})).await, 1, "no install: global only (fail closed)");
+    let batch =
+        [(EventType::JobFinished, uuid::Uuid::now_v7(), own), (EventType::TaskFinished, uuid::Uuid::now_v7(), other)];
+    let mut conn = pool.acquire().await.expect("conn");
+    let written = cynode_orchestrator::outbox::emit_many(&mut conn, &batch).await.expect("emit_many");
+    assert_eq!(written, 3, "the batch follows the same tenant rule");
+    let owned_types: Vec<String> = sqlx::query_scalar(
+        "SELECT d.event_type FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE s.name = 'owned' ORDER BY d.created_at",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("owned deliveries");
+    assert_eq!(owned_types, ["job.finished", "job.finished"]);
+}
