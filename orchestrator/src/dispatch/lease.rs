@@ -169,7 +169,25 @@ impl Dispatcher {
                 resp.cancel.push(*id);
             }
         }
-        resp.lost = ids.into_iter().filter(|id| !rows.iter().any(|(r, _)| r == id)).collect();
+        let missing: Vec<&LeaseRef> = leases.iter().filter(|l| !rows.iter().any(|(r, _)| *r == l.job_id)).collect();
+        if !missing.is_empty() {
+            // A lease that this node already finished is not lost: its finish (whose response may still be on
+            // the way) was recorded under this very lease. Saying "lost" would make the agent log its
+            // recorded result as dropped.
+            let finished: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT j.id FROM jobs j
+                 JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
+                   ON j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token
+                 WHERE j.node_id = $4 AND j.state NOT IN ('queued', 'leased', 'running', 'awaiting_approval')",
+            )
+            .bind(missing.iter().map(|l| l.job_id).collect::<Vec<_>>())
+            .bind(missing.iter().map(|l| l.attempt).collect::<Vec<_>>())
+            .bind(missing.iter().map(|l| l.lease_token).collect::<Vec<_>>())
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?;
+            resp.lost = missing.iter().map(|l| l.job_id).filter(|id| !finished.contains(id)).collect();
+        }
         Ok(resp)
     }
 

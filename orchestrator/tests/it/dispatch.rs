@@ -173,6 +173,11 @@ async fn finish_is_idempotent_and_refuses_a_different_retry() {
     assert!(matches!(d.finish(n, &different).await, Err(DispatchError::ConflictingFinish)));
     let other = node(&db.pool, "intruder", host_caps()).await;
     assert!(matches!(d.finish(other, &req).await, Err(DispatchError::StaleLease)), "not its lease");
+    // A heartbeat racing the finish's response: the lease ended by its own finish, it was not lost.
+    let hb = d.heartbeat(n, &[lease_ref(&lease)]).await.expect("heartbeat");
+    assert!(hb.lost.is_empty() && hb.extended.is_empty(), "{hb:?}");
+    let hb = d.heartbeat(other, &[lease_ref(&lease)]).await.expect("heartbeat of another node");
+    assert_eq!(hb.lost, vec![id], "another node never held it");
     let task_state: String =
         sqlx::query_scalar("SELECT t.state FROM tasks t JOIN jobs j ON j.task_id = t.id WHERE j.id = $1")
             .bind(id)
