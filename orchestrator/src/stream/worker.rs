@@ -17,6 +17,9 @@ use super::store::{self, Claimed, Progress};
 use super::view::{self, View};
 use super::{StreamSettings, text};
 
+#[path = "streamed.rs"]
+mod streamed;
+
 /// Output chunks read per query.
 const CHUNK_BATCH: i64 = 1_000;
 /// The longest a send waits for its reserved turn in the shared budget.
@@ -135,7 +138,8 @@ impl StreamWorker {
         }
         p.next_offset = local.offset;
         let budget = sink.page_budget();
-        let shown = view::render(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1));
+        let header = sink.streams(&target);
+        let shown = view::render_with(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1), header);
         let prepaid = local.prepaid.take();
         let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None };
         let next = match shown {
@@ -184,6 +188,8 @@ struct Run<'a> {
 /// How a send ended, for the step.
 enum Sent {
     Done,
+    /// Done, and the stream's page record already says what the message shows (streamed messages).
+    Kept,
     Wait(Duration),
     Refused(&'static str),
 }
@@ -217,12 +223,18 @@ impl Run<'_> {
         }
         for (i, slot) in slots.iter().enumerate() {
             let fp = fingerprint(slot);
+            let last = i + 1 == slots.len();
             let sent = match self.p.messages.get(i).cloned() {
+                Some(m) if m.via == Via::Stream => self.streamed(i, &m, slot, done || !last).await?,
                 Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
                 Some(m) => self.edit(&m, slot).await?,
+                None if last && !done && streamed::streamable(self.sink, self.target, i, slot) => {
+                    self.start(i, slot).await?
+                }
                 None => self.post(i, slot).await?,
             };
             match sent {
+                Sent::Kept => {}
                 Sent::Done => set(&mut self.p.pages, i, fp),
                 Sent::Wait(wait) => {
                     return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
