@@ -221,7 +221,12 @@ impl Run<'_> {
             self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
             self.p.pages.push(String::new());
         }
-        for (i, slot) in slots.iter().enumerate() {
+        // Once the job ended, the first message (the status) changes last: the final status appears after the output.
+        let first_last = done && !self.p.messages.is_empty() && !slots.is_empty();
+        let order: Vec<usize> =
+            if first_last { (1..slots.len()).chain([0]).collect() } else { (0..slots.len()).collect() };
+        for i in order {
+            let slot = &slots[i];
             let fp = fingerprint(slot);
             let last = i + 1 == slots.len();
             let sent = match self.p.messages.get(i).cloned() {
