@@ -137,6 +137,12 @@ pub trait ThreadSink: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// How often a stream with an open streamed message steps, when more often than the edit cadence (appends
+    /// may have a larger budget than edits).
+    fn stream_cadence(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Starts a streamed message (message `index` of the stream) showing `markdown`.
     fn start_stream<'a>(&'a self, _: &'a Target, _: usize, _: &'a str) -> BoxFuture<'a, PlatformResult<Posted>> {
         Box::pin(async { Err(PlatformError::InvalidRequest("streaming not supported".into())) })

@@ -265,7 +265,8 @@ impl Run<'_> {
         if !self.save(&rendered(slots)).await? || done {
             return Ok(Next::Stop);
         }
-        Ok(Next::Again(cadence))
+        let streaming = self.p.messages.iter().any(|m| m.via == Via::Stream);
+        Ok(Next::Again(self.sink.stream_cadence().filter(|_| streaming).map_or(cadence, |c| c.min(cadence))))
     }
 
     async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {

@@ -98,6 +98,11 @@ impl ThreadSink for SlackSink {
         self.streaming && thread_ts(target).is_some() && !target.requester.is_empty()
     }
 
+    fn stream_cadence(&self) -> Option<std::time::Duration> {
+        // One stream may use the workspace's whole append budget; shared streams queue in the budget.
+        Some(std::time::Duration::from_secs_f64(1.0 / self.rates.append_stream.per_second.clamp(0.1, 2.0)))
+    }
+
     fn start_stream<'a>(
         &'a self,
         target: &'a Target,
