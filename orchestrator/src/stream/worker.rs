@@ -221,10 +221,11 @@ impl Run<'_> {
             self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
             self.p.pages.push(String::new());
         }
-        // Once the job ended, the first message (the status) changes last: the final status appears after the output.
-        let first_last = done && !self.p.messages.is_empty() && !slots.is_empty();
-        let order: Vec<usize> =
-            if first_last { (1..slots.len()).chain([0]).collect() } else { (0..slots.len()).collect() };
+        // Once the job ended, an existing message with the final footer changes last: the final status appears
+        // after the output.
+        let owned = self.p.messages.len();
+        let late = |i: &usize| done && *i < owned && slots[*i].footer.is_some();
+        let order: Vec<usize> = (0..slots.len()).filter(|i| !late(i)).chain((0..slots.len()).filter(late)).collect();
         for i in order {
             let slot = &slots[i];
             let fp = fingerprint(slot);
