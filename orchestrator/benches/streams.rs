@@ -13,7 +13,8 @@
 //! live streams at one update a second, whatever the client does).
 //!
 //! `cargo bench -p cynode-orchestrator --bench streams [-- SECONDS [STREAMS [PLATFORMS]]]` (defaults: 60 s, 50
-//! streams, `discord,telegram,slack`).
+//! streams, `discord,telegram,slack`; `slack` streams output with Slack's streaming methods, `slack-nostream`
+//! only posts and edits).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,18 @@ impl Fakes {
             Self::Slack(fs) => fs.iter().flat_map(|f| with(f.started(), f.calls())).collect(),
         }
     }
+
+    /// Slack (one workspace per stream): whether stream `i`'s thread shows the final status. With streaming,
+    /// the status sits in a header message of its own, without output lines.
+    fn slack_finals(&self) -> Option<Vec<bool>> {
+        let Self::Slack(fs) = self else { return None };
+        let done = |f: &FakeSlack| f.messages_in("C0BENCH", THREAD).iter().any(|m| m.shown().contains("Succeeded"));
+        Some(fs.iter().map(done).collect())
+    }
 }
+
+/// The Slack thread of every stream.
+const THREAD: Option<&str> = Some("1700000000.000100");
 
 struct Row {
     platform: &'static str,
@@ -109,11 +121,12 @@ async fn main() {
 }
 
 async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
-    let platform: &'static str = match platform {
-        "discord" => "discord",
-        "telegram" => "telegram",
-        "slack" => "slack",
-        other => panic!("unknown platform {other}: use discord, telegram or slack"),
+    let (label, platform, streaming): (&'static str, &'static str, bool) = match platform {
+        "discord" => ("discord", "discord", false),
+        "telegram" => ("telegram", "telegram", false),
+        "slack" => ("slack", "slack", true),
+        "slack-nostream" => ("slack (no streaming)", "slack", false),
+        other => panic!("unknown platform {other}: use discord, telegram, slack or slack-nostream"),
     };
     let db = TestDb::new().await;
     let pool = db.pool.clone();
@@ -163,7 +176,7 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http");
     let rates = StreamRates::default();
     let sinks = Sinks::new()
-        .with(Arc::new(SlackSink::new(http.clone(), installs.clone(), rates.slack)))
+        .with(Arc::new(SlackSink::new(http.clone(), installs.clone(), rates.slack).with_streaming(streaming)))
         .with(Arc::new(DiscordSink::new(http.clone(), installs.clone(), rates.discord)))
         .with(Arc::new(TelegramSink::new(http, installs, rates.telegram)));
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -235,6 +248,9 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
             }
         }
     }
+    if let Some(slack) = fakes.slack_finals() {
+        finals = slack;
+    }
     let mut lat: Vec<f64> = produced
         .iter()
         .filter_map(|(k, t)| seen.get(k).map(|s| s.saturating_duration_since(*t).as_secs_f64() * 1000.0))
@@ -248,7 +264,7 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
         calls.len()
     );
     Row {
-        platform,
+        platform: label,
         streams: n,
         lines: produced.len(),
         calls: calls.len(),

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub use budget::{OutboundBudget, Take};
 pub use platforms::{DiscordSink, SlackSink, TelegramSink};
-pub use sink::{BucketSpec, Op, Owned, Posted, Sinks, Target, ThreadSink, Via};
+pub use sink::{BucketSpec, Op, Owned, Posted, Sinks, StreamOp, Target, ThreadSink, Via};
 pub use worker::{StreamWorker, spawn_stream_worker};
 
 /// A sustained rate with bursts, for one outbound budget bucket.
@@ -63,6 +63,10 @@ pub struct SlackRates {
     pub update: Rate,
     /// `chat.postEphemeral` (Tier 4: 100+ a minute).
     pub ephemeral: Rate,
+    /// `chat.startStream`, and separately `chat.stopStream` (Tier 2: 20+ a minute each).
+    pub start_stop_stream: Rate,
+    /// `chat.appendStream` (Tier 4: 100+ a minute).
+    pub append_stream: Rate,
 }
 
 impl Default for SlackRates {
@@ -71,6 +75,8 @@ impl Default for SlackRates {
             post_message: Rate { per_second: 1.0, burst: 1.0 },
             update: Rate::per_minute(48.0, 3.0),
             ephemeral: Rate::per_minute(90.0, 5.0),
+            start_stop_stream: Rate::per_minute(18.0, 2.0),
+            append_stream: Rate::per_minute(90.0, 5.0),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cynode_adapters::split::Budget;
-use cynode_adapters::{Platform, PlatformResult, RateLimit, Reply, ReplyHandle, ThreadRef};
+use cynode_adapters::{Platform, PlatformError, PlatformResult, RateLimit, Reply, ReplyHandle, ThreadRef};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -47,6 +47,9 @@ pub enum Via {
     Original,
     /// A post whose outcome is unknown (the replica crashed while sending it): never edited, never re-posted.
     Lost,
+    /// An open Slack stream (`chat.startStream`): text is appended until `chat.stopStream`, then it is a
+    /// [`Via::Channel`] message. Never edited while open.
+    Stream,
 }
 
 /// A message the stream owns.
@@ -78,6 +81,19 @@ pub enum Op {
     Edit(Via),
     /// A private notice to one user.
     Private,
+    /// A streaming call (Slack's `chat.startStream`, `chat.appendStream`, `chat.stopStream`).
+    Stream(StreamOp),
+}
+
+/// The streaming calls, budgeted separately (Slack: start and stop Tier 2, append Tier 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamOp {
+    /// Starts a streamed message in the thread.
+    Start,
+    /// Appends text to an open stream.
+    Append,
+    /// Ends a stream.
+    Stop,
 }
 
 /// One token bucket of the shared outbound budget.
@@ -114,6 +130,34 @@ pub trait ThreadSink: Send + Sync + std::fmt::Debug {
         message: &'a Owned,
         reply: &'a Reply,
     ) -> BoxFuture<'a, PlatformResult<Posted>>;
+
+    /// Whether this sink streams output pages into `target` (then the view keeps the status and the final
+    /// footer in a header message of their own, and output pages are appended to streamed messages).
+    fn streams(&self, _target: &Target) -> bool {
+        false
+    }
+
+    /// How often a stream with an open streamed message steps, when more often than the edit cadence (appends
+    /// may have a larger budget than edits).
+    fn stream_cadence(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Starts a streamed message (message `index` of the stream) showing `markdown`.
+    fn start_stream<'a>(&'a self, _: &'a Target, _: usize, _: &'a str) -> BoxFuture<'a, PlatformResult<Posted>> {
+        Box::pin(async { Err(PlatformError::InvalidRequest("streaming not supported".into())) })
+    }
+
+    /// Appends `markdown` to the open stream `message`.
+    fn append_stream<'a>(&'a self, _: &'a Target, _: &'a Owned, _: &'a str) -> BoxFuture<'a, PlatformResult<()>> {
+        Box::pin(async { Err(PlatformError::InvalidRequest("streaming not supported".into())) })
+    }
+
+    /// Ends the stream `message`, appending `markdown` first when given. Ending a stream that is already
+    /// closed succeeds.
+    fn stop_stream<'a>(&'a self, _: &'a Target, _: &'a Owned, _: Option<&'a str>) -> BoxFuture<'a, PlatformResult<()>> {
+        Box::pin(async { Err(PlatformError::InvalidRequest("streaming not supported".into())) })
+    }
 
     /// Shows `text` only to the requester (Slack ephemeral, Discord ephemeral follow-up, Telegram callback answer).
     fn private<'a>(&'a self, target: &'a Target, text: &'a str) -> BoxFuture<'a, PlatformResult<()>>;

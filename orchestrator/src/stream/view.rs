@@ -59,7 +59,14 @@ const FINAL_TASK: [&str; 5] = ["answered", "failed", "succeeded", "cancelled", "
 const FINAL_JOB: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
 
 /// The view of `snap` with `body` (the current attempt's output), pages of `budget`, at most `max` messages.
+#[cfg(test)]
 pub(crate) fn render(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max: usize) -> View {
+    render_with(snap, body, budget, max, false)
+}
+
+/// [`render`], with the job's status and final footer in a `header` message of their own when asked (for
+/// streamed output: then every output message only ever grows, until it is full or the job ends).
+pub(crate) fn render_with(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max: usize, header: bool) -> View {
     let interpreted = snap.task_state != "received";
     if snap.inbound_kind.as_deref() == Some("action") {
         return View::Private(interpreted.then(|| snap.reply.clone().unwrap_or_else(|| "Done.".into())));
@@ -86,7 +93,7 @@ pub(crate) fn render(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max:
     let empty = Body::default();
     let body = body.filter(|b| b.attempt == job.attempt).unwrap_or(&empty);
     let by_node = job.result.as_ref().and_then(|r| r.get("truncated")).and_then(Value::as_bool).unwrap_or(false);
-    let output = output_slots(body, budget, max.saturating_sub(slots.len()).max(1));
+    let output = output_slots(body, budget, max.saturating_sub(slots.len() + usize::from(header)).max(1));
     if finished {
         footer.push(text::outcome(&job.state, job.result.as_ref()));
         if output.cut || by_node {
@@ -95,7 +102,10 @@ pub(crate) fn render(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max:
     }
     let footer = (!footer.is_empty()).then(|| footer.join("\n"));
     let approval_only = snap.approval.is_some() && job.state == "awaiting_approval";
-    if !approval_only {
+    if !approval_only && header {
+        slots.push(Reply { status: Some(status), footer, ..Reply::default() });
+        slots.extend(output.pages.into_iter().map(|body| Reply { body, ..Reply::default() }));
+    } else if !approval_only {
         slots.extend(decorate(output.pages, Some(status), footer));
     }
     View::Thread { slots, done: finished }

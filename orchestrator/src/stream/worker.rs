@@ -17,6 +17,9 @@ use super::store::{self, Claimed, Progress};
 use super::view::{self, View};
 use super::{StreamSettings, text};
 
+#[path = "streamed.rs"]
+mod streamed;
+
 /// Output chunks read per query.
 const CHUNK_BATCH: i64 = 1_000;
 /// The longest a send waits for its reserved turn in the shared budget.
@@ -135,7 +138,8 @@ impl StreamWorker {
         }
         p.next_offset = local.offset;
         let budget = sink.page_budget();
-        let shown = view::render(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1));
+        let header = sink.streams(&target);
+        let shown = view::render_with(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1), header);
         let prepaid = local.prepaid.take();
         let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None };
         let next = match shown {
@@ -184,6 +188,8 @@ struct Run<'a> {
 /// How a send ended, for the step.
 enum Sent {
     Done,
+    /// Done, and the stream's page record already says what the message shows (streamed messages).
+    Kept,
     Wait(Duration),
     Refused(&'static str),
 }
@@ -215,14 +221,26 @@ impl Run<'_> {
             self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
             self.p.pages.push(String::new());
         }
-        for (i, slot) in slots.iter().enumerate() {
+        // Once the job ended, an existing message with the final footer changes last: the final status appears
+        // after the output.
+        let owned = self.p.messages.len();
+        let late = |i: &usize| done && *i < owned && slots[*i].footer.is_some();
+        let order: Vec<usize> = (0..slots.len()).filter(|i| !late(i)).chain((0..slots.len()).filter(late)).collect();
+        for i in order {
+            let slot = &slots[i];
             let fp = fingerprint(slot);
+            let last = i + 1 == slots.len();
             let sent = match self.p.messages.get(i).cloned() {
+                Some(m) if m.via == Via::Stream => self.streamed(i, &m, slot, done || !last).await?,
                 Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
                 Some(m) => self.edit(&m, slot).await?,
+                None if last && !done && streamed::streamable(self.sink, self.target, i, slot) => {
+                    self.start(i, slot).await?
+                }
                 None => self.post(i, slot).await?,
             };
             match sent {
+                Sent::Kept => {}
                 Sent::Done => set(&mut self.p.pages, i, fp),
                 Sent::Wait(wait) => {
                     return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
@@ -248,7 +266,8 @@ impl Run<'_> {
         if !self.save(&rendered(slots)).await? || done {
             return Ok(Next::Stop);
         }
-        Ok(Next::Again(cadence))
+        let streaming = self.p.messages.iter().any(|m| m.via == Via::Stream);
+        Ok(Next::Again(self.sink.stream_cadence().filter(|_| streaming).map_or(cadence, |c| c.min(cadence))))
     }
 
     async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {

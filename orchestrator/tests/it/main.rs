@@ -11,4 +11,5 @@ mod outbox;
 mod stream;
 mod stream_budget;
 mod stream_slack;
+mod stream_slack_live;
 mod support;

@@ -93,10 +93,12 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     assert_eq!(slack.count_429(), 0, "zero 429s");
     assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
     let messages = slack.messages_in("C1", Some("1700000000.000100"));
-    assert_eq!(messages.len(), 4, "rolled over to the cap, in the same thread");
+    assert_eq!(messages.len(), 4, "a header and output rolled over to the cap, in the same thread");
+    assert!(messages.iter().all(|m| !m.streaming), "every stream was stopped");
     let last = messages.last().unwrap().shown();
     assert!(last.contains("output line 9999"));
-    assert!(last.contains("Succeeded"));
-    assert!(last.contains(&format!("/v1/jobs/{job}/output")));
-    assert!(messages[0].shown().contains("output line 0"));
+    let header = messages[0].shown();
+    assert!(header.contains("Succeeded"), "the header carries the final status");
+    assert!(header.contains(&format!("/v1/jobs/{job}/output")));
+    assert!(messages[1].shown().contains("output line 0"));
 }

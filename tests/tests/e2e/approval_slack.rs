@@ -90,8 +90,8 @@ async fn a_held_job_runs_after_the_approvers_click_and_the_card_says_who_approve
     chat.slack_click(&click(APPROVER, "approve", &card0, &value, &url)).await;
     let all = eventually(
         LIMIT,
-        "the job's final status",
-        || Some(thread_text(&fake)).filter(|t| t.contains("Succeeded")),
+        "the job's final status and its output (posted in order, under the per-channel posting budget)",
+        || Some(thread_text(&fake)).filter(|t| t.contains("Succeeded") && t.contains("approved-output\nline-two")),
         || format!("{}\nserver:\n{}", thread_text(&fake), chat.server_output()),
     )
     .await;

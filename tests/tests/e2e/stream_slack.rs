@@ -33,13 +33,20 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     for m in &messages {
         let text = m.text.as_deref().unwrap_or_default();
         assert!(text.chars().count() <= UPDATE_TEXT_LIMIT, "within chat.update's limit: {}", text.len());
+        let streamed = m.markdown.as_deref().unwrap_or_default();
+        assert!(
+            streamed.chars().count() <= UPDATE_TEXT_LIMIT,
+            "a streamed page within one message: {}",
+            streamed.len()
+        );
+        assert!(!m.streaming, "every stream stopped");
     }
     assert!(all.contains("\n1\n2\n3\n"), "the start of the output");
     assert!(all.contains("\n10000\n"), "the end of the output");
     let job = chat.only_job().await;
     let short = &job.simple().to_string()[..8];
-    let last = messages.last().expect("a message").shown();
-    assert!(last.contains(&format!("cynode logs {short}")), "where the full output is: {last}");
+    let header = messages.first().expect("a message").shown();
+    assert!(header.contains(&format!("cynode logs {short}")), "where the full output is: {header}");
     let posts = fake.calls_to("chat.postMessage");
     assert!(posts.iter().all(|c| c.params["thread_ts"] == THREAD), "every post in the thread");
     assert_eq!(fake.count_429(), 0, "zero 429s");

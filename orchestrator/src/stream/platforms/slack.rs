@@ -1,6 +1,8 @@
-//! Slack: `chat.postMessage` with `thread_ts`, `chat.update`, `chat.postEphemeral`.
+//! Slack: `chat.postMessage` with `thread_ts`, `chat.update`, `chat.postEphemeral`, and (unless turned off)
+//! the streaming methods `chat.startStream` / `chat.appendStream` / `chat.stopStream` for output pages. Slack
+//! requires the recipient (user and team) of a stream in channels: the requester and the install's team.
 
-use cynode_adapters::slack::{self, SlackClient, SlackMessage};
+use cynode_adapters::slack::{self, SlackClient, SlackMessage, StreamStart};
 use cynode_adapters::split::Budget;
 use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply};
 use futures_util::FutureExt as _;
@@ -8,20 +10,31 @@ use futures_util::future::BoxFuture;
 
 use super::{Common, bucket};
 use crate::stream::SlackRates;
-use crate::stream::sink::{BucketSpec, Op, Owned, Posted, Target, ThreadSink, Via, one};
+use crate::stream::sink::{BucketSpec, Op, Owned, Posted, StreamOp, Target, ThreadSink, Via, one};
+
+/// Slack's answer to appending to (or stopping) a stream that is already stopped.
+const NOT_STREAMING: &str = "message_not_in_streaming_state";
 
 /// Slack threads.
 #[derive(Debug, Clone)]
 pub struct SlackSink {
     common: Common,
     rates: SlackRates,
+    streaming: bool,
 }
 
 impl SlackSink {
     /// A sink using `installs` for tokens and base URLs.
     #[must_use]
     pub fn new(http: reqwest::Client, installs: std::sync::Arc<crate::installs::Installs>, rates: SlackRates) -> Self {
-        Self { common: Common { http, installs }, rates }
+        Self { common: Common { http, installs }, rates, streaming: true }
+    }
+
+    /// Streams output pages with Slack's streaming methods (`true`, the default) or only posts and edits.
+    #[must_use]
+    pub fn with_streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
     }
 
     async fn client(&self, target: &Target) -> PlatformResult<SlackClient> {
@@ -53,6 +66,9 @@ impl ThreadSink for SlackSink {
             Op::Post => vec![bucket(format!("slack:post:{}", target.thread.channel), self.rates.post_message)],
             Op::Edit(_) => vec![bucket("slack:update".into(), self.rates.update)],
             Op::Private => vec![bucket("slack:ephemeral".into(), self.rates.ephemeral)],
+            Op::Stream(StreamOp::Start) => vec![bucket("slack:stream_start".into(), self.rates.start_stop_stream)],
+            Op::Stream(StreamOp::Append) => vec![bucket("slack:stream_append".into(), self.rates.append_stream)],
+            Op::Stream(StreamOp::Stop) => vec![bucket("slack:stream_stop".into(), self.rates.start_stop_stream)],
         }
     }
 
@@ -74,6 +90,63 @@ impl ThreadSink for SlackSink {
             let client = self.client(target).await?;
             let sent = client.update_message(&m.channel, &m.id, &render(reply)).await?;
             Ok(Posted { message: m.clone(), rate_limit: sent.rate_limit })
+        }
+        .boxed()
+    }
+
+    fn streams(&self, target: &Target) -> bool {
+        self.streaming && thread_ts(target).is_some() && !target.requester.is_empty()
+    }
+
+    fn stream_cadence(&self) -> Option<std::time::Duration> {
+        // One stream may use the workspace's whole append budget; shared streams queue in the budget.
+        Some(std::time::Duration::from_secs_f64(1.0 / self.rates.append_stream.per_second.clamp(0.1, 2.0)))
+    }
+
+    fn start_stream<'a>(
+        &'a self,
+        target: &'a Target,
+        _: usize,
+        markdown: &'a str,
+    ) -> BoxFuture<'a, PlatformResult<Posted>> {
+        async move {
+            let thread_ts = thread_ts(target).ok_or_else(|| PlatformError::InvalidRequest("no thread".into()))?;
+            let client = self.client(target).await?;
+            let start = StreamStart {
+                channel: &target.thread.channel,
+                thread_ts,
+                recipient_user_id: Some(&target.requester),
+                recipient_team_id: Some(&target.thread.install),
+                markdown_text: Some(markdown).filter(|m| !m.is_empty()),
+            };
+            let sent = client.start_stream(&start).await?;
+            let message = Owned { channel: sent.message.channel, id: sent.message.id, via: Via::Stream };
+            Ok(Posted { message, rate_limit: sent.rate_limit })
+        }
+        .boxed()
+    }
+
+    fn append_stream<'a>(
+        &'a self,
+        target: &'a Target,
+        m: &'a Owned,
+        markdown: &'a str,
+    ) -> BoxFuture<'a, PlatformResult<()>> {
+        async move { self.client(target).await?.append_stream(&m.channel, &m.id, markdown).await }.boxed()
+    }
+
+    fn stop_stream<'a>(
+        &'a self,
+        target: &'a Target,
+        m: &'a Owned,
+        markdown: Option<&'a str>,
+    ) -> BoxFuture<'a, PlatformResult<()>> {
+        async move {
+            let client = self.client(target).await?;
+            match client.stop_stream(&m.channel, &m.id, markdown.filter(|t| !t.is_empty())).await {
+                Err(PlatformError::InvalidRequest(code)) if code == NOT_STREAMING => Ok(()),
+                other => other,
+            }
         }
         .boxed()
     }

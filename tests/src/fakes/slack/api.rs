@@ -137,6 +137,9 @@ fn dispatch(
     if let Err(wait) = state.buckets.take((key, scope), rate, now) {
         return Outcome::rate_limited(wait);
     }
+    if let (Some(code), "chat.startStream") = (&shared.refuse_streams, method) {
+        return Outcome::err(code);
+    }
     let at = now.saturating_duration_since(shared.started);
     let result = match method {
         "chat.postMessage" => methods::post_message(state, params, at),

@@ -130,6 +130,7 @@ pub struct Status {
 pub struct FakeSlackBuilder {
     token: String,
     rates: SlackRates,
+    refuse_streams: Option<String>,
 }
 
 impl FakeSlackBuilder {
@@ -137,6 +138,14 @@ impl FakeSlackBuilder {
     #[must_use]
     pub fn token(mut self, token: &str) -> Self {
         self.token = token.to_owned();
+        self
+    }
+
+    /// Answers every `chat.startStream` with the error `code` (as Slack does for an app or a conversation
+    /// that may not stream, e.g. `method_not_supported_for_channel_type`).
+    #[must_use]
+    pub fn refuse_streams(mut self, code: &str) -> Self {
+        self.refuse_streams = Some(code.to_owned());
         self
     }
 
@@ -152,6 +161,7 @@ impl FakeSlackBuilder {
         let shared = Arc::new(Shared {
             token: self.token,
             rates: self.rates,
+            refuse_streams: self.refuse_streams,
             started: Instant::now(),
             state: Mutex::new(State::default()),
         });
@@ -171,6 +181,7 @@ pub struct FakeSlack {
 struct Shared {
     token: String,
     rates: SlackRates,
+    refuse_streams: Option<String>,
     started: Instant,
     state: Mutex<State>,
 }
@@ -196,7 +207,7 @@ impl FakeSlack {
     /// A builder with the default token and rates.
     #[must_use]
     pub fn builder() -> FakeSlackBuilder {
-        FakeSlackBuilder { token: "xoxb-cynode-fake".to_owned(), rates: SlackRates::default() }
+        FakeSlackBuilder { token: "xoxb-cynode-fake".to_owned(), rates: SlackRates::default(), refuse_streams: None }
     }
 
     /// Starts a fake with the default token and rates.

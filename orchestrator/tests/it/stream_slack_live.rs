@@ -1,0 +1,263 @@
+//! Slack's streaming methods through the real stream worker and Slack sink against the rule-enforcing fake:
+//! only new text is appended, a second worker continues a stream from the record's offset without repeating
+//! text, an interrupted append is never repeated (the message is replaced instead), and a refused
+//! `chat.startStream` falls back to `chat.postMessage`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::dispatch::Dispatcher;
+use cynode_orchestrator::installs::Installs;
+use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
+use cynode_orchestrator::tasks::{self, Origin};
+use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
+use cynode_tests::TestDb;
+use cynode_tests::fakes::FakeSlack;
+use cynode_tests::fakes::slack::Message;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::support::{dispatcher, host_caps, host_job, node};
+
+const THREAD: &str = "1700000000.000100";
+
+/// A Slack task with a running job, and what it takes to drive it.
+struct Setup {
+    pool: PgPool,
+    secrets: SecretBox,
+    task: Uuid,
+    d: Arc<Dispatcher>,
+    node: Uuid,
+    lease: LeaseRef,
+    _db: TestDb,
+}
+
+async fn setup(slack: &FakeSlack) -> Setup {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let sealed =
+        secrets.seal("install:slack:T1", serde_json::json!({"bot_token": slack.token()}).to_string().as_bytes());
+    let install = Uuid::now_v7();
+    sqlx::query("INSERT INTO installs (id, platform, external_id, name, settings, secrets) VALUES ($1, 'slack', 'T1', 't', $2, $3)")
+        .bind(install)
+        .bind(serde_json::json!({"api_base_url": slack.base_url()}))
+        .bind(sealed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let conv = Uuid::now_v7();
+    let thread =
+        serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": THREAD, "reply_to": null});
+    sqlx::query(
+        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', $3, $4)",
+    )
+    .bind(conv)
+    .bind(install)
+    .bind(THREAD)
+    .bind(thread)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let origin = Origin {
+        install_id: Some(install),
+        conversation_id: Some(conv),
+        requester: "U1".into(),
+        source: "chat".into(),
+        ..Origin::default()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let task = tasks::create_task(&mut tx, &origin, "run", "lines", &serde_json::json!({})).await.unwrap();
+    let job = tasks::create_job(&mut tx, task, &host_job("lines")).await.unwrap();
+    tx.commit().await.unwrap();
+    let d = dispatcher(&pool);
+    let n = node(&pool, "n1", host_caps()).await;
+    let l = d.lease(n, 1, Duration::from_secs(30)).await.unwrap().remove(0);
+    let lease = LeaseRef { job_id: job, attempt: l.attempt, lease_token: l.lease_token };
+    Setup { pool, secrets, task, d, node: n, lease, _db: db }
+}
+
+impl Setup {
+    /// Starts a stream worker; it releases its streams when the returned sender fires.
+    fn worker(&self, streaming: bool) -> watch::Sender<bool> {
+        let installs = Arc::new(Installs::new(self.pool.clone(), self.secrets.clone(), Duration::from_secs(30)));
+        let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default()).with_streaming(streaming);
+        let (stop, rx) = watch::channel(false);
+        let settings = StreamSettings { poll: Duration::from_millis(50), ..StreamSettings::default() };
+        spawn_stream_worker(self.pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+        stop
+    }
+
+    async fn output(&self, seq: u64, data: &str) {
+        let chunk = OutputChunk { stream: Stream::Stdout, seq, data: data.to_owned() };
+        self.d.output(self.node, &OutputBatch { lease: self.lease, chunks: vec![chunk] }).await.unwrap();
+    }
+
+    async fn finish(&self) {
+        let outcome = Outcome {
+            status: FinishStatus::Succeeded,
+            exit_code: Some(0),
+            duration_ms: 2000,
+            output_bytes: 0,
+            truncated: false,
+            message: None,
+            usage: None,
+        };
+        self.d.finish(self.node, &FinishRequest { lease: self.lease, outcome }).await.unwrap();
+    }
+
+    async fn closed(&self) {
+        wait("the stream closes", || async {
+            let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
+                .bind(self.task)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+            state == "closed"
+        })
+        .await;
+    }
+}
+
+async fn wait<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn lines(from: usize, to: usize) -> String {
+    (from..to).map(|i| format!("line {i}\n")).collect()
+}
+
+fn thread(slack: &FakeSlack) -> Vec<Message> {
+    slack.messages_in("C1", Some(THREAD))
+}
+
+/// Waits until the second message (the streamed output) shows `needle`.
+async fn streamed_shows(slack: &FakeSlack, needle: &str) {
+    wait(needle, || async { thread(slack).get(1).is_some_and(|m| m.streaming && m.shown().contains(needle)) }).await;
+}
+
+fn appended(slack: &FakeSlack) -> Vec<String> {
+    slack.calls_to("chat.appendStream").iter().map(|c| c.params["markdown_text"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn slack_output_is_streamed_by_appending_only_new_text() {
+    let slack = FakeSlack::start().await;
+    let s = setup(&slack).await;
+    let _stop = s.worker(true);
+    s.output(0, &lines(0, 5)).await;
+    streamed_shows(&slack, "line 4").await;
+    s.output(1, &lines(5, 10)).await;
+    streamed_shows(&slack, "line 9").await;
+    s.output(2, &lines(10, 15)).await;
+    streamed_shows(&slack, "line 14").await;
+    s.finish().await;
+    s.closed().await;
+
+    let messages = thread(&slack);
+    assert_eq!(messages.len(), 2, "a header and one streamed output message");
+    assert!(messages[0].shown().contains("Succeeded"), "the header carries the final status");
+    let out = &messages[1];
+    assert!(!out.streaming, "the stream was stopped");
+    assert_eq!(out.markdown.as_deref(), Some(format!("```\n{}```", lines(0, 15)).as_str()), "each line exactly once");
+    let starts = slack.calls_to("chat.startStream");
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].params["recipient_user_id"], "U1");
+    assert_eq!(starts[0].params["recipient_team_id"], "T1");
+    assert_eq!(appended(&slack), vec![lines(5, 10), lines(10, 15)], "only what is new since the last append");
+    assert_eq!(slack.calls_to("chat.stopStream").len(), 1);
+    assert!(slack.calls_to("chat.update").iter().all(|c| c.params["ts"] != out.ts.as_str()), "never edited");
+    assert_eq!(slack.count_429(), 0);
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+}
+
+#[tokio::test]
+async fn another_worker_continues_a_slack_stream_from_the_recorded_offset() {
+    let slack = FakeSlack::start().await;
+    let s = setup(&slack).await;
+    let first = s.worker(true);
+    s.output(0, &lines(0, 5)).await;
+    streamed_shows(&slack, "line 4").await;
+    s.output(1, &lines(5, 10)).await;
+    streamed_shows(&slack, "line 9").await;
+    first.send(true).unwrap();
+    s.output(2, &lines(10, 15)).await;
+    let _second = s.worker(true);
+    streamed_shows(&slack, "line 14").await;
+    s.finish().await;
+    s.closed().await;
+
+    let messages = thread(&slack);
+    assert_eq!(messages.len(), 2, "continued in the same message");
+    assert_eq!(slack.calls_to("chat.startStream").len(), 1, "the stream was not started again");
+    assert_eq!(messages[1].markdown.as_deref(), Some(format!("```\n{}```", lines(0, 15)).as_str()));
+    assert_eq!(appended(&slack), vec![lines(5, 10), lines(10, 15)]);
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+}
+
+#[tokio::test]
+async fn an_interrupted_append_is_never_repeated_the_message_is_replaced() {
+    let slack = FakeSlack::start().await;
+    let s = setup(&slack).await;
+    let first = s.worker(true);
+    s.output(0, &lines(0, 5)).await;
+    streamed_shows(&slack, "line 4").await;
+    first.send(true).unwrap();
+    // As if the first worker crashed after recording an append and before it knew whether Slack took it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pending = sqlx::query(
+        "UPDATE stream_records SET pages = jsonb_set(pages, '{1}', to_jsonb(replace(pages->>1, 'stream:', 'stream?:')))
+         WHERE task_id = $1 AND pages->>1 LIKE 'stream:%'",
+    )
+    .bind(s.task)
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(pending.rows_affected(), 1, "the record held a stream mark");
+    s.output(1, &lines(5, 10)).await;
+    let _second = s.worker(true);
+    s.finish().await;
+    s.closed().await;
+
+    let messages = thread(&slack);
+    assert_eq!(messages.len(), 2);
+    let out = &messages[1];
+    assert!(!out.streaming);
+    assert!(appended(&slack).is_empty(), "nothing appended after the interruption");
+    assert!(slack.calls_to("chat.update").iter().any(|c| c.params["ts"] == out.ts.as_str()), "replaced");
+    let shown = out.shown();
+    for i in 0..10 {
+        assert_eq!(shown.matches(&format!("line {i}\n")).count(), 1, "line {i} once in {shown}");
+    }
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+}
+
+#[tokio::test]
+async fn a_refused_stream_start_falls_back_to_posting_and_editing() {
+    let slack = FakeSlack::builder().refuse_streams("method_not_supported_for_channel_type").start().await;
+    let s = setup(&slack).await;
+    let _stop = s.worker(true);
+    s.output(0, &lines(0, 5)).await;
+    wait("output is posted", || async { thread(&slack).get(1).is_some_and(|m| m.shown().contains("line 4")) }).await;
+    s.output(1, &lines(5, 10)).await;
+    s.finish().await;
+    s.closed().await;
+
+    let messages = thread(&slack);
+    assert_eq!(messages.len(), 2);
+    assert!(messages[1].shown().contains("line 9"), "edited with chat.update");
+    assert!(messages[0].shown().contains("Succeeded"));
+    assert!(!slack.calls_to("chat.startStream").is_empty(), "a stream was tried");
+    assert!(slack.calls_to("chat.appendStream").is_empty());
+    assert!(slack.calls_to("chat.update").iter().any(|c| c.params["ts"] == messages[1].ts.as_str()));
+}
