@@ -232,6 +232,10 @@ pub struct StreamConfig {
     /// Streams of requests older than this many seconds are closed without posting (after a long outage).
     #[serde(default = "d_stream_age")]
     pub max_age_s: u64,
+    /// Stream live output on Slack with `chat.startStream/appendStream/stopStream` (falls back to posting and
+    /// editing when a stream cannot start); `false` always posts and edits.
+    #[serde(default = "yes")]
+    pub slack_streaming: bool,
 }
 
 impl Default for StreamConfig {
@@ -243,6 +247,7 @@ impl Default for StreamConfig {
             capacity: d_stream_capacity(),
             max_messages: d_stream_messages(),
             max_age_s: d_stream_age(),
+            slack_streaming: true,
         }
     }
 }
@@ -592,6 +597,7 @@ impl Config {
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
             stream: self.stream_settings(),
+            disable_slack_streaming: !self.stream.slack_streaming,
         }
     }
 
@@ -762,5 +768,14 @@ mod tests {
         assert_eq!(s.claim_ttl, std::time::Duration::from_secs(6), "a claim outlives three cadences");
         let err = Config::load(None, env(&[("CYNODE__STREAM__CADENCE", "1")]), &Overrides::default());
         assert!(err.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn slack_streaming_is_on_unless_switched_off() {
+        let on = Config::load(None, env(&[]), &Overrides::default()).expect("config").core_settings();
+        assert!(!on.disable_slack_streaming);
+        let vars = env(&[("CYNODE__STREAM__SLACK_STREAMING", "false")]);
+        let off = Config::load(None, vars, &Overrides::default()).expect("config").core_settings();
+        assert!(off.disable_slack_streaming);
     }
 }

@@ -66,6 +66,9 @@ pub struct CoreSettings {
     pub deny_hosts: Vec<String>,
     /// Streaming replies into threads.
     pub stream: StreamSettings,
+    /// Post and edit Slack replies instead of streaming live output with `chat.startStream/appendStream/
+    /// stopStream` (`stream.slack_streaming: false`).
+    pub disable_slack_streaming: bool,
 }
 
 impl AppState {
@@ -100,7 +103,8 @@ impl AppState {
         }
         let s = settings.ingress;
         let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
-        spawn_stream_worker(pool.clone(), stream_sinks(stream_installs), settings.stream, shutdown.clone());
+        let sinks = stream_sinks(stream_installs, !settings.disable_slack_streaming);
+        spawn_stream_worker(pool.clone(), sinks, settings.stream, shutdown.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {
@@ -117,11 +121,12 @@ impl AppState {
 }
 
 /// The platform sinks of the stream worker: each install's bot token and `api_base_url` come from the store.
-fn stream_sinks(installs: Arc<Installs>) -> Sinks {
+/// Slack replies stream live output when `slack_streaming` is on (with a fallback to post and edit).
+fn stream_sinks(installs: Arc<Installs>, slack_streaming: bool) -> Sinks {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
     let rates = StreamRates::default();
     Sinks::new()
-        .with(Arc::new(SlackSink::new(http.clone(), installs.clone(), rates.slack)))
+        .with(Arc::new(SlackSink::new(http.clone(), installs.clone(), rates.slack).with_streaming(slack_streaming)))
         .with(Arc::new(DiscordSink::new(http.clone(), installs.clone(), rates.discord)))
         .with(Arc::new(TelegramSink::new(http, installs, rates.telegram)))
 }
