@@ -121,6 +121,25 @@ impl BinProcess {
     }
 }
 
+/// A process still running when its test ends is stopped the way an operator stops it: SIGTERM, then up to 10 s
+/// to shut down cleanly (a node agent removes its sandboxes and warm pool, a gateway drains), then SIGKILL. Tests
+/// that want a crash send `KILL` themselves.
+impl Drop for BinProcess {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        self.signal("TERM");
+        for _ in 0..100 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
 /// Runs a binary to completion and returns (exit code, stdout, stderr).
 ///
 /// # Panics
