@@ -9,7 +9,6 @@ use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply, slack};
 use cynode_orchestrator::stream::{
     BucketSpec, Op, Owned, Posted, Sinks, StreamSettings, Target, ThreadSink, Via, spawn_stream_worker,
 };
-use cynode_orchestrator::tasks::{self, Origin};
 use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use futures_util::FutureExt as _;
@@ -17,7 +16,7 @@ use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, host_job, node};
+use crate::support::{dispatcher, host_caps, node, slack_thread_task};
 
 const EDIT_GAP: Duration = Duration::from_millis(90);
 
@@ -123,30 +122,7 @@ async fn chat_task(pool: &PgPool, cmd: &str) -> (Uuid, Uuid) {
         .execute(pool)
         .await
         .unwrap();
-    let conv = Uuid::now_v7();
-    let thread =
-        serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": "1.2", "reply_to": null});
-    sqlx::query(
-        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', '1.2', $3)",
-    )
-    .bind(conv)
-    .bind(install)
-    .bind(thread)
-    .execute(pool)
-    .await
-    .unwrap();
-    let origin = Origin {
-        install_id: Some(install),
-        conversation_id: Some(conv),
-        requester: "U1".into(),
-        source: "chat".into(),
-        ..Origin::default()
-    };
-    let mut tx = pool.begin().await.unwrap();
-    let task = tasks::create_task(&mut tx, &origin, "run", cmd, &serde_json::json!({})).await.unwrap();
-    let job = tasks::create_job(&mut tx, task, &host_job(cmd)).await.unwrap();
-    tx.commit().await.unwrap();
-    (task, job)
+    slack_thread_task(pool, install, "1.2", cmd).await
 }
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {

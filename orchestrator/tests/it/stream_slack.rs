@@ -7,13 +7,11 @@ use std::time::{Duration, Instant};
 use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
-use cynode_orchestrator::tasks::{self, Origin};
 use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeSlack;
-use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, host_job, node};
+use crate::support::{dispatcher, host_caps, node, slack_install, slack_thread_task};
 
 #[tokio::test]
 async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
@@ -21,31 +19,8 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     let pool = db.pool.clone();
     let slack = FakeSlack::start().await;
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
-    let sealed =
-        secrets.seal("install:slack:T1", serde_json::json!({"bot_token": slack.token()}).to_string().as_bytes());
-    let install = Uuid::now_v7();
-    sqlx::query("INSERT INTO installs (id, platform, external_id, name, settings, secrets) VALUES ($1, 'slack', 'T1', 't', $2, $3)")
-        .bind(install)
-        .bind(serde_json::json!({"api_base_url": slack.base_url()}))
-        .bind(sealed)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let conv = Uuid::now_v7();
-    let thread = serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": "1700000000.000100", "reply_to": null});
-    sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', '1700000000.000100', $3)")
-        .bind(conv).bind(install).bind(thread).execute(&pool).await.unwrap();
-    let origin = Origin {
-        install_id: Some(install),
-        conversation_id: Some(conv),
-        requester: "U1".into(),
-        source: "chat".into(),
-        ..Origin::default()
-    };
-    let mut tx = pool.begin().await.unwrap();
-    let task = tasks::create_task(&mut tx, &origin, "run", "seq 10000", &serde_json::json!({})).await.unwrap();
-    let job = tasks::create_job(&mut tx, task, &host_job("seq 10000")).await.unwrap();
-    tx.commit().await.unwrap();
+    let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
+    let (task, job) = slack_thread_task(&pool, install, "1700000000.000100", "seq 10000").await;
 
     let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
     let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());

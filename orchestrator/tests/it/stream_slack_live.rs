@@ -10,7 +10,6 @@ use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::Dispatcher;
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
-use cynode_orchestrator::tasks::{self, Origin};
 use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeSlack;
@@ -19,7 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, host_job, node};
+use crate::support::{dispatcher, host_caps, node, slack_install, slack_thread_task};
 
 const THREAD: &str = "1700000000.000100";
 
@@ -38,40 +37,8 @@ async fn setup(slack: &FakeSlack) -> Setup {
     let db = TestDb::new().await;
     let pool = db.pool.clone();
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
-    let sealed =
-        secrets.seal("install:slack:T1", serde_json::json!({"bot_token": slack.token()}).to_string().as_bytes());
-    let install = Uuid::now_v7();
-    sqlx::query("INSERT INTO installs (id, platform, external_id, name, settings, secrets) VALUES ($1, 'slack', 'T1', 't', $2, $3)")
-        .bind(install)
-        .bind(serde_json::json!({"api_base_url": slack.base_url()}))
-        .bind(sealed)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let conv = Uuid::now_v7();
-    let thread =
-        serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": THREAD, "reply_to": null});
-    sqlx::query(
-        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', $3, $4)",
-    )
-    .bind(conv)
-    .bind(install)
-    .bind(THREAD)
-    .bind(thread)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let origin = Origin {
-        install_id: Some(install),
-        conversation_id: Some(conv),
-        requester: "U1".into(),
-        source: "chat".into(),
-        ..Origin::default()
-    };
-    let mut tx = pool.begin().await.unwrap();
-    let task = tasks::create_task(&mut tx, &origin, "run", "lines", &serde_json::json!({})).await.unwrap();
-    let job = tasks::create_job(&mut tx, task, &host_job("lines")).await.unwrap();
-    tx.commit().await.unwrap();
+    let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
+    let (task, job) = slack_thread_task(&pool, install, THREAD, "lines").await;
     let d = dispatcher(&pool);
     let n = node(&pool, "n1", host_caps()).await;
     let l = d.lease(n, 1, Duration::from_secs(30)).await.unwrap().remove(0);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cynode_orchestrator::crypto::hash_credential;
+use cynode_orchestrator::crypto::{SecretBox, hash_credential};
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::nodes;
 use cynode_orchestrator::tasks::{self, NewJob, Origin};
@@ -68,4 +68,51 @@ pub fn dispatcher(pool: &PgPool) -> Arc<Dispatcher> {
 
 pub async fn job_state(pool: &PgPool, id: Uuid) -> (String, i32) {
     sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = $1").bind(id).fetch_one(pool).await.expect("job")
+}
+
+/// A Slack install `T1` whose bot token `token` is sealed with `secrets` and whose API base is `base_url`.
+pub async fn slack_install(pool: &PgPool, secrets: &SecretBox, token: &str, base_url: &str) -> Uuid {
+    let sealed = secrets.seal("install:slack:T1", serde_json::json!({ "bot_token": token }).to_string().as_bytes());
+    let install = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO installs (id, platform, external_id, name, settings, secrets)
+         VALUES ($1, 'slack', 'T1', 't', $2, $3)",
+    )
+    .bind(install)
+    .bind(serde_json::json!({ "api_base_url": base_url }))
+    .bind(sealed)
+    .execute(pool)
+    .await
+    .unwrap();
+    install
+}
+
+/// A task asked by `U1` in thread `thread` of Slack channel `C1` of `install`, with a host job running `cmd`:
+/// `(task, job)`.
+pub async fn slack_thread_task(pool: &PgPool, install: Uuid, thread: &str, cmd: &str) -> (Uuid, Uuid) {
+    let conv = Uuid::now_v7();
+    let thread_ref =
+        serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": thread, "reply_to": null});
+    sqlx::query(
+        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', $3, $4)",
+    )
+    .bind(conv)
+    .bind(install)
+    .bind(thread)
+    .bind(thread_ref)
+    .execute(pool)
+    .await
+    .unwrap();
+    let origin = Origin {
+        install_id: Some(install),
+        conversation_id: Some(conv),
+        requester: "U1".into(),
+        source: "chat".into(),
+        ..Origin::default()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let task = tasks::create_task(&mut tx, &origin, "run", cmd, &serde_json::json!({})).await.unwrap();
+    let job = tasks::create_job(&mut tx, task, &host_job(cmd)).await.unwrap();
+    tx.commit().await.unwrap();
+    (task, job)
 }
