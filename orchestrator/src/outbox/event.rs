@@ -139,23 +139,14 @@ pub async fn emit(
 }
 
 /// [`EMIT`] for many events at once: one row per (event, matching subscription).
-/// `outbox_emit` over many events in one statement. Its subscription condition must stay the same as the
-/// function's (migration `…_job_started_output_events`), tenant scoping included.
+/// `outbox_emit` for each event, in one statement: the function is the one definition of which subscriptions
+/// get an event (tenant scoping included).
 const EMIT_MANY: &str = "
-INSERT INTO deliveries (id, msg_id, subscription_id, event_type, subject, payload)
-SELECT gen_random_uuid(), 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, e.event_type, e.subject,
-       e.payload
-FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::bool[]) WITH ORDINALITY AS e(event_type, subject, payload,
-                                                                                 opt_in, ord)
-JOIN subscriptions s
-  ON s.enabled
- AND (e.event_type = ANY (s.event_types) OR (cardinality(s.event_types) = 0 AND NOT e.opt_in))
- AND e.payload @> s.filter
- AND (s.install_id IS NULL OR e.payload->>'install_id' = s.install_id::text)
-ORDER BY e.ord";
+SELECT coalesce(sum(outbox_emit(e.event_type, e.subject, e.payload, e.opt_in)), 0)::bigint
+FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::bool[]) AS e(event_type, subject, payload, opt_in)";
 
 /// [`emit`] for several events in one statement (for writers that settle many things in one transaction):
-/// the same rows, in the order of `events`. Returns how many deliveries were created.
+/// the same rows. Returns how many deliveries were created.
 ///
 /// # Errors
 /// Any database error (the caller's transaction should then be rolled back).
@@ -170,8 +161,14 @@ pub async fn emit_many(
     let subjects: Vec<Uuid> = events.iter().map(|(_, s, _)| *s).collect();
     let payloads: Vec<&serde_json::Value> = events.iter().map(|(_, _, p)| p).collect();
     let opt_in: Vec<bool> = events.iter().map(|(e, _, _)| e.is_opt_in()).collect();
-    let done = sqlx::query(EMIT_MANY).bind(&types).bind(&subjects).bind(&payloads).bind(&opt_in).execute(conn).await?;
-    Ok(done.rows_affected())
+    let written: i64 = sqlx::query_scalar(EMIT_MANY)
+        .bind(&types)
+        .bind(&subjects)
+        .bind(&payloads)
+        .bind(&opt_in)
+        .fetch_one(conn)
+        .await?;
+    Ok(u64::try_from(written).unwrap_or(0))
 }
 
 #[cfg(test)]
