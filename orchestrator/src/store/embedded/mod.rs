@@ -41,7 +41,10 @@ pub enum EmbeddedError {
 pub enum Ownership {
     /// `cynode up`: this process holds the data directory for its lifetime and stops the server on exit.
     Exclusive,
-    /// Test runs: many processes share one server; the first starts it, nobody stops it.
+    /// Test runs: many processes share one server; the first starts it, nobody stops it. The cluster is
+    /// disposable: one found stopped (the machine or the session that started it went away) is discarded and
+    /// created anew, because replaying the write-ahead log of thousands of test databases after an unclean
+    /// stop can take minutes.
     Shared,
 }
 
@@ -74,6 +77,11 @@ pub struct EmbeddedPostgres {
 }
 
 const MAJOR: &str = "18";
+
+/// How long `pg_ctl start` may take: crash recovery of a large cluster on a slow disk is minutes, not seconds.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+/// How often a slow start says it is still going.
+const START_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl EmbeddedPostgres {
     /// Finds binaries, creates the cluster if needed and starts (or, when shared, joins) the server.
@@ -109,6 +117,14 @@ impl EmbeddedPostgres {
             _lock: None,
         };
         pg.password = password(&base)?;
+        if opts.ownership == Ownership::Shared
+            && pg.pgdata.join("PG_VERSION").exists()
+            && pg.running_port().await.is_none()
+        {
+            progress(&format!("discarding the stopped shared cluster in {}", pg.pgdata.display()));
+            std::fs::remove_dir_all(&pg.pgdata)
+                .map_err(|e| EmbeddedError::DataDir(format!("cannot remove {}: {e}", pg.pgdata.display())))?;
+        }
         pg.ensure_dirs()?;
         if !pg.pgdata.join("PG_VERSION").exists() {
             progress(&format!("creating a PostgreSQL {MAJOR} cluster in {}", pg.pgdata.display()));
@@ -126,7 +142,7 @@ impl EmbeddedPostgres {
             pg.pg_ctl(&["stop", "-m", "fast", "-w"]).await?;
         }
         pg.port = free_port()?;
-        pg.launch().await?;
+        pg.launch(progress).await?;
         pg._lock = match opts.ownership {
             Ownership::Exclusive => Some(lock),
             Ownership::Shared => None,
@@ -253,7 +269,7 @@ impl EmbeddedPostgres {
         pid.lines().nth(3)?.trim().parse().ok()
     }
 
-    async fn launch(&self) -> Result<(), EmbeddedError> {
+    async fn launch(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<(), EmbeddedError> {
         // A unix socket path is limited to 107 bytes; past that the server listens on TCP only.
         let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
         let socket_dir =
@@ -263,9 +279,28 @@ impl EmbeddedPostgres {
             self.port
         );
         let log = self.pgdata.join("server.log");
-        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log.to_string_lossy(), "-o", &options])
-            .await
-            .map_err(|e| EmbeddedError::Server(format!("{e}; see {}", log.display())))
+        let timeout = START_TIMEOUT.as_secs().to_string();
+        let log_arg = log.to_string_lossy();
+        let args = ["start", "-w", "-t", &timeout, "-l", &log_arg, "-o", &options];
+        let start = self.pg_ctl(&args);
+        tokio::pin!(start);
+        // After an unclean stop the server replays its write-ahead log before it accepts connections, which
+        // can take a while on a busy disk: say so instead of going quiet (pg_ctl gives up early only when the
+        // server exits).
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + START_NOTICE_EVERY, START_NOTICE_EVERY);
+        let waited = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                r = &mut start => {
+                    return r.map_err(|e| EmbeddedError::Server(format!("{e}; see {}", log.display())));
+                }
+                _ = ticks.tick() => progress(&format!(
+                    "PostgreSQL is still starting after {} s (recovering from an unclean stop?); see {}",
+                    waited.elapsed().as_secs(),
+                    log.display()
+                )),
+            }
+        }
     }
 
     async fn pg_ctl(&self, args: &[&str]) -> Result<(), EmbeddedError> {
