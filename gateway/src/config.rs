@@ -87,6 +87,10 @@ pub struct DatabaseConfig {
     /// Seconds to wait for a connection before failing.
     #[serde(default = "default_acquire_timeout")]
     pub acquire_timeout_s: u64,
+    /// Connections of the stream worker's own pool (replies are background work: bounded, they cannot take the
+    /// database's cores from the ingress path).
+    #[serde(default = "default_stream_connections")]
+    pub stream_connections: u32,
 }
 
 /// Embedded PostgreSQL settings.
@@ -431,6 +435,9 @@ fn default_listen() -> SocketAddr {
 fn default_max_connections() -> u32 {
     16
 }
+fn default_stream_connections() -> u32 {
+    crate::server::STREAM_CONNECTIONS
+}
 fn default_acquire_timeout() -> u64 {
     5
 }
@@ -598,6 +605,7 @@ impl Config {
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
             stream: self.stream_settings(),
             disable_slack_streaming: !self.stream.slack_streaming,
+            stream_connections: self.database.stream_connections,
         }
     }
 

@@ -14,6 +14,7 @@ use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes::TokenKeys;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
+use cynode_orchestrator::store;
 use cynode_orchestrator::stream::{
     DiscordSink, Sinks, SlackSink, StreamRates, StreamSettings, TelegramSink, spawn_stream_worker,
 };
@@ -69,7 +70,14 @@ pub struct CoreSettings {
     /// Post and edit Slack replies instead of streaming live output with `chat.startStream/appendStream/
     /// stopStream` (`stream.slack_streaming: false`).
     pub disable_slack_streaming: bool,
+    /// Connections of the stream worker's own pool (`database.stream_connections`; 0: [`STREAM_CONNECTIONS`]).
+    pub stream_connections: u32,
 }
+
+/// Default size of the stream worker's pool. Replies are background work: however many streams are open, the
+/// worker keeps at most this many database server processes busy, so a reply backlog cannot starve the ingress
+/// writers (which have their own connections) of the database's cores.
+pub const STREAM_CONNECTIONS: u32 = 4;
 
 impl AppState {
     /// Builds the state and starts the background loops (dispatcher, ingress writers, interpreter, rate-limit
@@ -104,7 +112,12 @@ impl AppState {
         let s = settings.ingress;
         let stream_installs = Arc::new(Installs::new(pool.clone(), secrets.clone(), s.install_cache_ttl));
         let sinks = stream_sinks(stream_installs, !settings.disable_slack_streaming);
-        spawn_stream_worker(pool.clone(), sinks, settings.stream, shutdown.clone());
+        let connections = match settings.stream_connections {
+            0 => STREAM_CONNECTIONS,
+            n => n,
+        };
+        let stream_pool = store::sibling(&pool, connections, "cynode stream");
+        spawn_stream_worker(stream_pool, sinks, settings.stream, shutdown.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {

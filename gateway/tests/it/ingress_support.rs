@@ -101,12 +101,15 @@ impl IngressApp {
     }
 
     pub async fn spawn_with(settings: RouterSettings, ingress: IngressSettings) -> Self {
+        Self::spawn_core(settings, CoreSettings { ingress, ..CoreSettings::default() }).await
+    }
+
+    pub async fn spawn_core(settings: RouterSettings, core: CoreSettings) -> Self {
         let db = TestDb::new().await;
         let secrets = SecretBox::from_base64(&SecretString::from(MASTER_KEY)).expect("key");
         let file = BootstrapFile::parse(&bootstrap(), "ingress-test").expect("bootstrap");
         import(&db.pool, &secrets, &file, "ingress-test").await.expect("import");
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let core = CoreSettings { ingress, ..CoreSettings::default() };
         let mut state = AppState::start(db.pool.clone(), &SecretString::from(MASTER_KEY), core, stop_rx);
         let clock = Arc::new(ManualClock::new(chrono::Utc::now().timestamp()));
         state.clock = clock.clone();

@@ -20,5 +20,6 @@ mod ingress_webhook;
 mod outbox_events;
 mod receiver;
 mod restart;
+mod stream_pool;
 mod subs_cli;
 mod support;

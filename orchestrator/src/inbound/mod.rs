@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cynode_adapters::{Inbound, ThreadRef};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor as _, PgPool};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -122,11 +121,8 @@ impl Recorder {
         let (queue, rx) = mpsc::channel(settings.queue.max(1));
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let writers = settings.writers.max(1);
-        let options = pool.connect_options().as_ref().clone();
-        let pool = PgPoolOptions::new()
-            .max_connections(u32::try_from(writers).unwrap_or(u32::MAX))
-            .min_connections(0)
-            .acquire_timeout(pool.options().get_acquire_timeout())
+        let options = pool.connect_options().as_ref().clone().application_name("cynode ingress");
+        let pool = crate::store::sibling_options(pool, u32::try_from(writers).unwrap_or(u32::MAX))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("SET plan_cache_mode = force_generic_plan").await?;

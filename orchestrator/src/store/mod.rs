@@ -83,6 +83,24 @@ fn describe(e: &sqlx::Error) -> String {
     }
 }
 
+/// A separate, lazily connected pool to the same database as `pool`, with at most `max_connections`
+/// connections. Background loops get their own so that however much work they have, they cannot hold every
+/// connection of the main pool, and the number of server processes busy on their behalf stays bounded
+/// (on a small machine those processes compete with the request path for the same cores). Its connections
+/// carry `application_name` `name`, so `pg_stat_activity` shows which loop holds them.
+pub fn sibling(pool: &PgPool, max_connections: u32, name: &str) -> PgPool {
+    sibling_options(pool, max_connections)
+        .connect_lazy_with(pool.connect_options().as_ref().clone().application_name(name))
+}
+
+/// The pool options of [`sibling`], for callers that add hooks (e.g. `after_connect`).
+pub fn sibling_options(pool: &PgPool, max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .min_connections(0)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+}
+
 /// Applies every pending migration (safe to run concurrently: the migrator takes an advisory lock).
 ///
 /// # Errors
