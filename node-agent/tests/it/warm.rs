@@ -60,7 +60,6 @@ async fn warm_and_cold_jobs_get_the_same_environment_and_arguments() {
         let mut spec = shell("");
         spec.command = vec!["env".into()];
         spec.env = HOSTILE.iter().enumerate().map(|(i, &v)| (format!("V{i}"), v.to_owned())).collect();
-        spec.workdir = Some("/tmp".into());
         let (outcome, env) = t.run(spec).await;
         assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
         let mut spec = shell("");
@@ -69,7 +68,6 @@ async fn warm_and_cold_jobs_get_the_same_environment_and_arguments() {
             .map(|&a| a.to_owned())
             .chain(HOSTILE.iter().map(|&a| a.to_owned()))
             .collect();
-        spec.workdir = Some("/tmp".into());
         let (outcome, args) = t.run(spec).await;
         assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
         results.push((env.stdout(), args.stdout(), format!("{}{}", env.stderr(), args.stderr())));
@@ -77,7 +75,7 @@ async fn warm_and_cold_jobs_get_the_same_environment_and_arguments() {
     let (env, args, errors) = &results[1];
     assert_eq!(errors, "", "warm stderr");
     let expected_args: String = HOSTILE.iter().map(|a| format!("<{a}>")).collect();
-    assert_eq!(args, &format!("/tmp\n{expected_args}"));
+    assert_eq!(args, &format!("/work\n{expected_args}"));
     assert!(!env.lines().any(|l| l.ends_with("=pwned")), "a value was executed: {env}");
     for (i, value) in HOSTILE.iter().enumerate() {
         assert!(env.contains(&format!("V{i}={value}\n")), "V{i} missing or altered in {env:?}");

@@ -60,10 +60,11 @@ impl PoolShape {
         }
     }
 
-    /// The shape `spec` needs, or `None` when it must run cold (network access, GPUs, or a program name
-    /// starting with `-`, which the pool's stub shell would take for an option).
+    /// The shape `spec` needs, or `None` when it must run cold: network access, GPUs, a working directory
+    /// other than [`WORK_DIR`](super::WORK_DIR), or a program name starting with `-` (which the pool's stub
+    /// shell would take for an option).
     pub fn of(spec: &SandboxSpec) -> Option<Self> {
-        (!spec.network && spec.gpus.is_none() && runs_in_stub(&spec.command))
+        (!spec.network && spec.gpus.is_none() && runs_in_stub(spec))
             .then(|| Self::new(spec.image.clone(), &spec.limits))
     }
 }

@@ -21,10 +21,13 @@ pub(crate) const STUB_SCRIPT: &str = "set -- '\n'; IFS= read -r s || exit 125; p
 /// The byte the stub writes to stdout once it has read its job, before running it.
 pub(crate) const READY_MARKER: u8 = 0x06;
 
-/// Whether the stub can run `command` (its program is `exec`'s first operand, which must not look like an
-/// option of `exec`).
-pub(crate) fn runs_in_stub(command: &[String]) -> bool {
-    command.first().is_some_and(|program| !program.starts_with('-'))
+/// Whether the stub runs `spec` exactly as a cold sandbox would: its program (`exec`'s first operand) must
+/// not look like an option of `exec`, and its working directory must be [`WORK_DIR`] — the engine creates a
+/// missing working directory of a new container (owned by root, even on the read-only root), which `cd`
+/// cannot imitate.
+pub(crate) fn runs_in_stub(spec: &SandboxSpec) -> bool {
+    spec.command.first().is_some_and(|program| !program.starts_with('-'))
+        && spec.workdir.as_deref().is_none_or(|dir| dir == WORK_DIR)
 }
 
 /// The line (newline included) that makes the stub run `spec`: working directory, exactly the environment

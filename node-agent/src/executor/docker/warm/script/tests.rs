@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::*;
-use crate::executor::docker::spec::SandboxSpec;
+use crate::executor::docker::spec::{SandboxSpec, WORK_DIR};
 
 const HOSTILE: &[&str] = &[
     "it's",
@@ -107,8 +107,18 @@ fn a_cut_line_runs_nothing() {
 }
 
 #[test]
-fn commands_that_look_like_exec_options_do_not_run_in_the_stub() {
-    assert!(runs_in_stub(&["sh".to_owned()]));
-    assert!(!runs_in_stub(&["-a".to_owned(), "x".to_owned()]));
-    assert!(!runs_in_stub(&[]));
+fn only_jobs_the_stub_runs_exactly_like_a_cold_sandbox_run_in_it() {
+    let job = |command: &[&str], workdir: Option<&str>| {
+        let mut s = SandboxSpec::new(uuid::Uuid::nil(), 1, "img", command.iter().map(|&a| a.to_owned()).collect());
+        s.workdir = workdir.map(str::to_owned);
+        runs_in_stub(&s)
+    };
+    assert!(job(&["sh"], None));
+    assert!(job(&["sh"], Some(WORK_DIR)));
+    // `exec` would take these for its options.
+    assert!(!job(&["-a", "x"], None));
+    assert!(!job(&[], None));
+    // The engine creates a missing working directory of a new container; the stub cannot.
+    assert!(!job(&["sh"], Some("/work/sub")));
+    assert!(!job(&["sh"], Some("/tmp")));
 }
