@@ -1,10 +1,11 @@
 //! Sandbox start latency on the real engine: request → first output byte and request → exit
 //! (container removed) for `echo hi` on the busybox template, through our executor (cold: a new
-//! container per job; warm: a container from the warm pool, started with `exec`) and through the
-//! `docker` CLI side by side in the same run (interleaved, so all see the same conditions). Before each
-//! warm sample the pool is refilled (not timed), as it would be between jobs that are not back to back.
+//! container per job; warm: a container from the warm pool, whose waiting stub shell gets the job on
+//! stdin and `exec`s it) and through the `docker` CLI side by side in the same run (interleaved, so all
+//! see the same conditions). Before each warm sample the pool is refilled (not timed), as it would be
+//! between jobs that are not back to back.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-node cargo bench -p cynode-node-agent --bench sandbox_start`
+//! Run: `cargo bench -p cynode-node-agent --bench sandbox_start`
 //! (`-- N` sets the iterations per variant; default 30).
 
 use std::process::Stdio;

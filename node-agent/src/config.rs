@@ -92,8 +92,9 @@ pub struct ExecutorConfig {
     pub owner: String,
     /// Time a stopped job gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
-    /// Idle, already started sandbox containers kept per template, so a job starts with `exec` instead of
-    /// creating a container (0 disables the pool). Each serves one job and is then destroyed.
+    /// Idle, already started sandbox containers kept per template, each waiting for its job on stdin, so a
+    /// job starts without creating a container (0 disables the pool). Each serves one job and is then
+    /// destroyed.
     pub warm_pool: usize,
     /// The OpenAI-compatible inference server on this node, if any.
     pub inference: Option<crate::executor::inference::InferenceConfig>,

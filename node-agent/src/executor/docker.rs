@@ -9,9 +9,12 @@
 //! built locally (see [`crate::images`]); nothing is pulled.
 //!
 //! With a warm pool ([`DockerExecutor::with_warm_pool`], module [`pool`]) a few sandboxes per image are
-//! created and started ahead of time with the same hardening; a job of the pool's limits runs in one of
-//! them with `exec` and the container is destroyed afterwards, so starting a job costs an `exec` instead of
-//! a container creation. Everything else — limits, output, stop, outcome — is the same.
+//! created, attached to and started ahead of time with the same hardening, each running a stub shell that
+//! waits for its job on stdin. A job of the pool's limits takes one: its command, working directory and
+//! allowlisted environment are written to that stdin, which is then closed, and the stub `exec`s the job,
+//! which becomes the container's main process; the container is destroyed afterwards. Starting a job thus
+//! costs one write instead of a container creation and start. Everything else — limits, output, stop,
+//! outcome — is the same.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cynode_node_agent::executor::docker::ExecError> {

@@ -10,3 +10,4 @@ mod lifecycle;
 mod pool;
 mod proxy;
 mod support;
+mod warm;

@@ -64,6 +64,13 @@ async fn jobs_the_pool_cannot_serve_run_cold_and_the_pool_follows_their_limits()
     networked.network = true;
     assert_eq!(cold.run(networked).await.0.expect("run").status, ExitStatusKind::Exited(0));
     assert_eq!((pool.stats().hits, pool.stats().misses), (0, 1));
+    // Another working directory: the engine creates it for a new container, the pool's stub could not.
+    let mut elsewhere = shell("pwd");
+    elsewhere.workdir = Some("/work/sub".into());
+    let (outcome, out) = cold.run(elsewhere).await;
+    assert_eq!(outcome.expect("run").status, ExitStatusKind::Exited(0));
+    assert_eq!(out.stdout(), "/work/sub\n");
+    assert_eq!((pool.stats().hits, pool.stats().misses), (0, 2));
 
     // Other limits: cold, until RETARGET_AFTER such jobs in a row switch the pool to them.
     let small = || {

@@ -43,7 +43,7 @@ fn init_logging() {
 pub enum Mode {
     /// A new container per job.
     Cold,
-    /// A warm pool container (of the job's limits) per job, started with `exec`.
+    /// A warm pool container (of the job's limits) per job, handed to its waiting stub on stdin.
     Warm,
 }
 

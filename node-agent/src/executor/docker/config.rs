@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig};
 
-use super::pool::{IDLE_SCRIPT, PoolShape};
+use super::pool::PoolShape;
 use super::spec::{GpuRequest, SANDBOX_PATH, SandboxSpec, WORK_DIR, shell_command};
+use super::warm::STUB_SCRIPT;
 use super::{LABEL_ATTEMPT, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER, LABEL_POOL};
 
 /// The user every sandbox runs as (`sandbox` in the built-in images; `nobody` elsewhere).
@@ -75,10 +76,12 @@ pub(crate) fn sandbox_env(spec: &SandboxSpec) -> Vec<String> {
 }
 
 /// Builds the create-container body of an idle warm-pool container of `shape`: exactly the hardening of
-/// [`container_body`] (same limits, user, mounts, init), running [`IDLE_SCRIPT`] instead of a job, with
-/// only `PATH` and `HOME` in its environment and the pool label instead of job and attempt labels.
+/// [`container_body`] (same limits, user, mounts, init), running [`STUB_SCRIPT`] instead of a job, with
+/// only `PATH` and `HOME` in its environment, the pool label instead of job and attempt labels, and an open
+/// stdin that closes after the first attach ends (`StdinOnce`): the stub reads its job from it, and the
+/// executor closes it before the job runs.
 pub(crate) fn pool_body(shape: &PoolShape, owner: &str) -> ContainerCreateBody {
-    let mut idle = SandboxSpec::new(uuid::Uuid::nil(), 0, shape.image.clone(), shell_command(IDLE_SCRIPT));
+    let mut idle = SandboxSpec::new(uuid::Uuid::nil(), 0, shape.image.clone(), shell_command(STUB_SCRIPT));
     idle.limits.memory_bytes = shape.memory_bytes;
     idle.limits.nano_cpus = shape.nano_cpus;
     idle.limits.pids = shape.pids;
@@ -89,6 +92,9 @@ pub(crate) fn pool_body(shape: &PoolShape, owner: &str) -> ContainerCreateBody {
         (LABEL_OWNER.to_owned(), owner.to_owned()),
         (LABEL_POOL.to_owned(), shape.image.clone()),
     ]));
+    body.open_stdin = Some(true);
+    body.stdin_once = Some(true);
+    body.attach_stdin = Some(true);
     body
 }
 
@@ -150,10 +156,13 @@ mod tests {
         assert_eq!(labels[LABEL_POOL], "img");
         assert_eq!(labels[LABEL_OWNER], "me");
         assert!(!labels.contains_key(LABEL_JOB) && !labels.contains_key(LABEL_ATTEMPT));
-        assert_eq!(pool.cmd.as_deref(), Some(&shell_command(IDLE_SCRIPT)[..]));
+        assert_eq!(pool.cmd.as_deref(), Some(&shell_command(STUB_SCRIPT)[..]));
+        // Its stdin is open until the job has been handed over, then closed for good.
+        assert_eq!((pool.open_stdin, pool.stdin_once, pool.attach_stdin), (Some(true), Some(true), Some(true)));
         // Everything else is identical to a cold sandbox of the same limits.
         cold.labels.clone_from(&pool.labels);
         cold.cmd.clone_from(&pool.cmd);
+        (cold.open_stdin, cold.stdin_once, cold.attach_stdin) = (pool.open_stdin, pool.stdin_once, pool.attach_stdin);
         assert_eq!(cold, pool);
     }
 

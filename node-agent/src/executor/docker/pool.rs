@@ -1,7 +1,8 @@
 //! The warm pool: per template image, a few pre-created, already running sandbox containers with the
-//! full hardening of a cold sandbox, waiting in an idle process. A job whose limits match takes one and
-//! runs its command in it with `exec` (see [`super::warm`]); the container is destroyed after that one
-//! job, never reused, and a background task creates its replacement.
+//! full hardening of a cold sandbox, each waiting in a stub shell for its job on stdin (attached to since
+//! its creation). A job whose limits match takes one and becomes its main process (see [`super::warm`]);
+//! the container is destroyed after that one job, never reused, and a background task creates its
+//! replacement.
 //!
 //! Jobs that cannot use the pool run cold: jobs with network access or GPUs, jobs whose memory, CPU,
 //! process or tmpfs limits differ from the pool's (the other limits — time, output — are enforced by the
@@ -11,7 +12,8 @@
 //! after its first jobs.
 //!
 //! Pool containers carry the owner label (so [`cleanup_leftovers`](super::cleanup_leftovers) at start
-//! removes those of a crashed agent) and [`LABEL_POOL`](super::LABEL_POOL).
+//! removes those of a crashed agent) and [`LABEL_POOL`](super::LABEL_POOL). An idle container whose attach
+//! connection goes away (the agent died, the engine dropped it) sees its stdin close and exits by itself.
 
 mod refill;
 
@@ -25,14 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
 use super::spec::{SandboxLimits, SandboxSpec};
-
-/// The idle process of a pool container (run by `sh -c`, under the engine's init). On SIGTERM (a stop
-/// of the container: timeout or cancel of its job) it forwards SIGTERM to every other process of the
-/// sandbox — the job's — and exits once they are gone, so the job gets the same SIGTERM-then-SIGKILL
-/// treatment as in a cold sandbox, and the container stops as soon as the job has.
-pub(crate) const IDLE_SCRIPT: &str = "trap 'kill -TERM -1 2>/dev/null; wait; \
-     while kill -0 -1 2>/dev/null; do sleep 0.1; done; exit 0' TERM; \
-     while :; do sleep 2147483647 & wait $!; done";
+use super::warm::{Idle, runs_in_stub};
 
 /// Consecutive jobs of one image with the same other limits after which its pool switches to them.
 pub const RETARGET_AFTER: u32 = 2;
@@ -65,9 +60,12 @@ impl PoolShape {
         }
     }
 
-    /// The shape `spec` needs, or `None` when it must run cold (network access or GPUs).
+    /// The shape `spec` needs, or `None` when it must run cold: network access, GPUs, a working directory
+    /// other than [`WORK_DIR`](super::WORK_DIR), or a program name starting with `-` (which the pool's stub
+    /// shell would take for an option).
     pub fn of(spec: &SandboxSpec) -> Option<Self> {
-        (!spec.network && spec.gpus.is_none()).then(|| Self::new(spec.image.clone(), &spec.limits))
+        (!spec.network && spec.gpus.is_none() && runs_in_stub(spec))
+            .then(|| Self::new(spec.image.clone(), &spec.limits))
     }
 }
 
@@ -112,7 +110,7 @@ impl Refiller {
 #[derive(Debug)]
 struct Slot {
     shape: PoolShape,
-    idle: Vec<String>,
+    idle: Vec<Idle>,
     creating: usize,
     /// A different shape jobs asked for, and how many times in a row.
     wanted: Option<(PoolShape, u32)>,
@@ -122,7 +120,7 @@ struct Slot {
 struct State {
     slots: HashMap<String, Slot>,
     /// Idle containers no longer wanted (after a retarget), to be removed by the refill task.
-    retired: Vec<String>,
+    retired: Vec<Idle>,
     stats: PoolStats,
     stopped: bool,
 }
@@ -190,7 +188,7 @@ impl WarmPool {
 
     /// Takes a warm container for `spec`, if there is one of its shape; `None` means: run it cold. The
     /// replacement is created after [`WarmPool::refill_soon`].
-    pub(crate) fn take(&self, spec: &SandboxSpec) -> Option<String> {
+    pub(crate) fn take(&self, spec: &SandboxSpec) -> Option<Idle> {
         let shape = PoolShape::of(spec);
         let mut state = self.shared.lock();
         let state = &mut *state;
@@ -226,12 +224,12 @@ impl WarmPool {
             return None;
         }
         slot.wanted = None;
-        let Some(id) = slot.idle.pop() else {
+        let Some(idle) = slot.idle.pop() else {
             state.stats.empty += 1;
             return None;
         };
         state.stats.hits += 1;
-        Some(id)
+        Some(idle)
     }
 
     /// Lets the refill replace taken containers now. Taking one does not: creating its replacement would
@@ -306,7 +304,8 @@ fn drain(shared: &Shared) -> Vec<String> {
     for slot in state.slots.values_mut() {
         ids.append(&mut slot.idle);
     }
-    ids
+    // Dropping the attach connections closes the stubs' stdin: they exit even if removal fails.
+    ids.into_iter().map(|idle| idle.id).collect()
 }
 
 impl Drop for WarmPool {

@@ -17,7 +17,7 @@ use super::config::container_body;
 use super::error::{ExecError, is_not_found};
 use super::output::{OutputChunk, Pump, PumpEnd};
 use super::remove::{Pending, RemoveGuard};
-use super::warm::WarmError;
+use super::warm::Unusable;
 use super::{DockerExecutor, ExitStatusKind, RunOutcome, SandboxSpec};
 
 /// Extra time, beyond the stop grace period, allowed for the output stream and the exit status
@@ -52,9 +52,8 @@ pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardErro
 pub(super) struct Started {
     /// Its stdout and stderr.
     pub(super) frames: Frames,
-    /// The exec id when the job runs in a warm pool container; `None` for a cold sandbox (the job is the
-    /// container's main process).
-    pub(super) exec: Option<String>,
+    /// Whether the job runs in a warm pool container (either way it is the container's main process).
+    pub(super) warm: bool,
     /// Work on the container to settle before removing it.
     pub(super) pending: Option<Pending>,
 }
@@ -102,7 +101,7 @@ impl DockerExecutor {
         }
         let result = match self.start(&spec).await {
             Ok((mut guard, mut started)) => {
-                let warm = started.exec.is_some();
+                let warm = started.warm;
                 guard.after(started.pending.take());
                 let result = self.drive(&spec, &guard.id, started, cancel, output).await;
                 guard.remove_now().await;
@@ -134,21 +133,16 @@ impl DockerExecutor {
     /// removed before returning the error.
     async fn start(&self, spec: &SandboxSpec) -> Result<(RemoveGuard, Started), ExecError> {
         if let Some(pool) = &self.pool
-            && let Some(id) = pool.take(spec)
+            && let Some(idle) = pool.take(spec)
         {
-            let mut guard = RemoveGuard::new(self.engine.clone(), id);
-            match self.start_warm(spec, &guard.id).await {
+            let mut guard = RemoveGuard::new(self.engine.clone(), idle.id.clone());
+            match self.start_warm(spec, idle).await {
                 Ok(started) => return Ok((guard, started)),
-                Err(WarmError::Unusable(why)) => {
+                Err(Unusable(why)) => {
                     tracing::warn!(job.id = %spec.job_id, container.id = guard.id, reason = why,
                         "warm sandbox unusable; discarding it and running the job cold");
                     pool.discarded();
                     guard.remove_now().await;
-                }
-                Err(WarmError::Exec(e)) => {
-                    guard.remove_now().await;
-                    pool.refill_soon();
-                    return Err(e);
                 }
             }
         }
@@ -188,7 +182,7 @@ impl DockerExecutor {
             .await
             .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
         docker.start_container(id, None).await.map_err(|e| self.engine.err("start the sandbox", e))?;
-        Ok(Started { frames: attach.output, exec: None, pending: None })
+        Ok(Started { frames: attach.output, warm: false, pending: None })
     }
 
     async fn drive(
@@ -199,7 +193,7 @@ impl DockerExecutor {
         cancel: CancellationToken,
         output: mpsc::Sender<OutputChunk>,
     ) -> Result<RunOutcome, ExecError> {
-        let Started { mut frames, exec, .. } = started;
+        let Started { mut frames, .. } = started;
         let started = Instant::now();
         let mut pump = Pump::new(output, spec.limits.max_output_bytes);
         let ending = tokio::select! {
@@ -218,16 +212,12 @@ impl DockerExecutor {
             let (stopped, _) = tokio::join!(self.stop(id, ending), drain);
             stopped?;
         }
-        let status = match (ending, &exec) {
-            (Ending::Exited, Some(exec)) => self.exec_status(id, exec).await?,
-            (_, Some(_)) => ending.status(),
-            (_, None) => self.container_status(id, ending).await?,
-        };
+        let status = self.container_status(id, ending).await?;
         let duration = started.elapsed();
         Ok(RunOutcome { status, duration, output_bytes: pump.accepted(), truncated: pump.truncated() })
     }
 
-    /// How a cold sandbox ended: waits for the container to stop, then reads its exit code and OOM flag.
+    /// How a sandbox ended: waits for the container to stop, then reads its exit code and OOM flag.
     async fn container_status(&self, id: &str, ending: Ending) -> Result<ExitStatusKind, ExecError> {
         let docker = self.engine.docker();
         let code = self.wait_exit(id).await?;

@@ -75,10 +75,13 @@ impl SandboxSpec {
                 return invalid(format!("environment variable {k} contains a NUL byte"));
             }
         }
-        if let Some(dir) = &self.workdir
-            && !dir.starts_with('/')
-        {
-            return invalid("the working directory must be an absolute path".into());
+        if let Some(dir) = &self.workdir {
+            if !dir.starts_with('/') {
+                return invalid("the working directory must be an absolute path".into());
+            }
+            if dir.contains('\0') {
+                return invalid("the working directory contains a NUL byte".into());
+            }
         }
         self.limits.validate()
     }

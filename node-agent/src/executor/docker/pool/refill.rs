@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::query_parameters::CreateContainerOptions;
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions};
 
 use super::{PoolShape, Shared};
 use crate::executor::docker::config::pool_body;
 use crate::executor::docker::engine::Engine;
 use crate::executor::docker::error::ExecError;
 use crate::executor::docker::remove::remove_or_retry;
+use crate::executor::docker::warm::Idle;
 
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -31,7 +32,7 @@ pub(super) async fn refill_loop(shared: Arc<Shared>) {
             });
             (retired, next)
         };
-        remove_all(&shared.engine, retired).await;
+        remove_all(&shared.engine, retired.into_iter().map(|idle| idle.id).collect()).await;
         let Some(shape) = next else {
             tokio::select! {
                 () = shared.wake.notified() => {}
@@ -40,27 +41,28 @@ pub(super) async fn refill_loop(shared: Arc<Shared>) {
             continue;
         };
         let created = create_idle(&shared.engine, &shared.owner, &shape).await;
-        let kept = {
+        let placed = {
             let mut state = shared.lock();
             let stopped = state.stopped || shared.stop.is_cancelled();
             match state.slots.get_mut(&shape.image) {
                 Some(slot) => {
                     slot.creating -= 1;
-                    match &created {
-                        Ok(id) if !stopped && slot.shape == shape => {
-                            slot.idle.push(id.clone());
-                            true
+                    match created {
+                        Ok(idle) if !stopped && slot.shape == shape => {
+                            slot.idle.push(idle);
+                            Ok(None)
                         }
-                        _ => false,
+                        Ok(idle) => Ok(Some(idle.id)),
+                        Err(e) => Err(e),
                     }
                 }
-                None => false,
+                None => created.map(|idle| Some(idle.id)),
             }
         };
-        match created {
-            Ok(id) => {
+        match placed {
+            Ok(unwanted) => {
                 failures = 0;
-                if !kept {
+                if let Some(id) = unwanted {
                     remove_all(&shared.engine, vec![id]).await;
                 }
             }
@@ -80,8 +82,10 @@ pub(super) async fn refill_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Creates and starts one idle pool container of `shape`; a container that does not start is removed.
-async fn create_idle(engine: &Engine, owner: &str, shape: &PoolShape) -> Result<String, ExecError> {
+/// Creates one idle pool container of `shape`, attaches to its stdin, stdout and stderr (before the start,
+/// so the attach connection is in place when its stub starts reading), and starts it; a container that
+/// cannot be attached to or started is removed.
+async fn create_idle(engine: &Engine, owner: &str, shape: &PoolShape) -> Result<Idle, ExecError> {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("cynode-pool-{}", &suffix[..12]);
     let docker = engine.docker();
@@ -97,11 +101,20 @@ async fn create_idle(engine: &Engine, owner: &str, shape: &PoolShape) -> Result<
             return Err(err);
         }
     };
+    let options =
+        AttachContainerOptions { stream: true, stdin: true, stdout: true, stderr: true, ..Default::default() };
+    let attach = match docker.attach_container(&id, Some(options)).await {
+        Ok(attach) => attach,
+        Err(e) => {
+            remove_all(engine, vec![id]).await;
+            return Err(engine.err("attach to a warm sandbox container", e));
+        }
+    };
     if let Err(e) = docker.start_container(&id, None).await {
         remove_all(engine, vec![id]).await;
         return Err(engine.err("start a warm sandbox container", e));
     }
-    Ok(id)
+    Ok(Idle { id, output: attach.output, input: attach.input })
 }
 
 /// Force-removes pool containers; one that is already gone is fine, and removal is retried in the
