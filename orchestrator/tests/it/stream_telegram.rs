@@ -1,6 +1,6 @@
 //! Telegram through the real stream worker and Telegram sink against the rule-enforcing fake: in private chats
 //! live output is shown as drafts and each message is posted once (at page rollover and at the end, with the
-//! final status); groups post and edit and never draft; a replica taking a stream over drafts the same draft
+//! final status); groups post and edit and never draft; a server without drafts gets posts and edits; a replica taking a stream over drafts the same draft
 //! and never posts a message twice.
 
 use std::sync::Arc;
@@ -260,6 +260,26 @@ async fn drafts_switched_off_post_and_edit_in_private_chats() {
     assert!(tg.calls_to("sendMessageDraft").is_empty());
     let messages = tg.messages_in(PRIVATE, None);
     assert_eq!(messages.len(), 1);
+    assert!(messages[0].text.contains("Succeeded") && messages[0].edits > 0);
+}
+
+#[tokio::test]
+async fn a_bot_api_server_without_drafts_gets_posts_and_edits() {
+    let tg = FakeTelegram::builder().without_drafts().start().await;
+    let s = setup(&tg, PRIVATE).await;
+    let _stop = s.worker(true);
+    s.output(0, &lines(0, 20)).await;
+    wait("output is posted", || async {
+        tg.messages_in(PRIVATE, None).first().is_some_and(|m| m.text.contains("line 0019"))
+    })
+    .await;
+    s.output(1, &lines(20, 40)).await;
+    s.finish().await;
+    s.closed().await;
+    assert_eq!(tg.calls_to("sendMessageDraft").len(), 1, "tried once, then posted and edited");
+    let messages = tg.messages_in(PRIVATE, None);
+    assert_eq!(messages.len(), 1);
+    each_line_once(&messages, 40);
     assert!(messages[0].text.contains("Succeeded") && messages[0].edits > 0);
 }
 
