@@ -86,7 +86,8 @@ impl Default for SlackRates {
 }
 
 /// Discord budgets. Discord's windows are fixed (5 per 5 s per route, 50 per second per bot), so a bucket
-/// fits one when `burst + per_second × window` stays within it.
+/// fits one when `burst + per_second × window` stays within it: 1 + 0.8 × 5 = 5 per route, 3 + 45 × 1 = 48 per
+/// second for the bot (two below the limit, for requests that arrive closer together than they left).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DiscordRates {
     /// One route of one channel (create or edit), or one interaction's webhook.
@@ -97,7 +98,7 @@ pub struct DiscordRates {
 
 impl Default for DiscordRates {
     fn default() -> Self {
-        Self { per_route: Rate { per_second: 0.8, burst: 1.0 }, global: Rate { per_second: 40.0, burst: 10.0 } }
+        Self { per_route: Rate { per_second: 0.8, burst: 1.0 }, global: Rate { per_second: 45.0, burst: 3.0 } }
     }
 }
 
