@@ -25,7 +25,8 @@ pub(super) struct Drafts {
     shown: Option<Drafted>,
     /// The platform refused a draft: this stream posts and edits from now on.
     refused: bool,
-    /// Whether this step showed (or kept) a live draft.
+    /// Whether this step sent (or is about to send) a draft: the stream then steps at the sink's draft cadence,
+    /// an idle one at the edit cadence.
     pub(super) live: bool,
 }
 
@@ -61,11 +62,11 @@ impl Run<'_> {
     /// Shows slot `i` as a draft when it changed or is about to expire.
     pub(super) async fn draft(&mut self, i: usize, slot: &Reply) -> Result<Sent, sqlx::Error> {
         let fp = fingerprint(slot);
-        self.drafts.live = true;
         let refresh = self.sink.draft_lifetime() * 2 / 3;
         if !due(self.drafts.shown.as_ref(), i, &fp, Instant::now(), refresh) {
             return Ok(Sent::Kept);
         }
+        self.drafts.live = true;
         if let Some(wait) = self.take(Op::Draft).await? {
             return Ok(Sent::Wait(wait));
         }
