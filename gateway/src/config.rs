@@ -240,6 +240,10 @@ pub struct StreamConfig {
     /// editing when a stream cannot start); `false` always posts and edits.
     #[serde(default = "yes")]
     pub slack_streaming: bool,
+    /// Show live output in Telegram private chats as drafts (`sendMessageDraft`), posting each message once it
+    /// is complete; `false` posts early and edits, as in groups.
+    #[serde(default = "yes")]
+    pub telegram_drafts: bool,
 }
 
 impl Default for StreamConfig {
@@ -252,6 +256,7 @@ impl Default for StreamConfig {
             max_messages: d_stream_messages(),
             max_age_s: d_stream_age(),
             slack_streaming: true,
+            telegram_drafts: true,
         }
     }
 }
@@ -622,6 +627,7 @@ impl Config {
             capacity: s.capacity.max(1),
             max_messages: s.max_messages.max(1),
             max_age: Duration::from_secs(s.max_age_s.max(1)),
+            drafts: s.telegram_drafts,
         }
     }
 
@@ -785,5 +791,14 @@ mod tests {
         let vars = env(&[("CYNODE__STREAM__SLACK_STREAMING", "false")]);
         let off = Config::load(None, vars, &Overrides::default()).expect("config").core_settings();
         assert!(off.disable_slack_streaming);
+    }
+
+    #[test]
+    fn telegram_drafts_are_on_unless_switched_off() {
+        let on = Config::load(None, env(&[]), &Overrides::default()).expect("config").stream_settings();
+        assert!(on.drafts);
+        let vars = env(&[("CYNODE__STREAM__TELEGRAM_DRAFTS", "false")]);
+        let off = Config::load(None, vars, &Overrides::default()).expect("config").stream_settings();
+        assert!(!off.drafts);
     }
 }

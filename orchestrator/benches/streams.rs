@@ -8,13 +8,14 @@
 //! 0), other refusals, latency p50/p90/p99/max (target ≤ 1.2 s), completeness (lines ever shown / lines produced)
 //! and whether every stream ended with its final status.
 //!
-//! Platforms: Discord (one bot, 50 channels), Telegram (one bot, 50 private chats) and Slack (50 workspaces,
+//! Platforms: Discord (one bot, 50 channels), Telegram (one bot, 50 private chats: live output as drafts, each
+//! draft call counting as visible) and Slack (50 workspaces,
 //! because Slack's `chat.update` budget of about 50 a minute is per workspace: one workspace cannot carry 50
 //! live streams at one update a second, whatever the client does).
 //!
 //! `cargo bench -p cynode-orchestrator --bench streams [-- SECONDS [STREAMS [PLATFORMS]]]` (defaults: 60 s, 50
 //! streams, `discord,telegram,slack`; `slack` streams output with Slack's streaming methods, `slack-nostream`
-//! only posts and edits).
+//! only posts and edits; `telegram` drafts in private chats, `telegram-nodrafts` only posts and edits).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -121,12 +122,15 @@ async fn main() {
 }
 
 async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
-    let (label, platform, streaming): (&'static str, &'static str, bool) = match platform {
-        "discord" => ("discord", "discord", false),
-        "telegram" => ("telegram", "telegram", false),
-        "slack" => ("slack", "slack", true),
-        "slack-nostream" => ("slack (no streaming)", "slack", false),
-        other => panic!("unknown platform {other}: use discord, telegram, slack or slack-nostream"),
+    let (label, platform, streaming, drafts): (&'static str, &'static str, bool, bool) = match platform {
+        "discord" => ("discord", "discord", false, false),
+        "telegram" => ("telegram", "telegram", false, true),
+        "telegram-nodrafts" => ("telegram (no drafts)", "telegram", false, false),
+        "slack" => ("slack", "slack", true, false),
+        "slack-nostream" => ("slack (no streaming)", "slack", false, false),
+        other => {
+            panic!("unknown platform {other}: use discord, telegram, telegram-nodrafts, slack or slack-nostream")
+        }
     };
     let db = TestDb::new().await;
     let pool = db.pool.clone();
@@ -180,7 +184,7 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
         .with(Arc::new(DiscordSink::new(http.clone(), installs.clone(), rates.discord)))
         .with(Arc::new(TelegramSink::new(http, installs, rates.telegram)));
     let (stop, rx) = tokio::sync::watch::channel(false);
-    spawn_stream_worker(pool.clone(), sinks, StreamSettings::default(), rx);
+    spawn_stream_worker(pool.clone(), sinks, StreamSettings { drafts, ..StreamSettings::default() }, rx);
 
     let settings = DispatchSettings { lease_ttl: Duration::from_secs(3600), ..DispatchSettings::default() };
     let d = Dispatcher::new(pool.clone(), settings);

@@ -83,6 +83,8 @@ pub enum Op {
     Private,
     /// A streaming call (Slack's `chat.startStream`, `chat.appendStream`, `chat.stopStream`).
     Stream(StreamOp),
+    /// An ephemeral draft of a message not posted yet (Telegram's `sendMessageDraft`).
+    Draft,
 }
 
 /// The streaming calls, budgeted separately (Slack: start and stop Tier 2, append Tier 4).
@@ -157,6 +159,27 @@ pub trait ThreadSink: Send + Sync + std::fmt::Debug {
     /// closed succeeds.
     fn stop_stream<'a>(&'a self, _: &'a Target, _: &'a Owned, _: Option<&'a str>) -> BoxFuture<'a, PlatformResult<()>> {
         Box::pin(async { Err(PlatformError::InvalidRequest("streaming not supported".into())) })
+    }
+
+    /// Whether live output in `target` may be shown as drafts: an ephemeral preview of the message being
+    /// written (re-sent with the growing text), posted for real with [`Self::post`] once it is complete.
+    fn drafts(&self, _target: &Target) -> bool {
+        false
+    }
+
+    /// How often a stream whose last message is a live draft steps, when more often than the edit cadence.
+    fn draft_cadence(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// How long a draft stays visible without being sent again (it is refreshed well before).
+    fn draft_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+
+    /// Shows `reply` as the draft of message `index` of the stream (the same draft is updated in place).
+    fn draft<'a>(&'a self, _: &'a Target, _: usize, _: &'a Reply) -> BoxFuture<'a, PlatformResult<()>> {
+        Box::pin(async { Err(PlatformError::InvalidRequest("drafts not supported".into())) })
     }
 
     /// Shows `text` only to the requester (Slack ephemeral, Discord ephemeral follow-up, Telegram callback answer).

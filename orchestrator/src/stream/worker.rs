@@ -17,6 +17,8 @@ use super::store::{self, Claimed, Progress};
 use super::view::{self, View};
 use super::{StreamSettings, text};
 
+#[path = "draft.rs"]
+mod draft;
 #[path = "streamed.rs"]
 mod streamed;
 
@@ -51,6 +53,8 @@ struct Local {
     /// A budget token reserved by the last step for this operation: the step waited for its turn by sleeping
     /// until it is due, and this step (rendering the latest output) spends it.
     prepaid: Option<Op>,
+    /// The draft shown, if any.
+    drafts: draft::Drafts,
 }
 
 /// Starts the worker; it stops (releasing its streams to other replicas) when `shutdown` fires.
@@ -141,13 +145,15 @@ impl StreamWorker {
         let header = sink.streams(&target);
         let shown = view::render_with(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1), header);
         let prepaid = local.prepaid.take();
-        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None };
+        let drafts = std::mem::take(&mut local.drafts);
+        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None, drafts };
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
             View::Private(Some(text)) => run.private(&text).await?,
             View::Thread { slots, done } => run.thread(&slots, done).await?,
         };
         local.prepaid = run.reserved;
+        local.drafts = run.drafts;
         Ok(next)
     }
 
@@ -183,6 +189,8 @@ struct Run<'a> {
     prepaid: Option<Op>,
     /// A token this step reserved (for the next step).
     reserved: Option<Op>,
+    /// The stream's draft (kept between steps on this replica).
+    drafts: draft::Drafts,
 }
 
 /// How a send ended, for the step.
@@ -222,10 +230,18 @@ impl Run<'_> {
             self.p.pages.push(String::new());
         }
         // Once the job ended, an existing message with the final footer changes last: the final status appears
-        // after the output.
+        // after the output. With drafts, the messages not posted yet (the final output and status) go first: they
+        // share the chat's budget with the edit of the first message's status line and must not wait behind it.
         let owned = self.p.messages.len();
+        let drafting = draft::drafting(&self.worker.settings, self.sink, self.target, &self.drafts);
         let late = |i: &usize| done && *i < owned && slots[*i].footer.is_some();
-        let order: Vec<usize> = (0..slots.len()).filter(|i| !late(i)).chain((0..slots.len()).filter(late)).collect();
+        let fresh = |i: &usize| done && drafting && *i >= owned;
+        let order: Vec<usize> = (0..slots.len())
+            .filter(fresh)
+            .chain((0..slots.len()).filter(|i| !late(i) && !fresh(i)))
+            .chain((0..slots.len()).filter(late))
+            .collect();
+        self.drafts.live = false;
         for i in order {
             let slot = &slots[i];
             let fp = fingerprint(slot);
@@ -234,6 +250,7 @@ impl Run<'_> {
                 Some(m) if m.via == Via::Stream => self.streamed(i, &m, slot, done || !last).await?,
                 Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
                 Some(m) => self.edit(&m, slot).await?,
+                None if last && !done && self.draftable(slot) => self.draft(i, slot).await?,
                 None if last && !done && streamed::streamable(self.sink, self.target, i, slot) => {
                     self.start(i, slot).await?
                 }
@@ -266,8 +283,14 @@ impl Run<'_> {
         if !self.save(&rendered(slots)).await? || done {
             return Ok(Next::Stop);
         }
-        let streaming = self.p.messages.iter().any(|m| m.via == Via::Stream);
-        Ok(Next::Again(self.sink.stream_cadence().filter(|_| streaming).map_or(cadence, |c| c.min(cadence))))
+        let faster = if self.p.messages.iter().any(|m| m.via == Via::Stream) {
+            self.sink.stream_cadence()
+        } else if self.drafts.live {
+            self.sink.draft_cadence()
+        } else {
+            None
+        };
+        Ok(Next::Again(faster.map_or(cadence, |c| c.min(cadence))))
     }
 
     async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {

@@ -201,3 +201,7 @@ async fn streams_first_reply_live_output_rollover_and_final_message_across_a_res
     assert!(last.contains("cynode logs") && last.contains(&format!("/v1/jobs/{job}/output")));
     assert!(s.texts[0].contains("\n0\n") && s.texts[0].contains("Job"));
 }
+
+// The Telegram stream tests live beside this file and run under the `stream` filter.
+#[path = "stream_telegram.rs"]
+mod telegram;

@@ -83,7 +83,7 @@ impl ThreadSink for DiscordSink {
             Op::Edit(Via::Original) if interaction => vec![webhook],
             Op::Edit(_) => vec![route("edit"), global],
             Op::Private => vec![webhook],
-            Op::Stream(_) => Vec::new(),
+            Op::Stream(_) | Op::Draft => Vec::new(),
         }
     }
 

@@ -69,6 +69,7 @@ impl ThreadSink for SlackSink {
             Op::Stream(StreamOp::Start) => vec![bucket("slack:stream_start".into(), self.rates.start_stop_stream)],
             Op::Stream(StreamOp::Append) => vec![bucket("slack:stream_append".into(), self.rates.append_stream)],
             Op::Stream(StreamOp::Stop) => vec![bucket("slack:stream_stop".into(), self.rates.start_stop_stream)],
+            Op::Draft => Vec::new(),
         }
     }
 

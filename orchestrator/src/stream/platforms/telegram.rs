@@ -1,11 +1,17 @@
 //! Telegram: `sendMessage` with `reply_parameters` and `message_thread_id`, `editMessageText`, and
-//! `answerCallbackQuery` for private notices.
+//! `answerCallbackQuery` for private notices. In private chats (positive chat ids: a private chat's id is the
+//! user's id, groups and channels have negative ids) live output is shown with `sendMessageDraft` until it is
+//! posted; drafts have a budget of their own per chat ([`TelegramRates::drafts`]).
+
+use std::time::Duration;
 
 use cynode_adapters::split::Budget;
 use cynode_adapters::telegram::{self, ChatTarget, TelegramClient, TelegramMessage};
 use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply, ReplyHandle};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use super::{Common, bucket};
 use crate::stream::TelegramRates;
@@ -43,6 +49,19 @@ fn number(text: &str) -> PlatformResult<i64> {
     text.parse().map_err(|_| PlatformError::InvalidRequest("non-numeric telegram id".into()))
 }
 
+/// Whether `target` is a private chat (the only chats with drafts).
+fn private_chat(target: &Target) -> bool {
+    target.thread.channel.parse::<i64>().is_ok_and(|id| id > 0)
+}
+
+/// The draft id of message `index` of a task's stream: stable across replicas (a replica taking over updates
+/// the same draft), different per message, non-zero and within 31 bits.
+fn draft_id(task: Uuid, index: usize) -> i64 {
+    let digest = Sha256::new().chain_update(task.as_bytes()).chain_update((index as u64).to_le_bytes()).finalize();
+    let bits = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0x7fff_ffff;
+    i64::from(bits.max(1))
+}
+
 impl ThreadSink for TelegramSink {
     fn platform(&self) -> Platform {
         Platform::Telegram
@@ -53,10 +72,12 @@ impl ThreadSink for TelegramSink {
     }
 
     fn buckets(&self, target: &Target, op: Op) -> Vec<BucketSpec> {
-        if op == Op::Private {
-            return vec![bucket("telegram:callback".into(), self.rates.global)];
-        }
         let chat = &target.thread.channel;
+        match op {
+            Op::Private => return vec![bucket("telegram:callback".into(), self.rates.global)],
+            Op::Draft => return vec![bucket(format!("telegram:draft:{chat}"), self.rates.drafts)],
+            _ => {}
+        }
         let mut buckets = vec![
             bucket(format!("telegram:chat:{chat}"), self.rates.per_chat),
             bucket("telegram:global".into(), self.rates.global),
@@ -96,6 +117,29 @@ impl ThreadSink for TelegramSink {
         .boxed()
     }
 
+    fn drafts(&self, target: &Target) -> bool {
+        private_chat(target)
+    }
+
+    fn draft_cadence(&self) -> Option<Duration> {
+        // Twice per draft token: a step that finds the token not yet due reserves it and sends when it is, so
+        // drafts go out at the budget's rate instead of one cadence after the token was due.
+        Some(Duration::from_secs_f64(0.5 / self.rates.drafts.per_second.clamp(0.1, 10.0)))
+    }
+
+    fn draft<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<()>> {
+        async move {
+            let chat = ChatTarget::from_thread(&target.thread)
+                .filter(|c| c.chat_id > 0)
+                .ok_or_else(|| PlatformError::InvalidRequest("drafts need a private chat".into()))?;
+            let client = self.client(target).await?;
+            client
+                .send_message_draft(chat.chat_id, chat.thread_id, draft_id(target.task_id, index), &render(reply))
+                .await
+        }
+        .boxed()
+    }
+
     fn private<'a>(&'a self, target: &'a Target, text: &'a str) -> BoxFuture<'a, PlatformResult<()>> {
         async move {
             let Some(ReplyHandle::Telegram { callback_query_id }) = &target.handle else {
@@ -105,5 +149,20 @@ impl ThreadSink for TelegramSink {
             client.answer_callback_query(callback_query_id, Some(text), false).await
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::draft_id;
+    use uuid::Uuid;
+
+    #[test]
+    fn draft_ids_are_stable_per_message_and_never_zero() {
+        let task = Uuid::now_v7();
+        assert_eq!(draft_id(task, 0), draft_id(task, 0));
+        assert_ne!(draft_id(task, 0), draft_id(task, 1));
+        assert_ne!(draft_id(task, 0), draft_id(Uuid::now_v7(), 0));
+        assert!((0..100).all(|i| (1..=i64::from(i32::MAX)).contains(&draft_id(task, i))));
     }
 }

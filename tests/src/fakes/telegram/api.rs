@@ -89,6 +89,9 @@ fn dispatch(shared: &Shared, method: &str, p: &Params, now: Instant) -> Res {
                 methods::edit_message_text(&mut state, p, chat, at)
             }
         }
+        "sendmessagedraft" if !shared.drafts => {
+            Err(Refusal { code: 404, description: "Not Found".into(), retry_after: None })
+        }
         "sendmessagedraft" => {
             let chat = methods::chat_id(p)?;
             limit(shared, chat, true, now)?;

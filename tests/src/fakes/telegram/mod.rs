@@ -6,7 +6,8 @@
 //! required parameters and their types, text 1–4,096 UTF-16 units, entities inside the text,
 //! inline keyboards (`callback_data` 1–64 bytes, one action per button), edits that change
 //! nothing (`message is not modified`), drafts only in private chats with a non-zero `draft_id`,
-//! callback queries answered once with text ≤ 200. Rate limits per chat, per group and overall
+//! callback queries answered once with text ≤ 200. [`FakeTelegramBuilder::without_drafts`] plays a Bot API
+//! server older than 10.0 (`sendMessageDraft` unknown: `404 Not Found`). Rate limits per chat, per group and overall
 //! answer `429 {"ok":false,"error_code":429,"description":"Too Many Requests: retry after N",
 //! "parameters":{"retry_after":N}}`.
 
@@ -108,6 +109,7 @@ pub struct CallbackAnswer {
 pub struct FakeTelegramBuilder {
     token: String,
     rates: TelegramRates,
+    drafts: bool,
 }
 
 impl FakeTelegramBuilder {
@@ -125,11 +127,19 @@ impl FakeTelegramBuilder {
         self
     }
 
+    /// Answers `sendMessageDraft` with `404 Not Found`, as a Bot API server before 10.0 does.
+    #[must_use]
+    pub fn without_drafts(mut self) -> Self {
+        self.drafts = false;
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> FakeTelegram {
         let shared = Arc::new(Shared {
             token: self.token,
             rates: self.rates,
+            drafts: self.drafts,
             started: Instant::now(),
             state: Mutex::new(State::default()),
         });
@@ -149,6 +159,7 @@ pub struct FakeTelegram {
 struct Shared {
     token: String,
     rates: TelegramRates,
+    drafts: bool,
     started: Instant,
     state: Mutex<State>,
 }
@@ -173,7 +184,11 @@ impl FakeTelegram {
     /// A builder with the default token and rates.
     #[must_use]
     pub fn builder() -> FakeTelegramBuilder {
-        FakeTelegramBuilder { token: "123456789:AAFakeTokenForCyNodeTests".to_owned(), rates: TelegramRates::default() }
+        FakeTelegramBuilder {
+            token: "123456789:AAFakeTokenForCyNodeTests".to_owned(),
+            rates: TelegramRates::default(),
+            drafts: true,
+        }
     }
 
     /// Starts a fake with the defaults.
