@@ -316,6 +316,8 @@ async fn requeue_time(samples: usize) -> Vec<f64> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    // `cycles`: only the full-cycle rows (for profiling the hot path).
+    let cycles_only = std::env::args().any(|a| a == "cycles");
     let (lat_n, jobs, requeues) = if quick { (100, 1000, 3) } else { (500, 5000, 10) };
     println!(
         "dispatch benchmark ({}), PostgreSQL fsync on, {} CPUs",
@@ -323,6 +325,13 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
+    if cycles_only {
+        for nodes in [1, 4, 16] {
+            let rate = throughput(nodes, jobs, Wire::Carried).await;
+            println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", format!("full cycles, {nodes} node(s)"));
+        }
+        return;
+    }
     let e = env(DispatchSettings::default()).await;
     let token = register(&e, "probe", "probe").await;
     latency(&e, &token, 20).await; // warm-up

@@ -111,6 +111,65 @@ async fn claims_match_capabilities() {
 }
 
 #[tokio::test]
+async fn a_job_behind_a_long_queue_of_other_nodes_work_is_found_in_priority_order() {
+    let db = TestDb::new().await;
+    let d = dispatcher(&db.pool);
+    let eu = Capabilities { labels: [("zone".to_string(), "eu".to_string())].into(), ..host_caps() };
+    let node = node(&db.pool, "eu", eu).await;
+    // The head of the queue (more jobs than the claim's first look reads) is for nodes in another zone.
+    let mut tx = db.pool.begin().await.expect("tx");
+    let origin =
+        cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
+    let mut elsewhere = host_job("true");
+    elsewhere.requirements.labels = [("zone".to_string(), "us".to_string())].into();
+    elsewhere.priority = 5;
+    for _ in 0..300 {
+        let task = cynode_orchestrator::tasks::create_task(&mut tx, &origin, "run", "x", &serde_json::json!({}))
+            .await
+            .expect("task");
+        cynode_orchestrator::tasks::create_job(&mut tx, task, &elsewhere).await.expect("job");
+    }
+    tx.commit().await.expect("commit");
+    let mut mine = host_job("true");
+    mine.requirements.labels = [("zone".to_string(), "eu".to_string())].into();
+    let older = enqueue(&db.pool, &mine).await;
+    let newer = enqueue(&db.pool, &mine).await;
+    mine.priority = 1;
+    let urgent = enqueue(&db.pool, &mine).await;
+    let got: HashSet<_> =
+        d.lease(node, 2, Duration::ZERO).await.expect("lease").into_iter().map(|l| l.job_id).collect();
+    assert_eq!(got, HashSet::from([urgent, older]), "the node's best jobs, from behind the other nodes' work");
+    let got: Vec<_> = d.lease(node, 5, Duration::ZERO).await.expect("lease").into_iter().map(|l| l.job_id).collect();
+    assert_eq!(got, vec![newer]);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(queued, 300, "the other zone's jobs stay queued");
+}
+
+#[tokio::test]
+async fn the_head_of_a_long_queue_is_leased_in_priority_order() {
+    let db = TestDb::new().await;
+    let d = dispatcher(&db.pool);
+    let node = node(&db.pool, "any", host_caps()).await;
+    let mut job = host_job("true");
+    let mut ids = Vec::new();
+    for i in 0..400 {
+        job.priority = i % 3;
+        ids.push((job.priority, enqueue(&db.pool, &job).await));
+    }
+    // Highest priority first, oldest first within a priority; each lease takes the next 32 (in any order).
+    ids.sort_by_key(|(p, _)| -p);
+    let expected: Vec<_> = ids.into_iter().map(|(_, id)| id).collect();
+    for batch in expected.chunks(32) {
+        let leased: HashSet<_> =
+            d.lease(node, 32, Duration::ZERO).await.expect("lease").into_iter().map(|l| l.job_id).collect();
+        assert_eq!(leased, batch.iter().copied().collect::<HashSet<_>>());
+    }
+}
+
+#[tokio::test]
 async fn preferred_node_gets_the_job_first_then_anyone() {
     let db = TestDb::new().await;
     let d = dispatcher(&db.pool);
