@@ -10,6 +10,7 @@ mod migrations;
 mod outbox;
 mod stream;
 mod stream_budget;
+mod stream_live;
 mod stream_slack;
 mod stream_slack_live;
 mod support;

@@ -4,100 +4,32 @@
 //! `chat.startStream` falls back to `chat.postMessage`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cynode_orchestrator::crypto::SecretBox;
-use cynode_orchestrator::dispatch::Dispatcher;
-use cynode_orchestrator::installs::Installs;
-use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
-use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
+use cynode_orchestrator::stream::{SlackRates, SlackSink, StreamSettings};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeSlack;
 use cynode_tests::fakes::slack::Message;
-use sqlx::PgPool;
 use tokio::sync::watch;
-use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, node, slack_install, slack_thread_task};
+use crate::stream_live::{LiveJob, wait};
+use crate::support::{slack_install, slack_thread_task};
 
 const THREAD: &str = "1700000000.000100";
 
-/// A Slack task with a running job, and what it takes to drive it.
-struct Setup {
-    pool: PgPool,
-    secrets: SecretBox,
-    task: Uuid,
-    d: Arc<Dispatcher>,
-    node: Uuid,
-    lease: LeaseRef,
-    _db: TestDb,
-}
-
-async fn setup(slack: &FakeSlack) -> Setup {
+async fn setup(slack: &FakeSlack) -> LiveJob {
     let db = TestDb::new().await;
-    let pool = db.pool.clone();
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
-    let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
-    let (task, job) = slack_thread_task(&pool, install, THREAD, "lines").await;
-    let d = dispatcher(&pool);
-    let n = node(&pool, "n1", host_caps()).await;
-    let l = d.lease(n, 1, Duration::from_secs(30)).await.unwrap().remove(0);
-    let lease = LeaseRef { job_id: job, attempt: l.attempt, lease_token: l.lease_token };
-    Setup { pool, secrets, task, d, node: n, lease, _db: db }
+    let install = slack_install(&db.pool, &secrets, slack.token(), &slack.base_url()).await;
+    let (task, job) = slack_thread_task(&db.pool, install, THREAD, "lines").await;
+    LiveJob::lease(db, secrets, task, job).await
 }
 
-impl Setup {
-    /// Starts a stream worker; it releases its streams when the returned sender fires.
-    fn worker(&self, streaming: bool) -> watch::Sender<bool> {
-        let installs = Arc::new(Installs::new(self.pool.clone(), self.secrets.clone(), Duration::from_secs(30)));
-        let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default()).with_streaming(streaming);
-        let (stop, rx) = watch::channel(false);
-        let settings = StreamSettings { poll: Duration::from_millis(50), ..StreamSettings::default() };
-        spawn_stream_worker(self.pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
-        stop
-    }
-
-    async fn output(&self, seq: u64, data: &str) {
-        let chunk = OutputChunk { stream: Stream::Stdout, seq, data: data.to_owned() };
-        self.d.output(self.node, &OutputBatch { lease: self.lease, chunks: vec![chunk] }).await.unwrap();
-    }
-
-    async fn finish(&self) {
-        let outcome = Outcome {
-            status: FinishStatus::Succeeded,
-            exit_code: Some(0),
-            duration_ms: 2000,
-            output_bytes: 0,
-            truncated: false,
-            message: None,
-            usage: None,
-        };
-        self.d.finish(self.node, &FinishRequest { lease: self.lease, outcome }).await.unwrap();
-    }
-
-    async fn closed(&self) {
-        wait("the stream closes", || async {
-            let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
-                .bind(self.task)
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
-            state == "closed"
-        })
-        .await;
-    }
-}
-
-async fn wait<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Starts a stream worker with the Slack sink (`streaming`: its streaming methods).
+fn worker(s: &LiveJob, streaming: bool) -> watch::Sender<bool> {
+    let sink = SlackSink::new(reqwest::Client::new(), s.installs(), SlackRates::default()).with_streaming(streaming);
+    s.worker(Arc::new(sink), StreamSettings::default())
 }
 
 fn lines(from: usize, to: usize) -> String {
@@ -121,7 +53,7 @@ fn appended(slack: &FakeSlack) -> Vec<String> {
 async fn slack_output_is_streamed_by_appending_only_new_text() {
     let slack = FakeSlack::start().await;
     let s = setup(&slack).await;
-    let _stop = s.worker(true);
+    let _stop = worker(&s, true);
     s.output(0, &lines(0, 5)).await;
     streamed_shows(&slack, "line 4").await;
     s.output(1, &lines(5, 10)).await;
@@ -152,14 +84,14 @@ async fn slack_output_is_streamed_by_appending_only_new_text() {
 async fn another_worker_continues_a_slack_stream_from_the_recorded_offset() {
     let slack = FakeSlack::start().await;
     let s = setup(&slack).await;
-    let first = s.worker(true);
+    let first = worker(&s, true);
     s.output(0, &lines(0, 5)).await;
     streamed_shows(&slack, "line 4").await;
     s.output(1, &lines(5, 10)).await;
     streamed_shows(&slack, "line 9").await;
     first.send(true).unwrap();
     s.output(2, &lines(10, 15)).await;
-    let _second = s.worker(true);
+    let _second = worker(&s, true);
     streamed_shows(&slack, "line 14").await;
     s.finish().await;
     s.closed().await;
@@ -176,7 +108,7 @@ async fn another_worker_continues_a_slack_stream_from_the_recorded_offset() {
 async fn an_interrupted_append_is_never_repeated_the_message_is_replaced() {
     let slack = FakeSlack::start().await;
     let s = setup(&slack).await;
-    let first = s.worker(true);
+    let first = worker(&s, true);
     s.output(0, &lines(0, 5)).await;
     streamed_shows(&slack, "line 4").await;
     first.send(true).unwrap();
@@ -192,7 +124,7 @@ async fn an_interrupted_append_is_never_repeated_the_message_is_replaced() {
     .unwrap();
     assert_eq!(pending.rows_affected(), 1, "the record held a stream mark");
     s.output(1, &lines(5, 10)).await;
-    let _second = s.worker(true);
+    let _second = worker(&s, true);
     s.finish().await;
     s.closed().await;
 
@@ -213,7 +145,7 @@ async fn an_interrupted_append_is_never_repeated_the_message_is_replaced() {
 async fn a_refused_stream_start_falls_back_to_posting_and_editing() {
     let slack = FakeSlack::builder().refuse_streams("method_not_supported_for_channel_type").start().await;
     let s = setup(&slack).await;
-    let _stop = s.worker(true);
+    let _stop = worker(&s, true);
     s.output(0, &lines(0, 5)).await;
     wait("output is posted", || async { thread(&slack).get(1).is_some_and(|m| m.shown().contains("line 4")) }).await;
     s.output(1, &lines(5, 10)).await;

@@ -4,16 +4,13 @@
 //! and never posts a message twice.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cynode_adapters::telegram::{ChatTarget, TelegramClient, TelegramMessage};
 use cynode_adapters::{PlatformError, Reply};
 use cynode_orchestrator::crypto::SecretBox;
-use cynode_orchestrator::dispatch::Dispatcher;
-use cynode_orchestrator::installs::Installs;
-use cynode_orchestrator::stream::{Sinks, StreamSettings, TelegramRates, TelegramSink, spawn_stream_worker};
+use cynode_orchestrator::stream::{StreamSettings, TelegramRates, TelegramSink};
 use cynode_orchestrator::tasks::{self, Origin};
-use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeTelegram;
 use cynode_tests::fakes::telegram::Message;
@@ -22,7 +19,8 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, host_job, node};
+use crate::stream_live::{LiveJob, wait};
+use crate::support::host_job;
 
 /// A private chat (the user's id).
 const PRIVATE: i64 = 4_242;
@@ -30,16 +28,6 @@ const PRIVATE: i64 = 4_242;
 const GROUP: i64 = -1_001_234_567_890;
 /// The bot's install key (its username).
 const BOT: &str = "cynode_bot";
-
-struct Setup {
-    pool: PgPool,
-    secrets: SecretBox,
-    task: Uuid,
-    d: Arc<Dispatcher>,
-    node: Uuid,
-    lease: LeaseRef,
-    _db: TestDb,
-}
 
 async fn install(pool: &PgPool, secrets: &SecretBox, tg: &FakeTelegram) -> Uuid {
     let sealed = secrets.seal(
@@ -88,71 +76,18 @@ async fn chat_task(pool: &PgPool, install: Uuid, chat: i64) -> (Uuid, Uuid) {
     (task, job)
 }
 
-async fn setup(tg: &FakeTelegram, chat: i64) -> Setup {
+async fn setup(tg: &FakeTelegram, chat: i64) -> LiveJob {
     let db = TestDb::new().await;
-    let pool = db.pool.clone();
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
-    let install = install(&pool, &secrets, tg).await;
-    let (task, job) = chat_task(&pool, install, chat).await;
-    let d = dispatcher(&pool);
-    let n = node(&pool, "n1", host_caps()).await;
-    let l = d.lease(n, 1, Duration::from_secs(30)).await.unwrap().remove(0);
-    let lease = LeaseRef { job_id: job, attempt: l.attempt, lease_token: l.lease_token };
-    Setup { pool, secrets, task, d, node: n, lease, _db: db }
+    let install = install(&db.pool, &secrets, tg).await;
+    let (task, job) = chat_task(&db.pool, install, chat).await;
+    LiveJob::lease(db, secrets, task, job).await
 }
 
-impl Setup {
-    /// Starts a stream worker; it releases its streams when the returned sender fires.
-    fn worker(&self, drafts: bool) -> watch::Sender<bool> {
-        let installs = Arc::new(Installs::new(self.pool.clone(), self.secrets.clone(), Duration::from_secs(30)));
-        let sink = TelegramSink::new(reqwest::Client::new(), installs, TelegramRates::default());
-        let (stop, rx) = watch::channel(false);
-        let settings = StreamSettings { poll: Duration::from_millis(50), drafts, ..StreamSettings::default() };
-        spawn_stream_worker(self.pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
-        stop
-    }
-
-    async fn output(&self, seq: u64, data: &str) {
-        let chunk = OutputChunk { stream: Stream::Stdout, seq, data: data.to_owned() };
-        self.d.output(self.node, &OutputBatch { lease: self.lease, chunks: vec![chunk] }).await.unwrap();
-    }
-
-    async fn finish(&self) {
-        let outcome = Outcome {
-            status: FinishStatus::Succeeded,
-            exit_code: Some(0),
-            duration_ms: 2000,
-            output_bytes: 0,
-            truncated: false,
-            message: None,
-            usage: None,
-        };
-        self.d.finish(self.node, &FinishRequest { lease: self.lease, outcome }).await.unwrap();
-    }
-
-    async fn closed(&self) {
-        wait("the stream closes", || async {
-            let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
-                .bind(self.task)
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
-            state == "closed"
-        })
-        .await;
-    }
-}
-
-async fn wait<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Starts a stream worker with the Telegram sink (`drafts`: live output as drafts in private chats).
+fn worker(s: &LiveJob, drafts: bool) -> watch::Sender<bool> {
+    let sink = TelegramSink::new(reqwest::Client::new(), s.installs(), TelegramRates::default());
+    s.worker(Arc::new(sink), StreamSettings { drafts, ..StreamSettings::default() })
 }
 
 /// Lines `line 0000` … of fixed width, so one never contains another.
@@ -187,7 +122,7 @@ fn client(tg: &FakeTelegram) -> TelegramClient {
 async fn private_chats_show_live_output_as_drafts_and_post_each_message_once() {
     let tg = FakeTelegram::start().await;
     let s = setup(&tg, PRIVATE).await;
-    let _stop = s.worker(true);
+    let _stop = worker(&s, true);
     s.output(0, &lines(0, 150)).await;
     drafted(&tg, PRIVATE, "line 0149").await;
     assert!(tg.messages_in(PRIVATE, None).is_empty(), "nothing posted while the first page grows");
@@ -223,7 +158,7 @@ async fn private_chats_show_live_output_as_drafts_and_post_each_message_once() {
 async fn groups_post_and_edit_and_never_draft() {
     let tg = FakeTelegram::start().await;
     let s = setup(&tg, GROUP).await;
-    let _stop = s.worker(true);
+    let _stop = worker(&s, true);
     s.output(0, &lines(0, 20)).await;
     wait("output is posted", || async {
         tg.messages_in(GROUP, None).first().is_some_and(|m| m.text.contains("line 0019"))
@@ -249,7 +184,7 @@ async fn groups_post_and_edit_and_never_draft() {
 async fn drafts_switched_off_post_and_edit_in_private_chats() {
     let tg = FakeTelegram::start().await;
     let s = setup(&tg, PRIVATE).await;
-    let _stop = s.worker(false);
+    let _stop = worker(&s, false);
     s.output(0, &lines(0, 20)).await;
     wait("output is posted", || async {
         tg.messages_in(PRIVATE, None).first().is_some_and(|m| m.text.contains("line 0019"))
@@ -267,7 +202,7 @@ async fn drafts_switched_off_post_and_edit_in_private_chats() {
 async fn a_bot_api_server_without_drafts_gets_posts_and_edits() {
     let tg = FakeTelegram::builder().without_drafts().start().await;
     let s = setup(&tg, PRIVATE).await;
-    let _stop = s.worker(true);
+    let _stop = worker(&s, true);
     s.output(0, &lines(0, 20)).await;
     wait("output is posted", || async {
         tg.messages_in(PRIVATE, None).first().is_some_and(|m| m.text.contains("line 0019"))
@@ -287,13 +222,13 @@ async fn a_bot_api_server_without_drafts_gets_posts_and_edits() {
 async fn another_worker_continues_the_same_draft_and_posts_the_final_message_once() {
     let tg = FakeTelegram::start().await;
     let s = setup(&tg, PRIVATE).await;
-    let first = s.worker(true);
+    let first = worker(&s, true);
     s.output(0, &lines(0, 20)).await;
     drafted(&tg, PRIVATE, "line 0019").await;
     first.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.output(1, &lines(20, 40)).await;
-    let _second = s.worker(true);
+    let _second = worker(&s, true);
     drafted(&tg, PRIVATE, "line 0039").await;
     s.finish().await;
     s.closed().await;
@@ -312,7 +247,7 @@ async fn another_worker_continues_the_same_draft_and_posts_the_final_message_onc
 async fn a_final_post_interrupted_by_a_crash_is_not_repeated_by_the_next_worker() {
     let tg = FakeTelegram::start().await;
     let s = setup(&tg, PRIVATE).await;
-    let first = s.worker(true);
+    let first = worker(&s, true);
     s.output(0, &lines(0, 20)).await;
     drafted(&tg, PRIVATE, "line 0019").await;
     first.send(true).unwrap();
@@ -328,7 +263,7 @@ async fn a_final_post_interrupted_by_a_crash_is_not_repeated_by_the_next_worker(
     let target = ChatTarget { chat_id: PRIVATE, thread_id: None, reply_to: None };
     let sent = cynode_adapters::telegram::render_tail(&Reply::new(format!("```\n{}```", lines(0, 20))));
     client(&tg).send_message(&target, &sent).await.unwrap();
-    let _second = s.worker(true);
+    let _second = worker(&s, true);
     s.closed().await;
 
     assert_eq!(tg.messages_in(PRIVATE, None).len(), 1, "not posted a second time");
