@@ -127,8 +127,8 @@ async fn a_discord_approval_is_refused_to_others_and_runs_after_the_approvers_cl
     click(&chat, &fake, 3, APPROVER, &card.id, &approve).await;
     let all = eventually(
         LIMIT,
-        "the final status",
-        || Some(thread_text(&fake)).filter(|t| t.contains("Succeeded")),
+        "the final status and the output",
+        || Some(thread_text(&fake)).filter(|t| t.contains("Succeeded") && t.contains("from-discord\nsecond")),
         || format!("{}\nserver:\n{}", thread_text(&fake), chat.server_output()),
     )
     .await;

@@ -111,8 +111,8 @@ async fn a_telegram_approval_is_refused_to_others_and_runs_after_the_approvers_c
     let approved = click(&chat, &fake, 1002, APPROVER, card.message_id, &approve).await;
     let all = eventually(
         LIMIT,
-        "the final status",
-        || Some(topic_text(&fake)).filter(|t| t.contains("Succeeded")),
+        "the final status and the output",
+        || Some(topic_text(&fake)).filter(|t| t.contains("Succeeded") && t.contains("from-telegram\nsecond")),
         || format!("{}\nserver:\n{}", topic_text(&fake), chat.server_output()),
     )
     .await;
