@@ -10,7 +10,6 @@ use cynode_adapters::telegram::{ChatTarget, TelegramClient, TelegramMessage};
 use cynode_adapters::{PlatformError, Reply};
 use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::stream::{StreamSettings, TelegramRates, TelegramSink};
-use cynode_orchestrator::tasks::{self, Origin};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeTelegram;
 use cynode_tests::fakes::telegram::Message;
@@ -20,7 +19,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::stream_live::{LiveJob, wait};
-use crate::support::host_job;
 
 /// A private chat (the user's id).
 const PRIVATE: i64 = 4_242;
@@ -51,29 +49,9 @@ async fn install(pool: &PgPool, secrets: &SecretBox, tg: &FakeTelegram) -> Uuid 
 
 /// A task asked in Telegram chat `chat` with a host job: `(task, job)`.
 async fn chat_task(pool: &PgPool, install: Uuid, chat: i64) -> (Uuid, Uuid) {
-    let conv = Uuid::now_v7();
-    let channel = chat.to_string();
-    let thread_ref = serde_json::json!({"platform": "telegram", "install": BOT, "channel": channel, "thread": null, "reply_to": null});
-    sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, $3, '', $4)")
-        .bind(conv)
-        .bind(install)
-        .bind(&channel)
-        .bind(thread_ref)
-        .execute(pool)
-        .await
-        .unwrap();
-    let origin = Origin {
-        install_id: Some(install),
-        conversation_id: Some(conv),
-        requester: "4242".into(),
-        source: "chat".into(),
-        ..Origin::default()
-    };
-    let mut tx = pool.begin().await.unwrap();
-    let task = tasks::create_task(&mut tx, &origin, "run", "lines", &serde_json::json!({})).await.unwrap();
-    let job = tasks::create_job(&mut tx, task, &host_job("lines")).await.unwrap();
-    tx.commit().await.unwrap();
-    (task, job)
+    let thread_ref = serde_json::json!({"platform": "telegram", "install": BOT, "channel": chat.to_string(),
+                                        "thread": null, "reply_to": null});
+    crate::support::chat_task(pool, install, thread_ref, "4242", "lines").await
 }
 
 async fn setup(tg: &FakeTelegram, chat: i64) -> LiveJob {

@@ -90,23 +90,36 @@ pub async fn slack_install(pool: &PgPool, secrets: &SecretBox, token: &str, base
 /// A task asked by `U1` in thread `thread` of Slack channel `C1` of `install`, with a host job running `cmd`:
 /// `(task, job)`.
 pub async fn slack_thread_task(pool: &PgPool, install: Uuid, thread: &str, cmd: &str) -> (Uuid, Uuid) {
-    let conv = Uuid::now_v7();
     let thread_ref =
         serde_json::json!({"platform": "slack", "install": "T1", "channel": "C1", "thread": thread, "reply_to": null});
-    sqlx::query(
-        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'C1', $3, $4)",
-    )
-    .bind(conv)
-    .bind(install)
-    .bind(thread)
-    .bind(thread_ref)
-    .execute(pool)
-    .await
-    .unwrap();
+    chat_task(pool, install, thread_ref, "U1", cmd).await
+}
+
+/// A chat task asked by `requester` in the conversation `thread_ref` names (its `channel` and `thread`, `null`
+/// for none), with a host job running `cmd`: `(task, job)`.
+pub async fn chat_task(
+    pool: &PgPool,
+    install: Uuid,
+    thread_ref: serde_json::Value,
+    requester: &str,
+    cmd: &str,
+) -> (Uuid, Uuid) {
+    let conv = Uuid::now_v7();
+    let channel = thread_ref["channel"].as_str().unwrap_or_default().to_owned();
+    let thread = thread_ref["thread"].as_str().unwrap_or_default().to_owned();
+    sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, $3, $4, $5)")
+        .bind(conv)
+        .bind(install)
+        .bind(channel)
+        .bind(thread)
+        .bind(thread_ref)
+        .execute(pool)
+        .await
+        .unwrap();
     let origin = Origin {
         install_id: Some(install),
         conversation_id: Some(conv),
-        requester: "U1".into(),
+        requester: requester.into(),
         source: "chat".into(),
         ..Origin::default()
     };
