@@ -8,7 +8,7 @@ use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::Dispatcher;
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::stream::{Sinks, StreamSettings, ThreadSink, spawn_stream_worker};
-use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
+use cynode_protocol::{FinishRequest, LeaseRef, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -58,15 +58,7 @@ impl LiveJob {
     }
 
     pub async fn finish(&self) {
-        let outcome = Outcome {
-            status: FinishStatus::Succeeded,
-            exit_code: Some(0),
-            duration_ms: 2000,
-            output_bytes: 0,
-            truncated: false,
-            message: None,
-            usage: None,
-        };
+        let outcome = crate::support::succeeded(2000);
         self.d.finish(self.node, &FinishRequest { lease: self.lease, outcome }).await.unwrap();
     }
 

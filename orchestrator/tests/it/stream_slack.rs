@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::stream::{Sinks, SlackRates, SlackSink, StreamSettings, spawn_stream_worker};
-use cynode_protocol::{FinishRequest, FinishStatus, LeaseRef, Outcome, OutputBatch, OutputChunk, Stream};
+use cynode_protocol::{FinishRequest, LeaseRef, OutputBatch, OutputChunk, Stream};
 use cynode_tests::TestDb;
 use cynode_tests::fakes::FakeSlack;
 
@@ -42,15 +42,7 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    let outcome = Outcome {
-        status: FinishStatus::Succeeded,
-        exit_code: Some(0),
-        duration_ms: 2000,
-        output_bytes: 0,
-        truncated: false,
-        message: None,
-        usage: None,
-    };
+    let outcome = crate::support::succeeded(2000);
     d.finish(n, &FinishRequest { lease: lref, outcome }).await.unwrap();
     let start = Instant::now();
     loop {

@@ -129,3 +129,16 @@ pub async fn chat_task(
     tx.commit().await.unwrap();
     (task, job)
 }
+
+/// A successful outcome (exit 0) as a node reports it.
+pub fn succeeded(duration_ms: u64) -> cynode_protocol::Outcome {
+    cynode_protocol::Outcome {
+        status: cynode_protocol::FinishStatus::Succeeded,
+        exit_code: Some(0),
+        duration_ms,
+        output_bytes: 0,
+        truncated: false,
+        message: None,
+        usage: None,
+    }
+}
