@@ -8,19 +8,24 @@
 //! 0), other refusals, latency p50/p90/p99/max (target ≤ 1.2 s), completeness (lines ever shown / lines produced)
 //! and whether every stream ended with its final status.
 //!
-//! Platforms: Discord (one bot, 50 channels), Telegram (one bot, 50 private chats: live output as drafts, each
+//! Platforms: Discord (one bot, 50 channels, each stream answering its own `/cynode` interaction through the
+//! interaction's webhook, as every Discord request does in its first 15 minutes; `discord-bot` posts and edits
+//! with the bot token instead, as a stream does past the interaction token's 15 minutes), Telegram (one bot, 50 private chats: live output as drafts, each
 //! draft call counting as visible) and Slack (50 workspaces,
 //! because Slack's `chat.update` budget of about 50 a minute is per workspace: one workspace cannot carry 50
 //! live streams at one update a second, whatever the client does).
 //!
 //! `cargo bench -p cynode-orchestrator --bench streams [-- SECONDS [STREAMS [PLATFORMS]]]` (defaults: 60 s, 50
-//! streams, `discord,telegram,slack`; `slack` streams output with Slack's streaming methods, `slack-nostream`
+//! streams, `discord,telegram,slack`; `discord-bot` as above; `slack` streams output with Slack's streaming methods, `slack-nostream`
 //! only posts and edits; `telegram` drafts in private chats, `telegram-nodrafts` only posts and edits).
+//! With `STREAMS_DUMP=path`, every platform call (time, method, status, the lines it shows) and every line's
+//! commit time are written to `path.<platform>`, for finding where a latency tail comes from.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cynode_adapters::{Actor, Inbound, InboundKind, ReplyHandle, ThreadRef};
 use cynode_orchestrator::crypto::{SecretBox, hash_credential};
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::installs::Installs;
@@ -122,14 +127,18 @@ async fn main() {
 }
 
 async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
+    let interactions = platform == "discord";
     let (label, platform, streaming, drafts): (&'static str, &'static str, bool, bool) = match platform {
         "discord" => ("discord", "discord", false, false),
+        "discord-bot" => ("discord (bot token)", "discord", false, false),
         "telegram" => ("telegram", "telegram", false, true),
         "telegram-nodrafts" => ("telegram (no drafts)", "telegram", false, false),
         "slack" => ("slack", "slack", true, false),
         "slack-nostream" => ("slack (no streaming)", "slack", false, false),
         other => {
-            panic!("unknown platform {other}: use discord, telegram, telegram-nodrafts, slack or slack-nostream")
+            panic!(
+                "unknown platform {other}: use discord, discord-bot, telegram, telegram-nodrafts, slack or slack-nostream"
+            )
         }
     };
     let db = TestDb::new().await;
@@ -173,7 +182,13 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
     };
     let mut jobs = Vec::new();
     for (install, key, channel, thread) in &threads {
-        jobs.push(task(&pool, platform, *install, key, channel, thread.as_deref()).await);
+        let handle = match &fakes {
+            Fakes::Discord(f) if interactions => {
+                Some(ReplyHandle::Discord { application_id: key.clone(), token: f.interaction(channel) })
+            }
+            _ => None,
+        };
+        jobs.push(task(&pool, platform, *install, key, channel, thread.as_deref(), handle).await);
     }
 
     let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
@@ -234,6 +249,26 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
 
     let calls = fakes.calls();
     let produced = produced.lock().expect("produced").clone();
+    if let Ok(path) = std::env::var("STREAMS_DUMP") {
+        let mut out = String::new();
+        for (at, c) in &calls {
+            let mut texts = Vec::new();
+            strings(&c.params, &mut texts);
+            let keys: Vec<String> =
+                texts.iter().flat_map(|t| t.lines().filter_map(marker)).map(|(s, k)| format!("{s}:{k}")).collect();
+            out.push_str(&format!(
+                "C {} {} {} {}\n",
+                at.saturating_duration_since(started).as_secs_f64(),
+                c.method,
+                c.status,
+                keys.join(",")
+            ));
+        }
+        for ((s, k), t) in &produced {
+            out.push_str(&format!("P {} {s}:{k}\n", t.saturating_duration_since(started).as_secs_f64()));
+        }
+        std::fs::write(format!("{path}.{label}"), out).expect("dump");
+    }
     let mut seen: HashMap<(usize, usize), Instant> = HashMap::new();
     let mut finals = vec![false; n];
     for (at, call) in calls.iter().filter(|(_, c)| c.status < 300) {
@@ -317,7 +352,8 @@ async fn install(pool: &PgPool, secrets: &SecretBox, platform: &str, key: &str, 
     id
 }
 
-/// A chat task with a running-to-be host job in its own conversation; returns (task, job).
+/// A chat task with a running-to-be host job in its own conversation; returns (task, job). With a reply
+/// `handle` (a Discord interaction), the task answers the recorded request it came with, as ingress records it.
 async fn task(
     pool: &PgPool,
     platform: &str,
@@ -325,6 +361,7 @@ async fn task(
     key: &str,
     channel: &str,
     thread: Option<&str>,
+    handle: Option<ReplyHandle>,
 ) -> (Uuid, Uuid) {
     let conv = Uuid::now_v7();
     let thread_ref =
@@ -338,9 +375,14 @@ async fn task(
         .execute(pool)
         .await
         .expect("conversation");
+    let inbound_id = match handle {
+        None => None,
+        Some(handle) => Some(inbound(pool, install, platform, key, channel, thread, handle).await),
+    };
     let origin = Origin {
         install_id: Some(install),
         conversation_id: Some(conv),
+        inbound_id,
         requester: "U0BENCH".into(),
         source: "chat".into(),
         ..Origin::default()
@@ -357,6 +399,46 @@ async fn task(
     let job = tasks::create_job(&mut tx, task, &job).await.expect("job");
     tx.commit().await.expect("commit");
     (task, job)
+}
+
+/// Records the `/cynode run bench` request that carries `handle`.
+async fn inbound(
+    pool: &PgPool,
+    install: Uuid,
+    platform: &str,
+    key: &str,
+    channel: &str,
+    thread: Option<&str>,
+    handle: ReplyHandle,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    let inbound = Inbound {
+        platform: serde_json::from_value(json!(platform)).expect("platform"),
+        delivery_id: id.to_string(),
+        thread: ThreadRef {
+            platform: serde_json::from_value(json!(platform)).expect("platform"),
+            install: key.to_owned(),
+            channel: channel.to_owned(),
+            thread: thread.map(str::to_owned),
+            reply_to: None,
+        },
+        actor: Actor { id: "U0BENCH".into(), name: None },
+        kind: InboundKind::Command { command: "cynode".into(), text: "run bench".into() },
+        reply_handle: Some(handle),
+    };
+    sqlx::query(
+        "INSERT INTO inbound_events (id, install_id, platform, delivery_id, kind, payload)
+         VALUES ($1, $2, $3, $4, 'command', $5)",
+    )
+    .bind(id)
+    .bind(install)
+    .bind(platform)
+    .bind(id.to_string())
+    .bind(serde_json::to_value(&inbound).expect("payload"))
+    .execute(pool)
+    .await
+    .expect("inbound event");
+    id
 }
 
 async fn node(pool: &PgPool, n: usize) -> Uuid {

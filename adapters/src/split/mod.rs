@@ -173,6 +173,19 @@ impl Page {
 /// An empty input gives no pages.
 #[must_use]
 pub fn split(text: &str, budget: &Budget) -> Vec<Page> {
+    split_with_breaks(text, budget, &[])
+}
+
+/// [`split`], preferring the byte offsets in `breaks` (ascending) as page ends: where the rest of
+/// the text does not fit on the current page, the page ends at the first break after its start
+/// if that page fits, instead of as late as the budget allows. A streamer passes where its pages
+/// ended when last shown, so a page that fills up keeps exactly what it showed and the new text
+/// starts the next page: one message to post, none to edit. A break is kept only where its page
+/// is at least three quarters full (a page shown when little output had arrived does not stay
+/// nearly empty); breaks that are not character boundaries, lie outside the text or would not
+/// fit are ignored. The guarantees of [`split`] hold for every input.
+#[must_use]
+pub fn split_with_breaks(text: &str, budget: &Budget, breaks: &[usize]) -> Vec<Page> {
     let suffix_reserve = budget.measure("\n```");
     let mut pages = Vec::new();
     let mut pos = 0;
@@ -188,6 +201,18 @@ pub fn split(text: &str, budget: &Budget) -> Vec<Page> {
                 pages.push(page.0);
                 break;
             }
+        }
+        let kept = breaks
+            .iter()
+            .find(|b| **b > pos)
+            .filter(|b| **b < text.len() && text.is_char_boundary(**b))
+            .map(|b| make_page(text, pos..*b, &prefix, open.as_deref()))
+            .filter(|(page, _)| budget.fits(&page.text) && budget.measure(&page.text) >= budget.limit / 4 * 3);
+        if let Some((page, end_open)) = kept {
+            pos = page.source.end;
+            pages.push(page);
+            open = end_open;
+            continue;
         }
         let end = pos + window.break_at(soft, &text[pos..]);
         let (page, end_open) = make_page(text, pos..end, &prefix, open.as_deref());

@@ -16,7 +16,10 @@ fn random_budget(rng: &mut Rng) -> Budget {
 }
 
 fn check_split(input: &str, budget: &Budget) -> Vec<Page> {
-    let pages = split(input, budget);
+    check_pages(input, budget, split(input, budget))
+}
+
+fn check_pages(input: &str, budget: &Budget, pages: Vec<Page>) -> Vec<Page> {
     let mut pos = 0;
     let mut joined = String::new();
     for page in &pages {
@@ -79,6 +82,43 @@ fn full_pages_do_not_change_when_input_grows() {
         let full = before.len().saturating_sub(1);
         assert_eq!(before[..full], after[..full], "seed {seed}");
     }
+}
+
+#[test]
+fn random_breaks_keep_every_guarantee() {
+    for seed in 0..1_500 {
+        let mut rng = Rng(seed ^ 0x5EED);
+        let budget = random_budget(&mut rng);
+        let input = random_text(&mut rng, budget.limit() * 3);
+        let mut breaks: Vec<usize> = (0..rng.below(6)).map(|_| rng.below(input.len() + 8)).collect();
+        breaks.sort_unstable();
+        check_pages(&input, &budget, split_with_breaks(&input, &budget, &breaks));
+    }
+}
+
+#[test]
+fn a_full_page_keeps_what_it_showed_when_it_ends_at_a_break() {
+    let budget = Budget::chars(200).unwrap();
+    let line = |i: usize| format!("line {i:03} of the job's output\n");
+    let shown: String = std::iter::once("```\n".to_owned()).chain((0..5).map(line)).collect();
+    let live = format!("{shown}```");
+    let first = check_split(&live, &budget);
+    assert_eq!(first.len(), 1, "everything fits on the live page");
+    // The live page showed the text up to `shown.len()`; then more output arrives, more than the page holds.
+    let grown: String = format!("{shown}{}```", (5..12).map(line).collect::<String>());
+    let greedy = check_split(&grown, &budget);
+    assert_ne!(greedy[0].text(), first[0].text(), "filled as far as the budget allows");
+    let kept = check_pages(&grown, &budget, split_with_breaks(&grown, &budget, &[shown.len()]));
+    assert_eq!(kept[0].text(), first[0].text(), "the full page is what the live page showed");
+    assert!(kept[1].original().starts_with("line 005"), "{:?}", kept[1].text());
+    // While everything still fits on one page, a break is no reason to start another.
+    let little = format!("{shown}{}```", line(5));
+    assert_eq!(split_with_breaks(&little, &budget, &[shown.len()]).len(), 1);
+    // A break that leaves its page less than three quarters full, would not fit, or cuts a character, is ignored.
+    assert_eq!(split_with_breaks(&grown, &budget, &["```\nline".len()]), greedy);
+    assert_eq!(split_with_breaks(&grown, &budget, &[grown.len() - 4]), greedy);
+    let wide = format!("```\n{}```", "é".repeat(300));
+    assert_eq!(split_with_breaks(&wide, &budget, &[5]), split(&wide, &budget));
 }
 
 #[test]

@@ -120,14 +120,15 @@ impl OutboundBudget {
     }
 
     /// Blocks every bucket in `specs` for `wait` (a platform 429's `Retry-After`, or Discord's reset time when
-    /// a bucket reports nothing remaining), on every replica.
+    /// a bucket reports nothing remaining), on every replica. When the wait is over, one request may go at once
+    /// (that is what the platform said) and the bucket refills from there.
     ///
     /// # Errors
     /// Store failures.
     pub async fn block(&self, install: Uuid, specs: &[BucketSpec], wait: Duration) -> Result<(), sqlx::Error> {
         let keys: Vec<&str> = specs.iter().map(|s| s.key.as_str()).collect();
         sqlx::query(
-            "UPDATE outbound_budget SET tokens = 0, refilled_at = clock_timestamp() + $3 * interval '1 millisecond',
+            "UPDATE outbound_budget SET tokens = 1, refilled_at = clock_timestamp() + $3 * interval '1 millisecond',
                  blocked_until = greatest(coalesce(blocked_until, clock_timestamp()),
                                           clock_timestamp() + $3 * interval '1 millisecond')
              WHERE install_id = $1 AND bucket = ANY($2)",

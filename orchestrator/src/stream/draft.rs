@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use cynode_adapters::{PlatformError, Reply};
 
 use super::super::StreamSettings;
+use super::super::Take;
 use super::super::sink::{Op, Target, ThreadSink};
 use super::{Run, Sent, fingerprint};
 
@@ -85,6 +86,35 @@ impl Run<'_> {
                 self.post(i, slot).await
             }
         }
+    }
+}
+
+impl Run<'_> {
+    /// While the full page `i` waits for its turn to be posted, shows `preview` (that page and the output after
+    /// it) as the draft of message `i`, when the chat's draft budget allows it right now: the page's post keeps
+    /// the stream's reservation, and a refused draft changes nothing (the page is posted as planned).
+    pub(super) async fn preview(&mut self, i: usize, preview: &Reply) -> Result<(), sqlx::Error> {
+        let fp = fingerprint(preview);
+        let refresh = self.sink.draft_lifetime() * 2 / 3;
+        if !due(self.drafts.shown.as_ref(), i, &fp, Instant::now(), refresh) {
+            return Ok(());
+        }
+        // A draft token the last step reserved (and waited for) is spent here; else only one free right now.
+        let prepaid = self.prepaid.take_if(|p| *p == Op::Draft).is_some();
+        let buckets = self.sink.buckets(self.target, Op::Draft);
+        if !prepaid && self.worker.budget.take(self.target.install_id, &buckets, Duration::ZERO).await? != Take::Now {
+            return Ok(());
+        }
+        self.drafts.live = true;
+        let at = Instant::now();
+        match self.sink.draft(self.target, i, preview).await {
+            Ok(()) => self.drafts.shown = Some(Drafted { index: i, fp, at }),
+            Err(e @ PlatformError::RateLimited { .. }) => {
+                self.outcome(Op::Draft, Err(e)).await?;
+            }
+            Err(e) => tracing::debug!(task.id = %self.c.task_id, reason = e.reason(), "preview draft refused"),
+        }
+        Ok(())
     }
 }
 

@@ -122,6 +122,14 @@ pub trait ThreadSink: Send + Sync + std::fmt::Debug {
     /// The shared budget buckets an operation spends, each one token.
     fn buckets(&self, target: &Target, op: Op) -> Vec<BucketSpec>;
 
+    /// The buckets that the rate-limit headers of a successful answer to `op` describe (blocked until the
+    /// platform's window resets when it reports nothing left). By default every bucket of `op`; a sink whose
+    /// headers describe one route only (Discord) leaves out its bot-wide bucket, which the route's window says
+    /// nothing about.
+    fn reported(&self, target: &Target, op: Op) -> Vec<BucketSpec> {
+        self.buckets(target, op)
+    }
+
     /// Posts `reply` as a new message in the thread (`index` 0 is the first reply of the stream).
     fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>>;
 

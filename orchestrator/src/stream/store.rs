@@ -1,5 +1,6 @@
 //! Stream records in the store: claims, snapshots, output, and fenced writes.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,11 +20,38 @@ pub(crate) struct Claimed {
     pub(crate) claim_token: Uuid,
 }
 
+/// Where the output pages of one attempt ended when they were last shown (byte offsets, see
+/// [`render_with`](super::view::render_with)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Breaks {
+    attempt: i32,
+    at: Vec<usize>,
+}
+
+impl Breaks {
+    /// The breaks of `attempt`'s output.
+    pub(crate) fn of(&self, attempt: i32) -> &[usize] {
+        if self.attempt == attempt { &self.at } else { &[] }
+    }
+
+    /// Records that a page now shows `range` of `attempt`'s output: its end is a break, and any break inside
+    /// it (where it ended when it was shorter) is not one any more.
+    pub(crate) fn shown(&mut self, attempt: i32, range: &Range<usize>) {
+        if self.attempt != attempt {
+            *self = Self { attempt, at: Vec::new() };
+        }
+        self.at.retain(|b| *b <= range.start || *b > range.end);
+        self.at.push(range.end);
+        self.at.sort_unstable();
+    }
+}
+
 /// What a stream has done so far (the durable part).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Progress {
     pub(crate) messages: Vec<Owned>,
     pub(crate) pages: Vec<String>,
+    pub(crate) breaks: Breaks,
     pub(crate) pending_post: Option<i32>,
     pub(crate) next_offset: i64,
     pub(crate) closed: bool,
@@ -54,6 +82,7 @@ pub(crate) async fn claim(pool: &PgPool, limit: i64, ttl: Duration) -> Result<Ve
 struct ProgressRow {
     message_ids: Value,
     pages: Value,
+    page_breaks: Value,
     pending_post: Option<i32>,
     next_offset: i64,
 }
@@ -61,7 +90,8 @@ struct ProgressRow {
 /// The stream's progress, if the claim still holds.
 pub(crate) async fn progress(pool: &PgPool, c: &Claimed) -> Result<Option<Progress>, sqlx::Error> {
     let row: Option<ProgressRow> = sqlx::query_as(
-        "SELECT message_ids, pages, pending_post, next_offset FROM stream_records WHERE id = $1 AND claim_token = $2",
+        "SELECT message_ids, pages, page_breaks, pending_post, next_offset FROM stream_records
+         WHERE id = $1 AND claim_token = $2",
     )
     .bind(c.id)
     .bind(c.claim_token)
@@ -70,6 +100,7 @@ pub(crate) async fn progress(pool: &PgPool, c: &Claimed) -> Result<Option<Progre
     Ok(row.map(|r| Progress {
         messages: serde_json::from_value(r.message_ids).unwrap_or_default(),
         pages: serde_json::from_value(r.pages).unwrap_or_default(),
+        breaks: serde_json::from_value(r.page_breaks).unwrap_or_default(),
         pending_post: r.pending_post,
         next_offset: r.next_offset,
         closed: false,
@@ -88,6 +119,7 @@ pub(crate) async fn save(
         "UPDATE stream_records SET message_ids = $3, pages = $4, pending_post = $5, next_offset = $6,
              rendered = $7, state = CASE WHEN $8 THEN 'closed' ELSE 'open' END,
              claimed_until = CASE WHEN $8 THEN NULL ELSE now() + $9 * interval '1 millisecond' END,
+             page_breaks = $10,
              claim_token = CASE WHEN $8 THEN NULL ELSE claim_token END, updated_at = now()
          WHERE id = $1 AND claim_token = $2",
     )
@@ -100,6 +132,7 @@ pub(crate) async fn save(
     .bind(rendered)
     .bind(p.closed)
     .bind(millis(ttl))
+    .bind(serde_json::to_value(&p.breaks).unwrap_or_default())
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -1,6 +1,8 @@
 //! What a stream should show now: one neutral [`Reply`] per message, from a snapshot of the task, its job,
 //! its approval and its output. Pure, so every layout rule is unit-tested without a store or a platform.
 
+use std::ops::Range;
+
 use chrono::{DateTime, Utc};
 use cynode_adapters::split::{self, Budget};
 use cynode_adapters::{Access, Actor, ApprovalCard, ApprovalState, Reply, code_block};
@@ -49,8 +51,9 @@ pub(crate) struct ApprovalView {
 /// What to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum View {
-    /// Messages in the thread, in order; `done` once nothing will change any more.
-    Thread { slots: Vec<Reply>, done: bool },
+    /// Messages in the thread, in order; `done` once nothing will change any more. `shows` says, per slot, the
+    /// part of the output (byte offsets, see [`render_with`]) it shows, for slots that show a page of output.
+    Thread { slots: Vec<Reply>, done: bool, shows: Vec<Option<Range<usize>>> },
     /// A private notice to the requester (a button click's answer), once the reply is known.
     Private(Option<String>),
 }
@@ -61,12 +64,23 @@ const FINAL_JOB: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
 /// The view of `snap` with `body` (the current attempt's output), pages of `budget`, at most `max` messages.
 #[cfg(test)]
 pub(crate) fn render(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max: usize) -> View {
-    render_with(snap, body, budget, max, false)
+    render_with(snap, body, budget, max, false, &[])
 }
 
 /// [`render`], with the job's status and final footer in a `header` message of their own when asked (for
 /// streamed output: then every output message only ever grows, until it is full or the job ends).
-pub(crate) fn render_with(snap: &Snapshot, body: Option<&Body>, budget: &Budget, max: usize, header: bool) -> View {
+///
+/// `breaks` are where output pages ended when they were last shown (offsets as in `View::Thread::shows`): a
+/// live page that fills up ends where it was last shown and the output it did not show yet starts the next
+/// page, so filling a page costs one new message instead of an edit and a new message.
+pub(crate) fn render_with(
+    snap: &Snapshot,
+    body: Option<&Body>,
+    budget: &Budget,
+    max: usize,
+    header: bool,
+    breaks: &[usize],
+) -> View {
     let interpreted = snap.task_state != "received";
     if snap.inbound_kind.as_deref() == Some("action") {
         return View::Private(interpreted.then(|| snap.reply.clone().unwrap_or_else(|| "Done.".into())));
@@ -78,7 +92,8 @@ pub(crate) fn render_with(snap: &Snapshot, body: Option<&Body>, budget: &Budget,
             (_, false) => text::WORKING.to_owned(),
         };
         let done = interpreted && FINAL_TASK.contains(&snap.task_state.as_str());
-        return View::Thread { slots: paged(&text, None, None, budget, max), done };
+        let slots = paged(&text, None, None, budget, max);
+        return View::Thread { shows: vec![None; slots.len()], slots, done };
     };
     let mut slots = Vec::new();
     if let Some(approval) = &snap.approval {
@@ -93,7 +108,7 @@ pub(crate) fn render_with(snap: &Snapshot, body: Option<&Body>, budget: &Budget,
     let empty = Body::default();
     let body = body.filter(|b| b.attempt == job.attempt).unwrap_or(&empty);
     let by_node = job.result.as_ref().and_then(|r| r.get("truncated")).and_then(Value::as_bool).unwrap_or(false);
-    let output = output_slots(body, budget, max.saturating_sub(slots.len() + usize::from(header)).max(1));
+    let output = output_slots(body, budget, max.saturating_sub(slots.len() + usize::from(header)).max(1), breaks);
     if finished {
         footer.push(text::outcome(&job.state, job.result.as_ref()));
         if output.cut || by_node {
@@ -102,31 +117,45 @@ pub(crate) fn render_with(snap: &Snapshot, body: Option<&Body>, budget: &Budget,
     }
     let footer = (!footer.is_empty()).then(|| footer.join("\n"));
     let approval_only = snap.approval.is_some() && job.state == "awaiting_approval";
+    let mut shows = vec![None; slots.len()];
     if !approval_only && header {
         slots.push(Reply { status: Some(status), footer, ..Reply::default() });
+        shows.push(None);
         slots.extend(output.pages.into_iter().map(|body| Reply { body, ..Reply::default() }));
+        shows.extend(output.shows);
     } else if !approval_only {
+        // Without output, one message shows the status alone.
         slots.extend(decorate(output.pages, Some(status), footer));
+        shows.extend(output.shows);
+        shows.resize(slots.len(), None);
     }
-    View::Thread { slots, done: finished }
+    View::Thread { slots, done: finished, shows }
 }
 
-/// Output pages (each already within the page budget) and whether some output is not shown.
+/// Output pages (each already within the page budget), the output each shows (`None` for the tail view) and
+/// whether some output is not shown.
 struct Output {
     pages: Vec<String>,
+    shows: Vec<Option<Range<usize>>>,
     cut: bool,
 }
 
-fn output_slots(body: &Body, budget: &Budget, max: usize) -> Output {
+fn output_slots(body: &Body, budget: &Budget, max: usize, breaks: &[usize]) -> Output {
     if body.is_empty() {
-        return Output { pages: Vec::new(), cut: false };
+        return Output { pages: Vec::new(), shows: Vec::new(), cut: false };
     }
     let head = inner(&body.head);
-    let pages = split::split(&format!("{FENCE}{head}```"), budget);
+    let pages = split::split_with_breaks(&format!("{FENCE}{head}```"), budget, breaks);
+    // Where each page's output ends, short of the block's closing fence (which moves as output grows).
+    let end = FENCE.len() + head.len();
+    let range = |p: &split::Page| Some(p.source().start..p.source().end.min(end));
     if body.is_whole() && pages.len() <= max {
-        return Output { pages: pages.into_iter().map(split::Page::into_text).collect(), cut: false };
+        let shows = pages.iter().map(range).collect();
+        return Output { pages: pages.into_iter().map(split::Page::into_text).collect(), shows, cut: false };
     }
     let keep = max - 1;
+    let mut shows: Vec<Option<Range<usize>>> = pages.iter().take(keep).map(range).collect();
+    shows.push(None);
     let mut shown: Vec<String> = pages.iter().take(keep).map(|p| p.text().to_owned()).collect();
     // The rest of the output, from where the kept pages end, as a tail view.
     let from = match (pages.get(keep), shown.is_empty()) {
@@ -143,10 +172,27 @@ fn output_slots(body: &Body, budget: &Budget, max: usize) -> Output {
     rest.push_str(&inner(&body.tail));
     let tail = split::tail(&rest, &budget.shrink(8).unwrap_or(*budget));
     shown.push(format!("{FENCE}{}```", with_newline(tail.text())));
-    Output { pages: shown, cut: true }
+    Output { pages: shown, shows, cut: true }
 }
 
 const FENCE: &str = "```\n";
+
+/// One message showing the output page `full` (waiting for its turn to be posted) and the page after it, `next`,
+/// as one code block within `budget` (its tail when both do not fit), with `full`'s status line: a draft that
+/// keeps the latest output on screen while the full page waits. `None` unless both are pages of output.
+pub(crate) fn preview(full: &Reply, next: &Reply, budget: &Budget) -> Option<Reply> {
+    let first = full.body.strip_prefix(FENCE)?.strip_suffix("```")?;
+    let second = next.body.strip_prefix(FENCE)?.strip_suffix("```")?;
+    let joined = format!("{first}{second}");
+    let whole = format!("{FENCE}{joined}```");
+    let body = if budget.fits(&whole) {
+        whole
+    } else {
+        let tail = split::tail(&joined, &budget.shrink(8).unwrap_or(*budget));
+        format!("{FENCE}{}```", with_newline(tail.text()))
+    };
+    Some(Reply { status: full.status.clone(), body, ..Reply::default() })
+}
 
 /// Output made safe inside a code block (fences broken), ending with a newline.
 fn inner(text: &str) -> String {

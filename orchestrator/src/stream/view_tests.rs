@@ -30,7 +30,7 @@ fn job(state: &str, result: Option<serde_json::Value>) -> JobView {
 
 fn slots(v: View) -> (Vec<cynode_adapters::Reply>, bool) {
     match v {
-        View::Thread { slots, done } => (slots, done),
+        View::Thread { slots, done, .. } => (slots, done),
         View::Private(_) => panic!("expected a thread view"),
     }
 }
@@ -91,4 +91,29 @@ fn button_clicks_are_answered_privately() {
     s.inbound_kind = Some("action".into());
     s.reply = Some("You are not an approver for job `abcd1234`.".into());
     assert_eq!(render(&s, None, &Budget::utf16(3000).unwrap(), 4), View::Private(s.reply.clone()));
+}
+
+#[test]
+fn a_preview_shows_a_full_page_with_the_output_after_it() {
+    let budget = Budget::utf16(200).unwrap();
+    let mut body = Body::new(1);
+    for i in 0..40 {
+        body.push(&format!("row {i:02}\n"));
+    }
+    let (slots, _) = slots(render(&snap("running", Some(job("running", None))), Some(&body), &budget, 8));
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    let preview = super::preview(&slots[0], &slots[1], &Budget::utf16(3000).unwrap()).unwrap();
+    assert_eq!(preview.status, slots[0].status, "the full page's status line");
+    let rows: String = (0..40).map(|i| format!("row {i:02}\n")).collect::<String>();
+    let shown = slots[0].body.len() + slots[1].body.len() - 7;
+    assert!(preview.body.starts_with("```\nrow 00\n") && preview.body.len() == shown, "{}", preview.body);
+    assert!(rows.starts_with(preview.body.trim_start_matches("```\n").trim_end_matches("```")));
+    // When both do not fit, the newest output is what shows.
+    let small = super::preview(&slots[0], &slots[1], &budget).unwrap();
+    assert!(
+        budget.fits(&small.body)
+            && small.body.contains(slots[1].body.trim_start_matches("```\n").trim_end_matches("```"))
+    );
+    assert!(!small.body.contains("row 00\n"), "{}", small.body);
+    assert!(super::preview(&cynode_adapters::Reply::new("not output"), &slots[1], &budget).is_none());
 }

@@ -1,8 +1,9 @@
 //! The stream worker: claims open streams and drives each one step per `cadence` until it is closed.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use cynode_adapters::{PlatformError, Reply};
@@ -121,6 +122,7 @@ impl StreamWorker {
     }
 
     async fn step(&self, c: &Claimed, local: &mut Local) -> Result<Next, sqlx::Error> {
+        let started = Instant::now();
         let Some(mut p) = store::progress(&self.pool, c).await? else { return Ok(Next::Stop) };
         let Some((snap, target, created)) = store::snapshot(&self.pool, c.task_id).await? else {
             p.closed = true;
@@ -143,14 +145,27 @@ impl StreamWorker {
         p.next_offset = local.offset;
         let budget = sink.page_budget();
         let header = sink.streams(&target);
-        let shown = view::render_with(&snap, local.body.as_ref(), &budget, self.settings.max_messages.max(1), header);
+        let attempt = local.body.as_ref().map_or(0, |b| b.attempt);
+        let max = self.settings.max_messages.max(1);
+        let shown = view::render_with(&snap, local.body.as_ref(), &budget, max, header, p.breaks.of(attempt));
         let prepaid = local.prepaid.take();
         let drafts = std::mem::take(&mut local.drafts);
-        let mut run = Run { worker: self, c, sink: sink.as_ref(), target: &target, p, prepaid, reserved: None, drafts };
+        let mut run = Run {
+            worker: self,
+            c,
+            sink: sink.as_ref(),
+            target: &target,
+            p,
+            prepaid,
+            reserved: None,
+            drafts,
+            started,
+            sent_at: None,
+        };
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
             View::Private(Some(text)) => run.private(&text).await?,
-            View::Thread { slots, done } => run.thread(&slots, done).await?,
+            View::Thread { slots, done, shows } => run.thread(&slots, done, &shows, attempt).await?,
         };
         local.prepaid = run.reserved;
         local.drafts = run.drafts;
@@ -191,6 +206,11 @@ struct Run<'a> {
     reserved: Option<Op>,
     /// The stream's draft (kept between steps on this replica).
     drafts: draft::Drafts,
+    /// When the step began.
+    started: Instant,
+    /// When the step's last call was let through by the budget: the next step is due a cadence after it (after
+    /// the start when nothing was sent), so two updates are at least a cadence apart however long a step takes.
+    sent_at: Option<Instant>,
 }
 
 /// How a send ended, for the step.
@@ -220,7 +240,14 @@ impl Run<'_> {
         Ok(Next::Stop)
     }
 
-    async fn thread(&mut self, slots: &[Reply], done: bool) -> Result<Next, sqlx::Error> {
+    /// Brings the thread's messages up to `slots`; `shows` and `attempt` say which output each slot shows.
+    async fn thread(
+        &mut self,
+        slots: &[Reply],
+        done: bool,
+        shows: &[Option<Range<usize>>],
+        attempt: i32,
+    ) -> Result<Next, sqlx::Error> {
         let cadence = self.worker.settings.cadence;
         if let Some(i) = self.p.pending_post.take()
             && usize::try_from(i).is_ok_and(|i| i == self.p.messages.len())
@@ -229,23 +256,37 @@ impl Run<'_> {
             self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
             self.p.pages.push(String::new());
         }
-        // Once the job ended, an existing message with the final footer changes last: the final status appears
-        // after the output. With drafts, the messages not posted yet (the final output and status) go first: they
-        // share the chat's budget with the edit of the first message's status line and must not wait behind it.
+        // Once the job ended, the output goes first and the status after it: an existing message with the final
+        // footer (it carries the last output) changes after the other output messages, and an existing message
+        // whose only change is its status line (a full first page still showing the output it showed) changes
+        // last, so the status never says "Succeeded" while output is still missing. With drafts, the messages not
+        // posted yet (the final output and status) go first: they share the chat's budget with the edit of the
+        // first message's status line and must not wait behind it.
         let owned = self.p.messages.len();
         let drafting = draft::drafting(&self.worker.settings, self.sink, self.target, &self.drafts);
         let late = |i: &usize| done && *i < owned && slots[*i].footer.is_some();
+        let breaks = self.p.breaks.of(attempt);
+        let same_output = |i: &usize| shows.get(*i).cloned().flatten().is_some_and(|r| breaks.contains(&r.end));
+        let status = |i: &usize| {
+            done && *i < owned && slots[*i].footer.is_none() && slots[*i].status.is_some() && same_output(i)
+        };
         let fresh = |i: &usize| done && drafting && *i >= owned;
         let order: Vec<usize> = (0..slots.len())
             .filter(fresh)
-            .chain((0..slots.len()).filter(|i| !late(i) && !fresh(i)))
+            .chain((0..slots.len()).filter(|i| !late(i) && !fresh(i) && !status(i)))
             .chain((0..slots.len()).filter(late))
+            .chain((0..slots.len()).filter(|i| status(i) && !fresh(i)))
             .collect();
         self.drafts.live = false;
         for i in order {
-            let slot = &slots[i];
-            let fp = fingerprint(slot);
             let last = i + 1 == slots.len();
+            // A message with the final footer that must be posted before the output after it (a job that ended
+            // before its stream's header was posted) is posted without the footer first; the footer follows in an
+            // edit once the output is there.
+            let held = (done && !last && slots[i].footer.is_some() && self.p.messages.len() <= i)
+                .then(|| Reply { footer: None, ..slots[i].clone() });
+            let slot = held.as_ref().unwrap_or(&slots[i]);
+            let fp = fingerprint(slot);
             let sent = match self.p.messages.get(i).cloned() {
                 Some(m) if m.via == Via::Stream => self.streamed(i, &m, slot, done || !last).await?,
                 Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
@@ -254,8 +295,25 @@ impl Run<'_> {
                 None if last && !done && streamed::streamable(self.sink, self.target, i, slot) => {
                     self.start(i, slot).await?
                 }
-                None => self.post(i, slot).await?,
+                None => {
+                    let sent = self.post(i, slot).await?;
+                    // A full page waiting for its turn: its draft goes on showing it with the output after it.
+                    if let Sent::Wait(_) = sent
+                        && !done
+                        && i + 2 == slots.len()
+                        && self.draftable(&slots[i + 1])
+                        && let Some(preview) = view::preview(slot, &slots[i + 1], &self.sink.page_budget())
+                    {
+                        self.preview(i, &preview).await?;
+                    }
+                    sent
+                }
             };
+            if matches!(sent, Sent::Kept | Sent::Done)
+                && let Some(Some(range)) = shows.get(i)
+            {
+                self.p.breaks.shown(attempt, range);
+            }
             match sent {
                 Sent::Kept => {}
                 Sent::Done => set(&mut self.p.pages, i, fp),
@@ -290,7 +348,8 @@ impl Run<'_> {
         } else {
             None
         };
-        Ok(Next::Again(faster.map_or(cadence, |c| c.min(cadence))))
+        let cadence = faster.map_or(cadence, |c| c.min(cadence));
+        Ok(Next::Again(cadence.saturating_sub(self.sent_at.unwrap_or(self.started).elapsed())))
     }
 
     async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {
@@ -332,13 +391,17 @@ impl Run<'_> {
     /// is kept for the next step, which then sends what is current by then.
     async fn take(&mut self, op: Op) -> Result<Option<Duration>, sqlx::Error> {
         if self.prepaid.take_if(|p| *p == op).is_some() {
+            self.sent_at = Some(Instant::now());
             return Ok(None);
         }
         let buckets = self.sink.buckets(self.target, op);
         // A reservation keeps the stream's claim renewed in between, so it stays well inside the claim.
         let max_reserve = (self.worker.settings.claim_ttl / 3).min(MAX_RESERVE);
         match self.worker.budget.take(self.target.install_id, &buckets, max_reserve).await? {
-            Take::Now => Ok(None),
+            Take::Now => {
+                self.sent_at = Some(Instant::now());
+                Ok(None)
+            }
             Take::Reserved(wait) => {
                 self.reserved = Some(op);
                 Ok(Some(wait))
@@ -352,19 +415,19 @@ impl Run<'_> {
         op: Op,
         result: Result<Option<cynode_adapters::RateLimit>, PlatformError>,
     ) -> Result<Sent, sqlx::Error> {
-        let buckets = self.sink.buckets(self.target, op);
         let install = self.target.install_id;
         match result {
             Ok(limit) => {
                 let wait = limit.map(|l| l.wait_before_next()).unwrap_or_default();
                 if !wait.is_zero() {
-                    self.worker.budget.block(install, &buckets, wait).await?;
+                    self.worker.budget.block(install, &self.sink.reported(self.target, op), wait).await?;
                 }
                 Ok(Sent::Done)
             }
             Err(PlatformError::RateLimited { retry_after, .. }) => {
                 tracing::warn!(task.id = %self.c.task_id, retry_after_ms = retry_after.as_millis(), "rate limited");
-                self.worker.budget.block(install, &buckets, retry_after).await?;
+                // Which limit a 429 is about is not always said (Telegram): every bucket of the call waits.
+                self.worker.budget.block(install, &self.sink.buckets(self.target, op), retry_after).await?;
                 Ok(Sent::Wait(retry_after))
             }
             Err(PlatformError::Transient(_)) => Ok(Sent::Wait(self.worker.settings.cadence * 2)),

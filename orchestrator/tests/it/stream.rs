@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::{dispatcher, host_caps, node, slack_thread_task};
+use crate::support::{dispatcher, host_caps, node, slack_thread_task, succeeded};
 
 const EDIT_GAP: Duration = Duration::from_millis(90);
 
@@ -29,6 +29,8 @@ struct Shown {
     violations: Vec<String>,
     rate_limit_once: bool,
     rate_limited: usize,
+    /// Every call that changed the thread, in order: `post m1`, `edit m0`.
+    log: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -80,6 +82,7 @@ impl ThreadSink for FakeSink {
                 s.violations.push(format!("post of slot {i} with {n} posted"));
             }
             let id = format!("m{}", s.posts.len());
+            s.log.push(format!("post {id}"));
             s.posts.push(id.clone());
             s.texts.push(text);
             s.last_edit.push(Some(Instant::now()));
@@ -95,6 +98,7 @@ impl ThreadSink for FakeSink {
                 s.violations.push(format!("edit of m{i} too soon"));
             }
             s.texts[i] = check(reply, &mut s.violations);
+            s.log.push(format!("edit m{i}"));
             s.last_edit[i] = Some(Instant::now());
             s.edits += 1;
             Ok(Posted { message: m.clone(), rate_limit: None })
@@ -200,6 +204,57 @@ async fn streams_first_reply_live_output_rollover_and_final_message_across_a_res
     assert!(last.contains("Succeeded · exit 0 · 1.5 s"));
     assert!(last.contains("cynode logs") && last.contains(&format!("/v1/jobs/{job}/output")));
     assert!(s.texts[0].contains("\n0\n") && s.texts[0].contains("Job"));
+}
+
+#[tokio::test]
+async fn a_page_that_fills_up_keeps_what_it_showed_and_the_new_output_starts_the_next() {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let (_task, job) = chat_task(&pool, "seq 2000").await;
+    let sink = FakeSink::default();
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink.clone())), settings(), rx);
+    let d = dispatcher(&pool);
+    let n = node(&pool, "n1", host_caps()).await;
+    let lease = d.lease(n, 1, Duration::from_secs(2)).await.unwrap().remove(0);
+    let lref = LeaseRef { job_id: job, attempt: lease.attempt, lease_token: lease.lease_token };
+    // 40 lines of 30 characters at a time, each batch shown before the next: a 3,100-character page holds two.
+    for batch in 0..5u64 {
+        let data: String = (batch * 40..(batch + 1) * 40).map(|i| format!("{i:05} {}\n", "x".repeat(23))).collect();
+        let last = format!("{:05} ", (batch + 1) * 40 - 1);
+        d.output(
+            n,
+            &OutputBatch { lease: lref, chunks: vec![OutputChunk { stream: Stream::Stdout, seq: batch, data }] },
+        )
+        .await
+        .unwrap();
+        wait_for("the batch on screen", || sink.shown().texts.iter().any(|t| t.contains(&last))).await;
+    }
+    let before = {
+        let s = sink.shown();
+        assert!(s.violations.is_empty(), "{:?}", s.violations);
+        assert_eq!(s.posts.len(), 3, "{:?}", s.log);
+        for (full, next) in [("edit m0", "post m1"), ("edit m1", "post m2")] {
+            let rollover = s.log.iter().position(|c| c == next).unwrap();
+            assert!(!s.log[rollover..].iter().any(|c| c == full), "a full page is not edited again: {:?}", s.log);
+        }
+        // Each full page ends where it was last shown (a whole batch); the next page starts with the next batch.
+        assert!(s.texts[0].contains("00079 ") && !s.texts[0].contains("00080 "), "{}", s.texts[0]);
+        assert!(s.texts[1].starts_with("```\n00080 ") && s.texts[1].contains("00159 "), "{}", s.texts[1]);
+        assert!(!s.texts[1].contains("00160 ") && s.texts[2].starts_with("```\n00160 "), "{}", s.texts[2]);
+        s.log.len()
+    };
+
+    // The end: the last page gets the last output with the final footer, then the first page's status line.
+    let data: String = (200..210).map(|i| format!("{i:05}\n")).collect();
+    d.output(n, &OutputBatch { lease: lref, chunks: vec![OutputChunk { stream: Stream::Stdout, seq: 5, data }] })
+        .await
+        .unwrap();
+    d.finish(n, &FinishRequest { lease: lref, outcome: succeeded(2000) }).await.unwrap();
+    wait_for("the final status", || sink.shown().texts[0].starts_with("✅")).await;
+    let s = sink.shown();
+    assert!(s.texts[2].contains("00209") && s.texts[2].contains("Succeeded · exit 0"), "{}", s.texts[2]);
+    assert_eq!(s.log[before..], ["edit m2", "edit m0"], "output first, status last: {:?}", s.log);
 }
 
 // The Telegram stream tests live beside this file and run under the `stream` filter.

@@ -59,3 +59,21 @@ async fn a_blocked_bucket_is_waited_out_not_reserved_through() {
         other => panic!("expected to wait out the block, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_request_may_go_as_soon_as_a_block_ends() {
+    let db = TestDb::new().await;
+    let install = install(&db).await;
+    let budget = OutboundBudget::new(db.pool.clone());
+    // One request a second: after a block, waiting a further second for a token would double every wait.
+    let spec = [BucketSpec { key: "route".into(), per_second: 1.0, burst: 1.0 }];
+    assert_eq!(budget.take(install, &spec, Duration::ZERO).await.expect("take"), Take::Now);
+    budget.block(install, &spec, Duration::from_millis(300)).await.expect("block");
+    assert!(matches!(budget.take(install, &spec, Duration::ZERO).await.expect("take"), Take::Later(_)));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(budget.take(install, &spec, Duration::ZERO).await.expect("take"), Take::Now, "due when the block ends");
+    match budget.take(install, &spec, Duration::ZERO).await.expect("take") {
+        Take::Later(d) => assert!(d > Duration::from_millis(900), "then the bucket's own rate: {d:?}"),
+        other => panic!("one request after the block, got {other:?}"),
+    }
+}

@@ -1,6 +1,9 @@
-//! Discord: the deferred interaction response is the first message (`PATCH …/messages/@original` while the
-//! interaction token lives), later messages and edits past the token's 15 minutes use the bot token on the
-//! channel; private notices are ephemeral follow-ups.
+//! Discord: while the interaction token lives, everything goes through the interaction's webhook — the deferred
+//! response is the first message (`PATCH …/messages/@original`), later messages are follow-ups and are edited as
+//! follow-ups (`PATCH …/messages/{id}`). Interaction endpoints are not bound to the bot's global rate limit, so
+//! a stream started by `/cynode` spends only its own interaction's budget. Past the token's 15 minutes, posts and
+//! edits use the bot token on the channel (per-channel routes plus the bot-wide budget). Private notices are
+//! ephemeral follow-ups.
 
 use std::time::Duration;
 
@@ -17,6 +20,9 @@ use crate::stream::sink::{BucketSpec, Op, Owned, Posted, Target, ThreadSink, Via
 
 /// How long an interaction token is used: under Discord's 15 minutes, with a margin for clock skew.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+
+/// The bot-wide bucket's key.
+const GLOBAL: &str = "discord:global";
 
 /// Discord channels and threads.
 #[derive(Debug, Clone)]
@@ -73,18 +79,25 @@ impl ThreadSink for DiscordSink {
     }
 
     fn buckets(&self, target: &Target, op: Op) -> Vec<BucketSpec> {
-        let global = bucket("discord:global".into(), self.rates.global);
+        let global = bucket(GLOBAL.into(), self.rates.global);
         let webhook = bucket(format!("discord:webhook:{}", target.task_id), self.rates.per_route);
         let route = |name: &str| bucket(format!("discord:{name}:{}", channel(target)), self.rates.per_route);
         let interaction = live_token(target).is_some();
         match op {
             Op::Post if interaction => vec![webhook],
             Op::Post => vec![route("create"), global],
-            Op::Edit(Via::Original) if interaction => vec![webhook],
+            Op::Edit(_) if interaction => vec![webhook],
             Op::Edit(_) => vec![route("edit"), global],
             Op::Private => vec![webhook],
             Op::Stream(_) | Op::Draft => Vec::new(),
         }
+    }
+
+    fn reported(&self, target: &Target, op: Op) -> Vec<BucketSpec> {
+        // `X-RateLimit-*` on a success describe the route's window; the bot-wide limit only shows in a 429.
+        let mut buckets = self.buckets(target, op);
+        buckets.retain(|b| b.key != GLOBAL);
+        buckets
     }
 
     fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
@@ -109,13 +122,17 @@ impl ThreadSink for DiscordSink {
         async move {
             let client = self.client(target).await?;
             let message = render(reply);
-            let sent = match (m.via, live_token(target)) {
+            // While the token lives, every message of the stream was sent through the interaction's webhook (the
+            // original response or a follow-up), so it is edited there too.
+            let through_webhook = match (m.via, live_token(target)) {
                 (Via::Lost, _) => return Err(PlatformError::NotFound),
-                (Via::Original, Some(token)) => match client.edit_original(token, &message).await {
-                    Err(PlatformError::Expired) => client.edit_message(&m.channel, &m.id, &message).await?,
-                    other => other?,
-                },
-                _ => client.edit_message(&m.channel, &m.id, &message).await?,
+                (Via::Original, Some(token)) => Some(client.edit_original(token, &message).await),
+                (_, Some(token)) => Some(client.edit_follow_up(token, &m.id, &message).await),
+                (_, None) => None,
+            };
+            let sent = match through_webhook {
+                Some(Err(PlatformError::Expired)) | None => client.edit_message(&m.channel, &m.id, &message).await?,
+                Some(other) => other?,
             };
             Ok(Posted { message: m.clone(), rate_limit: sent.rate_limit })
         }
