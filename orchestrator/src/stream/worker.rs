@@ -280,11 +280,11 @@ impl Run<'_> {
         self.drafts.live = false;
         for i in order {
             let last = i + 1 == slots.len();
-            // A message with the final footer that must be posted before the output after it (a job that ended
-            // before its stream's header was posted) is posted without the footer first; the footer follows in an
-            // edit once the output is there.
+            // A message with the final status that must be posted before the output after it (a job that ended
+            // before its stream's header was posted) is posted as the first reply ("working on it"); the status
+            // follows in an edit once the output is there.
             let held = (done && !last && slots[i].footer.is_some() && self.p.messages.len() <= i)
-                .then(|| Reply { footer: None, ..slots[i].clone() });
+                .then(|| Reply::new(text::WORKING));
             let slot = held.as_ref().unwrap_or(&slots[i]);
             let fp = fingerprint(slot);
             let sent = match self.p.messages.get(i).cloned() {

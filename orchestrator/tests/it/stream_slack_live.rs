@@ -81,6 +81,26 @@ async fn slack_output_is_streamed_by_appending_only_new_text() {
 }
 
 #[tokio::test]
+async fn a_job_that_ended_before_its_first_reply_shows_its_output_before_its_final_status() {
+    let slack = FakeSlack::start().await;
+    let s = setup(&slack).await;
+    s.output(0, &lines(0, 5)).await;
+    s.finish().await;
+    let _stop = worker(&s, true);
+    s.closed().await;
+
+    let calls: Vec<_> = slack.calls().into_iter().filter(|c| c.status < 300).collect();
+    let shows = |needle: &str| calls.iter().position(|c| c.params.to_string().contains(needle));
+    let output = shows("line 4").expect("the output");
+    let status = shows("Succeeded").expect("the final status");
+    assert!(shows("✅").is_some_and(|i| i > output) && status > output, "output first: {calls:?}");
+    let messages = thread(&slack);
+    assert!(messages[0].shown().contains("Succeeded"), "the header ends with the final status");
+    assert!(messages.iter().any(|m| m.shown().contains("line 4")));
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+}
+
+#[tokio::test]
 async fn another_worker_continues_a_slack_stream_from_the_recorded_offset() {
     let slack = FakeSlack::start().await;
     let s = setup(&slack).await;
