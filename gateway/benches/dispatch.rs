@@ -274,11 +274,14 @@ async fn throughput(nodes: usize, jobs: usize, wire: Wire) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
+    let wall = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    eprintln!("cycles start at {:.3} (wall clock, for lining up profiles)", wall().as_secs_f64());
     let hs = cycle_nodes(&e, &tokens, wire, stop.clone(), count.clone()).await;
     while count.load(Ordering::Relaxed) < jobs as u64 && t0.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    eprintln!("cycles end at {:.3}", wall().as_secs_f64());
     stop.store(true, Ordering::Relaxed);
     for h in hs {
         let _ = h.await;
@@ -319,6 +322,11 @@ async fn main() {
     // `cycles`: only the full-cycle rows (for profiling the hot path).
     let cycles_only = std::env::args().any(|a| a == "cycles");
     let (lat_n, jobs, requeues) = if quick { (100, 1000, 3) } else { (500, 5000, 10) };
+    // `nodes=16,32` / `jobs=20000`: other node counts and backlog sizes for the `cycles` rows (profiling).
+    let arg = |name: &str| std::env::args().find_map(|a| a.strip_prefix(&format!("{name}=")).map(str::to_string));
+    let jobs = arg("jobs").and_then(|j| j.parse().ok()).unwrap_or(jobs);
+    let node_counts: Vec<usize> =
+        arg("nodes").map(|n| n.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_else(|| vec![1, 4, 16]);
     println!(
         "dispatch benchmark ({}), PostgreSQL fsync on, {} CPUs",
         if quick { "quick" } else { "full" },
@@ -326,7 +334,7 @@ async fn main() {
     );
 
     if cycles_only {
-        for nodes in [1, 4, 16] {
+        for &nodes in &node_counts {
             let rate = throughput(nodes, jobs, Wire::Carried).await;
             println!("{:<44} {rate:>8.0} cycles/s ({jobs} jobs)", format!("full cycles, {nodes} node(s)"));
         }

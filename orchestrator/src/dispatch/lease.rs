@@ -14,63 +14,11 @@ pub const MAX_CHUNKS_PER_BATCH: usize = 256;
 /// Most jobs per claim.
 pub const MAX_JOBS_PER_CLAIM: u32 = 32;
 
-/// Whether the queued job `c` fits the node: template, model, GPU memory, labels, and the co-location
-/// preference (another node's preferred job becomes anyone's after the preference window).
-const MATCHES: &str = "
-      (c.requirements->>'template' IS NULL OR c.requirements->>'template' = ANY($2::text[]))
-      AND (c.requirements->>'model' IS NULL OR c.requirements->>'model' = ANY($3::text[]))
-      AND (c.requirements->>'gpu_memory_mb' IS NULL OR (c.requirements->>'gpu_memory_mb')::bigint <= $4)
-      AND (NOT c.requirements ? 'labels' OR c.requirements->'labels' <@ $5::jsonb)
-      AND (c.requirements->>'prefer_node' IS NULL OR c.requirements->>'prefer_node' = $6
-           OR c.run_after < now() - $7 * interval '1 millisecond')";
-
-/// Queued jobs at the head of the queue (priority, then age) that the claim looks at first.
-const WINDOW: i64 = 256;
-
-/// The claim: lease the picked jobs, one statement.
-fn claim_sql(picked: &str) -> String {
-    format!(
-        "WITH picked AS ({picked})
-UPDATE jobs j
-SET state = 'leased', attempt = j.attempt + 1, lease_token = gen_random_uuid(), leased_at = now(),
-    lease_expires_at = now() + $9 * interval '1 millisecond', node_id = $10,
-    started_at = coalesce(j.started_at, now())
-FROM picked
-WHERE j.id = picked.id
-RETURNING j.id, j.attempt, j.lease_token, j.spec"
-    )
-}
-
-/// First look: the best [`WINDOW`] queued jobs of the node's executors, read in index order, then matched.
-/// The requirement checks cannot be estimated (the planner multiplies their selectivities down to one row),
-/// so in one statement with them it scans and sorts the whole queue on every claim — O(queue) per claim,
-/// 4–5 ms at 5,000 queued jobs. Reading the head first keeps a claim at a fraction of a millisecond.
-static CLAIM_HEAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    claim_sql(&format!(
-        "SELECT q.id FROM (
-             SELECT id, requirements, run_after, priority, created_at FROM jobs
-             WHERE state = 'queued' AND run_after <= now() AND executor = ANY($1::text[])
-             ORDER BY priority DESC, created_at
-             LIMIT {WINDOW}) c
-         JOIN jobs q USING (id)
-         WHERE q.state = 'queued' AND {MATCHES}
-         ORDER BY c.priority DESC, c.created_at
-         LIMIT $8
-         FOR UPDATE OF q SKIP LOCKED"
-    ))
-});
-
-/// Second look, when the head gave fewer jobs than asked (the queue is short, or its head is work for other
-/// nodes): the whole queue.
-static CLAIM_ALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    claim_sql(&format!(
-        "SELECT c.id FROM jobs c
-         WHERE c.state = 'queued' AND c.run_after <= now() AND c.executor = ANY($1::text[]) AND {MATCHES}
-         ORDER BY c.priority DESC, c.created_at
-         LIMIT $8
-         FOR UPDATE SKIP LOCKED"
-    ))
-});
+/// The claim: `claim_jobs` (migration `20261204000100_claim_function.sql`) leases up to `p_max` queued jobs
+/// that fit the node, in priority and age order, in one statement. It lives in the database so that its plan
+/// is the ordered queue scan whatever the statistics say (see the migration).
+const CLAIM: &str = "SELECT job_id, job_attempt, job_lease_token, job_spec
+                     FROM claim_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 impl Dispatcher {
     /// Waits up to `wait` (capped by the settings) for up to `max_jobs` jobs this node can run, and leases them.
@@ -108,37 +56,24 @@ impl Dispatcher {
         let executors: Vec<&str> = caps.executors.iter().map(|e| e.as_str()).collect();
         let gpu_mem = caps.gpus.iter().map(|g| g.memory_mb).max().unwrap_or(0);
         let labels = serde_json::to_value(&caps.labels).unwrap_or_default();
-        let node_name = node.to_string();
-        let claim = |sql: &'static str, n: usize| {
-            sqlx::query_as::<_, (Uuid, i32, Uuid, serde_json::Value)>(sql)
-                .bind(executors.clone())
-                .bind(&caps.templates)
-                .bind(&caps.models)
-                .bind(i64::try_from(gpu_mem).unwrap_or(i64::MAX))
-                .bind(labels.clone())
-                .bind(node_name.as_str())
-                .bind(millis(self.settings.prefer_window))
-                .bind(i64::try_from(n).unwrap_or(1))
-                .bind(millis(self.settings.lease_ttl))
-                .bind(node)
-        };
-        let want = usize::try_from(max_jobs).unwrap_or(1);
-        // Each look commits on its own (leases are independent); the second runs only when the first came short.
+        let claim = sqlx::query_as::<_, (Uuid, i32, Uuid, serde_json::Value)>(CLAIM)
+            .bind(node)
+            .bind(i32::try_from(max_jobs).unwrap_or(1))
+            .bind(millis(self.settings.lease_ttl))
+            .bind(executors)
+            .bind(&caps.templates)
+            .bind(&caps.models)
+            .bind(i64::try_from(gpu_mem).unwrap_or(i64::MAX))
+            .bind(labels)
+            .bind(millis(self.settings.prefer_window));
         let rows = if self.settings.async_claims {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-            let mut rows = claim(&CLAIM_HEAD, want).fetch_all(&mut *tx).await?;
-            if rows.len() < want {
-                rows.extend(claim(&CLAIM_ALL, want - rows.len()).fetch_all(&mut *tx).await?);
-            }
+            let rows = claim.fetch_all(&mut *tx).await?;
             tx.commit().await?;
             rows
         } else {
-            let mut rows = claim(&CLAIM_HEAD, want).fetch_all(&self.pool).await?;
-            if rows.len() < want {
-                rows.extend(claim(&CLAIM_ALL, want - rows.len()).fetch_all(&self.pool).await?);
-            }
-            rows
+            claim.fetch_all(&self.pool).await?
         };
         let ttl = u64::try_from(millis(self.settings.lease_ttl)).unwrap_or(0);
         let mut leases = Vec::with_capacity(rows.len());

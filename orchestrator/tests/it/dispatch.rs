@@ -116,7 +116,7 @@ async fn a_job_behind_a_long_queue_of_other_nodes_work_is_found_in_priority_orde
     let d = dispatcher(&db.pool);
     let eu = Capabilities { labels: [("zone".to_string(), "eu".to_string())].into(), ..host_caps() };
     let node = node(&db.pool, "eu", eu).await;
-    // The head of the queue (more jobs than the claim's first look reads) is for nodes in another zone.
+    // The head of the queue is for nodes in another zone.
     let mut tx = db.pool.begin().await.expect("tx");
     let origin =
         cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
@@ -146,6 +146,82 @@ async fn a_job_behind_a_long_queue_of_other_nodes_work_is_found_in_priority_orde
         .await
         .expect("count");
     assert_eq!(queued, 300, "the other zone's jobs stay queued");
+}
+
+/// What a claim costs must not depend on what the planner believes: statistics taken on an empty queue (as
+/// after a quiet night) and the generic plan a pooled connection settles on after five claims. With those,
+/// the claim used to scan and sort every queued job on each call; the ordered walk from the head reads a few
+/// index entries per claim.
+#[tokio::test]
+async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
+    let db = TestDb::new().await;
+    sqlx::query("ALTER TABLE jobs SET (autovacuum_enabled = false)").execute(&db.pool).await.expect("alter");
+    sqlx::query("ANALYZE jobs").execute(&db.pool).await.expect("analyze");
+    let node = node(&db.pool, "n", host_caps()).await;
+    // Every connection of these pools uses generic plans; a server process reports what it read when it
+    // exits, so each pool is closed before its reads are counted.
+    let generic = || async {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(conn).await.map(|_| ())
+                })
+            })
+            .connect(&db.url)
+            .await
+            .expect("pool")
+    };
+    let read = || async {
+        let read = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes WHERE relname = 'jobs')::int8
+                      + (SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'jobs')::int8",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .expect("stats")
+        };
+        let mut total = read().await;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = read().await;
+            if now == total {
+                break;
+            }
+            total = now;
+        }
+        total
+    };
+    let pool = generic().await;
+    let mut tx = pool.begin().await.expect("tx");
+    let origin =
+        cynode_orchestrator::tasks::Origin { requester: "U1".into(), source: "test".into(), ..Default::default() };
+    let job = host_job("true");
+    for _ in 0..2000 {
+        let task = cynode_orchestrator::tasks::create_task(&mut tx, &origin, "run", "x", &serde_json::json!({}))
+            .await
+            .expect("task");
+        cynode_orchestrator::tasks::create_job(&mut tx, task, &job).await.expect("job");
+    }
+    tx.commit().await.expect("commit");
+    pool.close().await;
+    let before = read().await;
+
+    let pool = generic().await;
+    let d = dispatcher(&pool);
+    let claims = 30;
+    for _ in 0..claims {
+        assert_eq!(d.lease(node, 1, Duration::ZERO).await.expect("lease").len(), 1);
+    }
+    drop(d);
+    pool.close().await;
+    let claimed = read().await - before;
+    assert!(claimed > 0, "the claims' reads were reported");
+    assert!(
+        claimed < claims * 50,
+        "{claims} claims read {claimed} rows and index entries of the jobs table (the queue holds 2,000 jobs)"
+    );
 }
 
 #[tokio::test]
