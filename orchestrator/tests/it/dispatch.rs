@@ -150,8 +150,8 @@ async fn a_job_behind_a_long_queue_of_other_nodes_work_is_found_in_priority_orde
 
 /// What a claim costs must not depend on what the planner believes: statistics taken on an empty queue (as
 /// after a quiet night) and the generic plan a pooled connection settles on after five claims. With those,
-/// the claim used to scan and sort every queued job on each call; the ordered walk from the head reads a few
-/// index entries per claim.
+/// the claim used to scan and sort every queued job on each call; the ordered walk from the head of the node's
+/// executor's queue reads a few index entries per claim, and none of the other executors' work ahead of it.
 #[tokio::test]
 async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
     let db = TestDb::new().await;
@@ -204,6 +204,18 @@ async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
             .expect("task");
         cynode_orchestrator::tasks::create_job(&mut tx, task, &job).await.expect("job");
     }
+    // Ahead of them in the queue (older, more urgent): work for sandbox nodes, which this host node never reads.
+    let task = cynode_orchestrator::tasks::create_task(&mut tx, &origin, "run", "x", &serde_json::json!({}))
+        .await
+        .expect("task");
+    sqlx::query(
+        "INSERT INTO jobs (id, task_id, executor, spec, priority, created_at)
+         SELECT gen_random_uuid(), $1, 'docker', '{}', 5, now() - interval '1 hour' FROM generate_series(1, 2000)",
+    )
+    .bind(task)
+    .execute(&mut *tx)
+    .await
+    .expect("docker jobs");
     tx.commit().await.expect("commit");
     pool.close().await;
     let before = read().await;
@@ -220,7 +232,8 @@ async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
     assert!(claimed > 0, "the claims' reads were reported");
     assert!(
         claimed < claims * 50,
-        "{claims} claims read {claimed} rows and index entries of the jobs table (the queue holds 2,000 jobs)"
+        "{claims} claims read {claimed} rows and index entries of the jobs table (4,000 queued jobs, 2,000 of them \
+         ahead for another executor)"
     );
 }
 
