@@ -181,3 +181,57 @@ async fn bootstrapped_subscriptions_deliver_with_their_secret() {
     let hit = rx.wait_for(1, Duration::from_secs(5)).await.remove(0);
     assert!(hit.verified);
 }
+
+/// job.started is raised by the lease itself (a trigger) for subscriptions that name it or take every event, and
+/// for nobody else; with no such subscription, leasing writes no delivery.
+#[tokio::test]
+async fn a_lease_raises_job_started_for_the_subscriptions_that_want_it() {
+    let env = env().await;
+    let pool = &env.db.pool;
+    let d = crate::support::dispatcher(pool);
+    let node = crate::support::node(pool, "n", crate::support::host_caps()).await;
+    let started = |sub: Option<Uuid>| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM deliveries
+             WHERE event_type = 'job.started' AND ($1::uuid IS NULL OR subscription_id = $1)",
+        )
+        .bind(sub)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+    };
+
+    let (other, _) = subscribe(&env, "other", "http://127.0.0.1:9/o", &["task.finished"]).await;
+    let first = crate::support::enqueue(pool, &crate::support::host_job("true")).await;
+    let leased = d.lease(node, 1, Duration::ZERO).await.expect("lease");
+    assert_eq!(leased.iter().map(|l| l.job_id).collect::<Vec<_>>(), vec![first]);
+    assert_eq!(started(None).await, 0, "nobody wants job.started yet");
+
+    let (every, _) = subscribe(&env, "every", "http://127.0.0.1:9/e", &[]).await;
+    let second = crate::support::enqueue(pool, &crate::support::host_job("true")).await;
+    let leased = d.lease(node, 1, Duration::ZERO).await.expect("lease");
+    assert_eq!(leased.iter().map(|l| l.job_id).collect::<Vec<_>>(), vec![second]);
+    assert_eq!(started(Some(every.id)).await, 1, "a subscription to every event gets job.started");
+
+    let (named, _) = subscribe(&env, "named", "http://127.0.0.1:9/n", &["job.started"]).await;
+    sqlx::query("UPDATE subscriptions SET enabled = false WHERE id = $1")
+        .bind(every.id)
+        .execute(pool)
+        .await
+        .expect("off");
+    let third = crate::support::enqueue(pool, &crate::support::host_job("true")).await;
+    let leased = d.lease(node, 1, Duration::ZERO).await.expect("lease");
+    assert_eq!(leased.iter().map(|l| l.job_id).collect::<Vec<_>>(), vec![third]);
+    assert_eq!((started(Some(named.id)).await, started(Some(every.id)).await), (1, 1), "a disabled one gets nothing");
+    assert_eq!(started(Some(other.id)).await, 0);
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM deliveries WHERE event_type = 'job.started' AND subscription_id = $1")
+            .bind(named.id)
+            .fetch_one(pool)
+            .await
+            .expect("payload");
+    assert_eq!(payload["job_id"], json!(third));
+    assert_eq!(payload["node_id"], json!(node));
+    assert_eq!(payload["attempt"], json!(1));
+    assert_eq!(payload["state"], json!("leased"));
+}
