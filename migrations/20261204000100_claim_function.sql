@@ -46,7 +46,8 @@ AS $$
     WITH picked AS (
         -- Per executor kind the node runs, its best jobs that fit, locked, from one ordered scan of
         -- `jobs_runnable_idx` (a node never walks past other executors' work); then the best of those. Jobs
-        -- locked here but not picked are released at the end of the statement, still queued.
+        -- locked here but not picked stay queued; their locks go with the claim's transaction, which is the
+        -- claim alone.
         SELECT c.id
         FROM (SELECT DISTINCT e FROM unnest(p_executors) AS e) AS x
         CROSS JOIN LATERAL (

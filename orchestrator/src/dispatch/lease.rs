@@ -16,7 +16,8 @@ pub const MAX_JOBS_PER_CLAIM: u32 = 32;
 
 /// The claim: `claim_jobs` (migration `20261204000100_claim_function.sql`) leases up to `p_max` queued jobs
 /// that fit the node, in priority and age order, in one statement. It lives in the database so that its plan
-/// is the ordered queue scan whatever the statistics say (see the migration).
+/// is an ordered index scan of each of the node's executor kinds' queues whatever the statistics say (see the
+/// migration). Its row locks last until the commit, so it must stay the only statement of its transaction.
 const CLAIM: &str = "SELECT job_id, job_attempt, job_lease_token, job_spec
                      FROM claim_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
