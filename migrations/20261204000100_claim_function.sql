@@ -3,9 +3,8 @@
 --
 -- The best plan for a claim is always the same: read queued jobs in index order (priority, then age), test
 -- each against the node, lock the first that fit (skipping those another claim holds) and stop. The planner
--- does not know that. It estimates the requirement checks at one row, and a pooled
--- connection caches a generic plan after five claims, planned from statistics that were typically taken when
--- the queue was nearly empty: a bitmap scan of every queued job and a sort, O(queue) on every claim (measured:
+-- does not know that. It estimates the requirement checks at one row, and a pooled connection caches a generic
+-- plan after five claims, planned from statistics that were typically taken when the queue was nearly empty: a bitmap scan of every queued job and a sort, O(queue) on every claim (measured:
 -- 938 full job cycles/s at 20,000 queued jobs, 1,639 at 5,000, on the same machine). Under the function's
 -- `SET enable_sort = off, enable_bitmapscan = off` no plan without those nodes is left but the ordered index
 -- scan, whatever the statistics say; and its one plan is planned once per connection (`force_generic_plan`:
@@ -17,22 +16,6 @@
 -- that fit: a fraction of a millisecond when the head is work for this node, longer when the node has to walk
 -- past queued work of its executor kind that it cannot take (labels, templates, models), as far as its first
 -- match. Other executors' work is never walked.
-
--- Whether a queued job fits a node: executor, template, model, GPU memory, labels, and the co-location
--- preference (another node's preferred job becomes anyone's after the preference window). Inlined into the
--- claim's queries.
-CREATE FUNCTION job_fits(executor text, requirements jsonb, run_after timestamptz, p_executors text[],
-                         p_templates text[], p_models text[], p_gpu_memory_mb bigint, p_labels jsonb, p_node uuid,
-                         p_prefer_window_ms bigint)
-    RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT executor = ANY (p_executors)
-       AND (requirements->>'template' IS NULL OR requirements->>'template' = ANY (p_templates))
-       AND (requirements->>'model' IS NULL OR requirements->>'model' = ANY (p_models))
-       AND (requirements->>'gpu_memory_mb' IS NULL OR (requirements->>'gpu_memory_mb')::bigint <= p_gpu_memory_mb)
-       AND (NOT requirements ? 'labels' OR requirements->'labels' <@ p_labels)
-       AND (requirements->>'prefer_node' IS NULL OR requirements->>'prefer_node' = p_node::text
-            OR run_after < now() - p_prefer_window_ms * interval '1 millisecond')
-$$;
 
 CREATE FUNCTION claim_jobs(p_node uuid, p_max integer, p_lease_ttl_ms bigint, p_executors text[],
                            p_templates text[], p_models text[], p_gpu_memory_mb bigint, p_labels jsonb,
@@ -53,8 +36,15 @@ AS $$
         CROSS JOIN LATERAL (
             SELECT q.id, q.priority, q.created_at FROM jobs q
             WHERE q.state = 'queued' AND q.executor = x.e AND q.run_after <= now()
-              AND job_fits(q.executor, q.requirements, q.run_after, p_executors, p_templates, p_models,
-                           p_gpu_memory_mb, p_labels, p_node, p_prefer_window_ms)
+              -- What the job requires of its node, and the co-location preference (another node's
+              -- preferred job becomes anyone's after the preference window).
+              AND (q.requirements->>'template' IS NULL OR q.requirements->>'template' = ANY (p_templates))
+              AND (q.requirements->>'model' IS NULL OR q.requirements->>'model' = ANY (p_models))
+              AND (q.requirements->>'gpu_memory_mb' IS NULL
+                   OR (q.requirements->>'gpu_memory_mb')::bigint <= p_gpu_memory_mb)
+              AND (NOT q.requirements ? 'labels' OR q.requirements->'labels' <@ p_labels)
+              AND (q.requirements->>'prefer_node' IS NULL OR q.requirements->>'prefer_node' = p_node::text
+                   OR q.run_after < now() - p_prefer_window_ms * interval '1 millisecond')
             ORDER BY q.priority DESC, q.created_at
             LIMIT p_max
             FOR UPDATE SKIP LOCKED) AS c

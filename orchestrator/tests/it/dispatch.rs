@@ -172,8 +172,9 @@ async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
             .await
             .expect("pool")
     };
+    // Rows and index entries of `jobs` read so far, once the reports of exited server processes have settled.
     let read = || async {
-        let read = || async {
+        let total = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes WHERE relname = 'jobs')::int8
                       + (SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'jobs')::int8",
@@ -182,16 +183,16 @@ async fn a_claim_reads_the_head_of_the_queue_whatever_the_statistics_say() {
             .await
             .expect("stats")
         };
-        let mut total = read().await;
+        let mut last = total().await;
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = read().await;
-            if now == total {
+            let now = total().await;
+            if now == last {
                 break;
             }
-            total = now;
+            last = now;
         }
-        total
+        last
     };
     let pool = generic().await;
     let mut tx = pool.begin().await.expect("tx");
