@@ -190,6 +190,7 @@ fn done() -> Outcome {
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     }
 }
 

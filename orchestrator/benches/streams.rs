@@ -237,6 +237,7 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
                 truncated: false,
                 message: None,
                 usage: None,
+                tool_calls: Vec::new(),
             };
             d.finish(node, &FinishRequest { lease, outcome }).await.expect("finish");
         }));

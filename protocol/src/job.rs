@@ -111,14 +111,24 @@ impl Default for SandboxLimits {
     }
 }
 
-/// A prompt.
+/// A prompt, or a whole conversation with tools (an agent's model step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceSpec {
     /// Model name as the node's server knows it; empty for the node's default.
     #[serde(default)]
     pub model: String,
-    /// The user's prompt.
+    /// The user's prompt (used when `messages` is empty).
+    #[serde(default)]
     pub prompt: String,
+    /// The conversation to continue, oldest first. When present, `prompt` and `system` are not used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<ChatMessage>,
+    /// Tools the model may call: OpenAI function schemas (`{"type": "function", "function": {…}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<serde_json::Value>,
+    /// `"auto"`, `"none"`, `"required"` or `{"type": "function", "function": {"name": …}}`; with tools only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
     /// Optional system prompt.
     #[serde(default)]
     pub system: Option<String>,
@@ -135,6 +145,35 @@ fn default_max_tokens() -> u32 {
 }
 fn default_inference_timeout() -> u64 {
     120
+}
+
+/// One message of a chat conversation, as OpenAI-compatible servers take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text (absent on an assistant message that only calls tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// The calls an assistant message made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A function call the model made: its id, the function's name and the arguments exactly as generated (JSON
+/// text that may be malformed; the orchestrator validates it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id (made up by the node when the server sent none).
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments as the model wrote them.
+    #[serde(default)]
+    pub arguments: String,
 }
 
 /// A host command.

@@ -8,7 +8,9 @@
 mod job;
 mod messages;
 
-pub use job::{ExecutorKind, HostSpec, InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec};
+pub use job::{
+    ChatMessage, ExecutorKind, HostSpec, InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec, ToolCall,
+};
 pub use messages::*;
 
 /// The protocol version this build speaks best.

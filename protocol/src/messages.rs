@@ -248,6 +248,9 @@ pub struct Outcome {
     /// Token usage for inference jobs.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// The tool calls an inference job's model made (its text is the job's output).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<crate::job::ToolCall>,
 }
 
 /// Inference token usage.

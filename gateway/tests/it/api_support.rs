@@ -134,6 +134,7 @@ pub async fn finish(d: &Dispatcher, node: Uuid, l: &Lease, status: FinishStatus,
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     };
     d.finish(node, &FinishRequest { lease: lease_ref(l), outcome }).await.expect("finish");
 }

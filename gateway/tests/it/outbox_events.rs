@@ -83,6 +83,7 @@ async fn commands_and_results_are_delivered_as_signed_events() {
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     };
     app.state.dispatcher.finish(node, &FinishRequest { lease: lr, outcome }).await.expect("finish");
 

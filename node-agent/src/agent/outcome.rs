@@ -64,6 +64,7 @@ pub(crate) fn completed(run: &RunOutcome, limits: &JobLimits, reason: Option<Sto
         truncated: run.truncated || status == S::OutputLimit,
         message,
         usage: None,
+        tool_calls: Vec::new(),
     }
 }
 
@@ -86,6 +87,7 @@ fn not_run(status: FinishStatus, message: String) -> Outcome {
         truncated: false,
         message: Some(message),
         usage: None,
+        tool_calls: Vec::new(),
     }
 }
 
@@ -133,6 +135,7 @@ pub(crate) fn from_inference(
         truncated: false,
         message,
         usage: run.usage,
+        tool_calls: run.tool_calls.clone(),
     }
 }
 

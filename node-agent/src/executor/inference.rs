@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{OutputChunk, OutputStream};
 
+mod calls;
+
 /// How the node reaches its inference server.
 #[derive(Debug, Clone)]
 pub struct InferenceConfig {
@@ -83,6 +85,8 @@ pub struct InferenceOutcome {
     pub usage: Option<Usage>,
     /// The model that answered.
     pub model: String,
+    /// The tool calls the model made (assembled from the stream's deltas).
+    pub tool_calls: Vec<cynode_protocol::ToolCall>,
 }
 
 /// Talks to one OpenAI-compatible server.
@@ -176,24 +180,13 @@ impl InferenceExecutor {
     ) -> Result<InferenceOutcome, InferenceError> {
         let start = Instant::now();
         let model = self.pick_model(&spec.model).await?;
-        let mut messages = Vec::new();
-        if let Some(system) = &spec.system {
-            messages.push(serde_json::json!({ "role": "system", "content": system }));
-        }
-        messages.push(serde_json::json!({ "role": "user", "content": spec.prompt }));
-        let body = serde_json::json!({
-            "model": model,
-            "messages": messages,
-            "max_tokens": spec.max_tokens,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-        });
+        let body = request_body(spec, &model);
         let deadline = start + Duration::from_secs(spec.timeout_s.max(1));
         let send = self.request(self.http.post(self.url("/v1/chat/completions"))).json(&body).send();
         let resp = tokio::select! {
             r = send => r.map_err(|e| InferenceError::Unreachable(self.config.base_url.clone(), e.without_url().to_string()))?,
-            () = cancel.cancelled() => return Ok(outcome(InferenceEnd::Cancelled, start, 0, None, model)),
-            () = tokio::time::sleep_until(deadline.into()) => return Ok(outcome(InferenceEnd::Timeout, start, 0, None, model)),
+            () = cancel.cancelled() => return Ok(outcome(InferenceEnd::Cancelled, start, 0, None, model, calls::Calls::default())),
+            () = tokio::time::sleep_until(deadline.into()) => return Ok(outcome(InferenceEnd::Timeout, start, 0, None, model, calls::Calls::default())),
         };
         let status = resp.status();
         if !status.is_success() {
@@ -204,16 +197,17 @@ impl InferenceExecutor {
         let mut sink = Sink { tx: output, seq: 0, buf: String::new(), last: None, bytes: 0 };
         let mut pending = String::new();
         let mut usage = None;
+        let mut tools = calls::Calls::default();
         loop {
             let next = tokio::select! {
                 n = stream.next() => n,
                 () = cancel.cancelled() => {
                     sink.flush().await;
-                    return Ok(outcome(InferenceEnd::Cancelled, start, sink.bytes, usage, model));
+                    return Ok(outcome(InferenceEnd::Cancelled, start, sink.bytes, usage, model, tools));
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
                     sink.flush().await;
-                    return Ok(outcome(InferenceEnd::Timeout, start, sink.bytes, usage, model));
+                    return Ok(outcome(InferenceEnd::Timeout, start, sink.bytes, usage, model, tools));
                 }
             };
             let Some(piece) = next else { break };
@@ -225,12 +219,16 @@ impl InferenceExecutor {
                 let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
                 if data == "[DONE]" {
                     sink.flush().await;
-                    return Ok(outcome(InferenceEnd::Completed, start, sink.bytes, usage, model));
+                    return Ok(outcome(InferenceEnd::Completed, start, sink.bytes, usage, model, tools));
                 }
                 let event: serde_json::Value =
                     serde_json::from_str(data).map_err(|_| InferenceError::Stream("unreadable event".into()))?;
-                if let Some(text) = event["choices"][0]["delta"]["content"].as_str() {
+                let choice = &event["choices"][0];
+                if let Some(text) = choice["delta"]["content"].as_str() {
                     sink.push(text).await;
+                }
+                if let Some(deltas) = choice["delta"]["tool_calls"].as_array() {
+                    tools.push(deltas);
                 }
                 if let (Some(p), Some(c)) =
                     (event["usage"]["prompt_tokens"].as_u64(), event["usage"]["completion_tokens"].as_u64())
@@ -240,12 +238,66 @@ impl InferenceExecutor {
             }
         }
         sink.flush().await;
-        Ok(outcome(InferenceEnd::Completed, start, sink.bytes, usage, model))
+        Ok(outcome(InferenceEnd::Completed, start, sink.bytes, usage, model, tools))
     }
 }
 
-fn outcome(end: InferenceEnd, start: Instant, bytes: u64, usage: Option<Usage>, model: String) -> InferenceOutcome {
-    InferenceOutcome { end, duration: start.elapsed(), output_bytes: bytes, usage, model }
+/// The chat-completions request for `spec`: its conversation (or the prompt with an optional system message),
+/// and its tools with `tool_choice` when it has any.
+fn request_body(spec: &InferenceSpec, model: &str) -> serde_json::Value {
+    let messages = if spec.messages.is_empty() {
+        let mut messages = Vec::new();
+        if let Some(system) = &spec.system {
+            messages.push(serde_json::json!({ "role": "system", "content": system }));
+        }
+        messages.push(serde_json::json!({ "role": "user", "content": spec.prompt }));
+        messages
+    } else {
+        spec.messages.iter().map(wire_message).collect()
+    };
+    let mut body = serde_json::json!({
+        "model": model,
+        "messages": messages,
+        "max_tokens": spec.max_tokens,
+        "stream": true,
+        "stream_options": { "include_usage": true },
+    });
+    if !spec.tools.is_empty() {
+        body["tools"] = serde_json::Value::Array(spec.tools.clone());
+        body["tool_choice"] = spec.tool_choice.clone().unwrap_or_else(|| "auto".into());
+    }
+    body
+}
+
+/// One message as the chat-completions API takes it (tool calls in their `function` envelope).
+fn wire_message(m: &cynode_protocol::ChatMessage) -> serde_json::Value {
+    let mut v = serde_json::json!({ "role": m.role, "content": m.content });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments },
+                })
+            })
+            .collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = id.clone().into();
+    }
+    v
+}
+
+fn outcome(
+    end: InferenceEnd,
+    start: Instant,
+    bytes: u64,
+    usage: Option<Usage>,
+    model: String,
+    tools: calls::Calls,
+) -> InferenceOutcome {
+    InferenceOutcome { end, duration: start.elapsed(), output_bytes: bytes, usage, model, tool_calls: tools.finish() }
 }
 
 fn upstream(status: u16, body: &serde_json::Value) -> InferenceError {

@@ -91,7 +91,16 @@ fn config(url: &str, key: &str, allowed: &[&str]) -> InferenceConfig {
 }
 
 fn spec(prompt: &str, timeout_s: u64) -> InferenceSpec {
-    InferenceSpec { model: String::new(), prompt: prompt.into(), system: None, max_tokens: 64, timeout_s }
+    InferenceSpec {
+        model: String::new(),
+        prompt: prompt.into(),
+        messages: Vec::new(),
+        tools: Vec::new(),
+        tool_choice: None,
+        system: None,
+        max_tokens: 64,
+        timeout_s,
+    }
 }
 
 async fn collect(mut rx: mpsc::Receiver<OutputChunk>) -> String {

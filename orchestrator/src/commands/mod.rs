@@ -218,6 +218,9 @@ impl Commands {
         let spec = JobSpec::Inference(InferenceSpec {
             model: model.clone(),
             prompt: prompt.to_string(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: None,
             system: None,
             max_tokens: 512,
             timeout_s: 120,

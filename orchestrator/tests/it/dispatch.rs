@@ -19,6 +19,7 @@ fn ok_outcome() -> Outcome {
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ fn outcome(status: FinishStatus, exit_code: i64) -> Outcome {
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     }
 }
 

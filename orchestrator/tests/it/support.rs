@@ -140,5 +140,6 @@ pub fn succeeded(duration_ms: u64) -> cynode_protocol::Outcome {
         truncated: false,
         message: None,
         usage: None,
+        tool_calls: Vec::new(),
     }
 }

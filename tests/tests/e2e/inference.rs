@@ -59,6 +59,9 @@ async fn ask_runs_on_a_real_cpu_inference_server() {
     let spec = JobSpec::Inference(InferenceSpec {
         model: String::new(),
         prompt: "Say hello in one short sentence.".into(),
+        messages: Vec::new(),
+        tools: Vec::new(),
+        tool_choice: None,
         system: None,
         max_tokens: 24,
         timeout_s: 120,

@@ -76,6 +76,9 @@ async fn inference_and_disabled_executors_are_rejected() {
     l.spec = JobSpec::Inference(proto::InferenceSpec {
         model: String::new(),
         prompt: "hi".into(),
+        messages: Vec::new(),
+        tools: Vec::new(),
+        tool_choice: None,
         system: None,
         max_tokens: 8,
         timeout_s: 5,
