@@ -60,6 +60,9 @@ pub struct Config {
     /// Streaming replies into threads.
     #[serde(default)]
     pub stream: StreamConfig,
+    /// Agent turns (free text in a thread).
+    #[serde(default)]
+    pub agent: AgentConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -360,6 +363,75 @@ pub struct CommandsConfig {
     pub max_attempts: i32,
 }
 
+/// Agent turns: limits and the model (see `docs/configuration.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Model steps per turn.
+    #[serde(default = "d_agent_steps")]
+    pub max_steps: i32,
+    /// Seconds a turn may take in all.
+    #[serde(default = "d_agent_duration")]
+    pub max_duration_s: u64,
+    /// Tokens the model may generate per turn, over all its steps.
+    #[serde(default = "d_agent_output")]
+    pub max_output_tokens: i32,
+    /// Tokens one model step may generate.
+    #[serde(default = "d_agent_step_tokens")]
+    pub step_max_tokens: u32,
+    /// Tokens of the thread's conversation the model sees (newest first; older messages are dropped).
+    #[serde(default = "d_agent_context")]
+    pub context_tokens: usize,
+    /// Model of agent turns (empty: each inference node's default).
+    #[serde(default)]
+    pub model: String,
+    /// Seconds one model step may take.
+    #[serde(default = "d_agent_step_timeout")]
+    pub step_timeout_s: u64,
+    /// Bytes of a tool's result the model is given (head and tail of longer results).
+    #[serde(default = "d_agent_result")]
+    pub tool_result_bytes: usize,
+}
+
+fn d_agent_steps() -> i32 {
+    8
+}
+fn d_agent_duration() -> u64 {
+    600
+}
+fn d_agent_output() -> i32 {
+    8_192
+}
+fn d_agent_step_tokens() -> u32 {
+    1_024
+}
+fn d_agent_context() -> usize {
+    6_000
+}
+fn d_agent_step_timeout() -> u64 {
+    120
+}
+fn d_agent_result() -> usize {
+    4_000
+}
+
+impl AgentConfig {
+    /// The orchestrator's agent settings.
+    pub fn settings(&self) -> cynode_orchestrator::agent::AgentSettings {
+        cynode_orchestrator::agent::AgentSettings {
+            max_steps: self.max_steps.max(1),
+            max_duration: std::time::Duration::from_secs(self.max_duration_s.max(1)),
+            max_output_tokens: self.max_output_tokens.max(1),
+            step_max_tokens: self.step_max_tokens.max(1),
+            context_tokens: self.context_tokens.max(256),
+            model: self.model.clone(),
+            step_timeout: std::time::Duration::from_secs(self.step_timeout_s.max(1)),
+            tool_result_bytes: self.tool_result_bytes.max(256),
+            ..Default::default()
+        }
+    }
+}
+
 fn d_heartbeat() -> u64 {
     1000
 }
@@ -476,6 +548,7 @@ defaults_from_serde!(
     LocalNodeConfig,
     DispatchConfig,
     CommandsConfig,
+    AgentConfig,
     IngressConfig
 );
 
@@ -605,6 +678,7 @@ impl Config {
                 default_model: self.commands.default_model.clone(),
                 approval_ttl: Duration::from_secs(self.commands.approval_ttl_s),
                 max_attempts: self.commands.max_attempts,
+                agent: self.agent.settings(),
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),

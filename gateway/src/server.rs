@@ -7,6 +7,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use cynode_adapters::{Clock, SystemClock};
+use cynode_orchestrator::agent::spawn_agent_worker;
 use cynode_orchestrator::commands::{CommandSettings, Commands};
 use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
@@ -120,6 +121,7 @@ impl AppState {
         spawn_stream_worker(stream_pool, sinks, settings.stream, shutdown.clone());
         let wake = Arc::new(tokio::sync::Notify::new());
         spawn_interpreter(pool.clone(), commands.clone(), wake.clone(), s.interpreter.clone(), shutdown.clone());
+        spawn_agent_worker(commands.clone(), shutdown.clone());
         let ingress = Arc::new(Ingress {
             installs: Installs::new(pool.clone(), secrets, s.install_cache_ttl),
             recorder: Recorder::start(&pool, s.recorder.clone(), wake),

@@ -4,6 +4,7 @@
 //! speaks HTTP itself: the gateway exposes it.
 
 pub mod admin;
+pub mod agent;
 pub mod api_tokens;
 pub mod audit;
 pub mod bootstrap;

@@ -49,22 +49,54 @@ pub async fn create_task(
     args: &serde_json::Value,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id)
-    .bind(origin.inbound_id)
-    .bind(origin.conversation_id)
-    .bind(origin.install_id)
-    .bind(&origin.requester)
-    .bind(&origin.source)
-    .bind(command)
-    .bind(text)
-    .bind(args)
-    .execute(conn)
-    .await?;
+    insert_task(conn, id, origin, command, text, args, false).await?;
     Ok(id)
+}
+
+/// Creates a task row with a fixed id; `false` (and nothing written) when a task with that id exists already.
+///
+/// # Errors
+/// Store failures.
+pub async fn create_task_with_id(
+    conn: &mut PgConnection,
+    id: Uuid,
+    origin: &Origin,
+    command: &str,
+    text: &str,
+    args: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    insert_task(conn, id, origin, command, text, args, true).await.map(|n| n == 1)
+}
+
+async fn insert_task(
+    conn: &mut PgConnection,
+    id: Uuid,
+    origin: &Origin,
+    command: &str,
+    text: &str,
+    args: &serde_json::Value,
+    if_new: bool,
+) -> Result<u64, sqlx::Error> {
+    let sql = if !if_new {
+        "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    } else {
+        "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
+    };
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(origin.inbound_id)
+        .bind(origin.conversation_id)
+        .bind(origin.install_id)
+        .bind(&origin.requester)
+        .bind(&origin.source)
+        .bind(command)
+        .bind(text)
+        .bind(args)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Creates a job of `task`, queued or held for approval, and updates the task's state.

@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! run [--template T] [--gpu] <command>   run a command in a sandbox
-//! ask <prompt>                           ask the model (an inference job)
+//! ask <prompt>                           a one-shot answer from the model (no tools, no thread context)
 //! status                                 nodes and queue at a glance
 //! jobs                                   your recent jobs
 //! cancel <job>                           cancel a job
 //! approve <job> | deny <job>             decide a job that waits for approval
 //! help                                   this list
 //! ```
-//! Free text that starts with no command word is an `ask`.
+//! Free text that starts with no command word starts an agent turn: the model sees the thread's conversation and
+//! may call tools (see [`crate::agent`]).
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +24,15 @@ pub enum Command {
         /// The shell command, exactly as typed.
         command: String,
     },
-    /// Ask the model.
+    /// Ask the model once (no tools, no thread context).
     Ask {
         /// The prompt.
         prompt: String,
+    },
+    /// Free text: an agent turn in the thread.
+    Agent {
+        /// What the user wrote.
+        text: String,
     },
     /// Nodes and queue.
     Status,
@@ -57,13 +63,14 @@ pub enum Command {
 /// The help text every platform shows.
 pub const HELP: &str = "Commands:\n\
 • `run [--template T] [--gpu] <command>` — run a command in a sandbox\n\
-• `ask <prompt>` — ask the model\n\
+• `ask <prompt>` — a one-shot answer from the model (no tools)\n\
 • `status` — nodes and queue\n\
 • `jobs` — your recent jobs\n\
 • `cancel <job>` — cancel a job\n\
 • `approve <job>` / `deny <job>` — decide a job waiting for approval\n\
 • `help` — this list\n\
-Anything else is sent to the model as a question.";
+Anything else starts an agent turn: the model reads this thread, may run tools (sandbox commands under the \
+same policy and approvals) and answers here. `cancel <turn>` stops a turn.";
 
 /// Longest command text accepted.
 pub const MAX_TEXT: usize = 8 * 1024;
@@ -89,7 +96,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
         "approve" => job_arg(rest, "approve").map(|job| Command::Approve { job }),
         "deny" => job_arg(rest, "deny").map(|job| Command::Deny { job }),
         w if w.starts_with('/') || w.starts_with("--") => Ok(Command::Help { unknown: Some(word.to_string()) }),
-        _ => Ok(Command::Ask { prompt: text.to_string() }),
+        _ => Ok(Command::Agent { text: text.to_string() }),
     }
 }
 
@@ -188,6 +195,6 @@ mod tests {
         assert_eq!(parse("deny 3f2a9c1d"), Ok(Command::Deny { job: "3f2a9c1d".into() }));
         assert_eq!(parse(""), Ok(Command::Help { unknown: None }));
         assert_eq!(parse("/frobnicate"), Ok(Command::Help { unknown: Some("/frobnicate".into()) }));
-        assert_eq!(parse("why is the build red?"), Ok(Command::Ask { prompt: "why is the build red?".into() }));
+        assert_eq!(parse("why is the build red?"), Ok(Command::Agent { text: "why is the build red?".into() }));
     }
 }

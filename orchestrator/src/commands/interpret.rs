@@ -14,6 +14,9 @@ pub enum Outcome {
     Submitted,
     /// The task had already left `received` (another interpreter handled it); nothing was written.
     AlreadyHandled,
+    /// The command moved the task on and keeps its reply itself (an agent turn, whose reply changes as it
+    /// runs): the caller stores nothing.
+    Kept,
 }
 
 /// The result of [`super::Commands::interpret`].
@@ -33,6 +36,12 @@ impl Interpreted {
     }
 
     pub(super) fn submitted(verb: &'static str, reply: Option<Reply>) -> Self {
+        Self::submitted_as(verb, reply)
+    }
+
+    /// A command that created a job (`Some` reply with a job), answered without one, or found its task handled
+    /// elsewhere (`None`).
+    pub(crate) fn submitted_as(verb: &'static str, reply: Option<Reply>) -> Self {
         match reply {
             Some(r) if r.job_id.is_some() => Self { reply: r, verb, outcome: Outcome::Submitted },
             Some(r) => Self::answered(verb, r),
@@ -56,7 +65,7 @@ impl Interpreted {
                 state: Some("answered"),
             }),
             Outcome::Submitted => Some(TaskReply { task_id: task, command: None, reply: text, state: None }),
-            Outcome::AlreadyHandled => None,
+            Outcome::AlreadyHandled | Outcome::Kept => None,
         }
     }
 }
@@ -66,6 +75,7 @@ pub(super) fn verb(command: &Command) -> &'static str {
     match command {
         Command::Run { .. } => "run",
         Command::Ask { .. } => "ask",
+        Command::Agent { .. } => "agent",
         Command::Status => "status",
         Command::Jobs => "jobs",
         Command::Cancel { .. } => "cancel",

@@ -32,6 +32,8 @@ pub struct CommandSettings {
     pub approval_ttl: Duration,
     /// Attempts per job before it fails.
     pub max_attempts: i32,
+    /// Agent turns (free text).
+    pub agent: crate::agent::AgentSettings,
 }
 
 impl Default for CommandSettings {
@@ -41,6 +43,7 @@ impl Default for CommandSettings {
             default_model: String::new(),
             approval_ttl: Duration::from_secs(3600),
             max_attempts: 3,
+            agent: crate::agent::AgentSettings::default(),
         }
     }
 }
@@ -69,10 +72,23 @@ pub struct ApprovalRequest {
     pub reason: String,
 }
 
+/// What `run` runs.
+#[derive(Debug, Clone)]
+pub(crate) struct RunArgs<'a> {
+    /// Template name (default from settings).
+    pub(crate) template: Option<String>,
+    /// Ask for GPUs.
+    pub(crate) gpu: bool,
+    /// The shell command.
+    pub(crate) command: &'a str,
+    /// The request's text, as recorded on the task.
+    pub(crate) text: &'a str,
+}
+
 /// Store failures while executing a command (user mistakes are replies, not errors).
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct CommandError(#[from] sqlx::Error);
+pub struct CommandError(#[from] pub(crate) sqlx::Error);
 
 /// Executes commands.
 #[derive(Debug, Clone)]
@@ -80,6 +96,7 @@ pub struct Commands {
     pool: PgPool,
     dispatcher: Arc<Dispatcher>,
     settings: CommandSettings,
+    agent_wake: Arc<tokio::sync::Notify>,
 }
 
 fn reply(text: impl Into<String>) -> Reply {
@@ -107,7 +124,27 @@ fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<
 impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
-        Self { pool, dispatcher, settings }
+        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()) }
+    }
+
+    /// The store.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The dispatcher.
+    pub(crate) fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    /// The settings.
+    pub(crate) fn settings(&self) -> &CommandSettings {
+        &self.settings
+    }
+
+    /// Wakes this process's agent worker (a turn started or moved on).
+    pub(crate) fn agent_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.agent_wake
     }
 
     /// Parses and executes `text` for `origin`.
@@ -142,9 +179,11 @@ impl Commands {
         Ok(match command {
             Command::Help { .. } => answered(reply(HELP)), // answered above; kept for exhaustiveness
             Command::Run { template, gpu, command } => {
-                Interpreted::submitted(verb, self.run(origin, template, gpu, &command, text).await?)
+                let args = RunArgs { template, gpu, command: &command, text };
+                Interpreted::submitted(verb, self.run(origin, None, args).await?)
             }
             Command::Ask { prompt } => Interpreted::submitted(verb, self.ask(origin, &prompt, text).await?),
+            Command::Agent { text } => self.agent_turn(origin, &text).await?,
             Command::Status => answered(self.status().await?),
             Command::Jobs => answered(self.jobs(origin).await?),
             Command::Cancel { job } => answered(self.cancel(origin, &job).await?),
@@ -153,14 +192,15 @@ impl Commands {
         })
     }
 
-    async fn run(
+    /// `run`: a sandbox job under policy. With `new_id`, the task gets that id and nothing is written when it
+    /// exists already (an agent's tool call, run at most once).
+    pub(crate) async fn run(
         &self,
         origin: &Origin,
-        template: Option<String>,
-        gpu: bool,
-        command: &str,
-        text: &str,
+        new_id: Option<Uuid>,
+        run: RunArgs<'_>,
     ) -> Result<Option<Reply>, CommandError> {
+        let RunArgs { template, gpu, command, text } = run;
         let name = template.unwrap_or_else(|| self.settings.default_template.clone());
         let spec: Option<serde_json::Value> = sqlx::query_scalar("SELECT spec FROM templates WHERE name = $1")
             .bind(&name)
@@ -204,13 +244,19 @@ impl Commands {
         )
         .await?;
         let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
-        let Some(mut r) = self.submit(origin, "run", text, &args, job_spec, requirements, &decision).await? else {
+        let Some(mut r) = self.submit(origin, new_id, "run", text, &args, job_spec, requirements, &decision).await?
+        else {
             return Ok(None);
         };
         if r.approval.is_none() {
             r.text = format!("Job `{}` queued on `{}`: `{command}`", short(r.job_id.unwrap_or_default()), t.name);
         }
         Ok(Some(r))
+    }
+
+    /// A one-shot `ask` of `text` (free text where no thread can hold a turn).
+    pub(crate) async fn ask_once(&self, origin: &Origin, text: &str) -> Result<Option<Reply>, CommandError> {
+        self.ask(origin, text, text).await
     }
 
     async fn ask(&self, origin: &Origin, prompt: &str, text: &str) -> Result<Option<Reply>, CommandError> {
@@ -227,7 +273,8 @@ impl Commands {
         });
         let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
         let args = serde_json::json!({ "prompt": prompt });
-        let Some(mut r) = self.submit(origin, "ask", text, &args, spec, requirements, &Decision::Allow).await? else {
+        let Some(mut r) = self.submit(origin, None, "ask", text, &args, spec, requirements, &Decision::Allow).await?
+        else {
             return Ok(None);
         };
         r.text = format!("Thinking… (job `{}`)", short(r.job_id.unwrap_or_default()));
@@ -288,7 +335,12 @@ impl Commands {
     async fn cancel(&self, origin: &Origin, job: &str) -> Result<Reply, CommandError> {
         let id = match self.find(job).await? {
             Ok(id) => id,
-            Err(r) => return Ok(r),
+            Err(r) => {
+                return Ok(match crate::agent::cancel(self, origin, job).await? {
+                    Some(turn) => turn,
+                    None => r,
+                });
+            }
         };
         let (owner, state, task, install): (String, String, Uuid, Option<Uuid>) = sqlx::query_as(
             "SELECT t.requester, j.state, t.id, t.install_id FROM jobs j JOIN tasks t ON t.id = j.task_id WHERE j.id = $1",

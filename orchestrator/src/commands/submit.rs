@@ -12,11 +12,13 @@ use crate::tasks::{self, NewJob, Origin, short};
 
 impl Commands {
     /// Records the task (or takes over the recorded one) and its job. `None` when the recorded task already left
-    /// `received`: another interpreter handled it, and nothing was written.
-    #[expect(clippy::too_many_arguments, reason = "internal helper shared by run and ask")]
+    /// `received` (another interpreter handled it), or when a task with the fixed id `new_id` exists already (an
+    /// agent's tool call that ran before): nothing was written.
+    #[expect(clippy::too_many_arguments, reason = "internal helper shared by run, ask and the agent's tools")]
     pub(super) async fn submit(
         &self,
         origin: &Origin,
+        new_id: Option<Uuid>,
         command: &str,
         text: &str,
         args: &serde_json::Value,
@@ -45,7 +47,16 @@ impl Commands {
                 }
                 task
             }
-            None => tasks::create_task(&mut tx, origin, command, text, args).await?,
+            None => match new_id {
+                Some(id) => {
+                    if !tasks::create_task_with_id(&mut tx, id, origin, command, text, args).await? {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    id
+                }
+                None => tasks::create_task(&mut tx, origin, command, text, args).await?,
+            },
         };
         let job = NewJob { spec, requirements, priority: 0, max_attempts: self.settings.max_attempts, hold };
         let job_id = tasks::create_job(&mut tx, task, &job).await?;

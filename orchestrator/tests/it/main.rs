@@ -1,5 +1,6 @@
 //! Orchestrator integration tests against a real PostgreSQL.
 
+mod agent;
 mod audit;
 mod bootstrap;
 mod commands;
