@@ -1,4 +1,4 @@
-//! Fake Slack, Discord and Telegram API servers for tests.
+//! Fake Slack, Discord and Telegram API servers, and a fake OpenAI-compatible model server, for tests.
 //!
 //! Each fake is an axum server on `127.0.0.1:0` that **enforces** the platform's documented rules
 //! instead of accepting anything (see `PLATFORMS.md` and the specs in `shared/specs/`): the auth
@@ -13,6 +13,7 @@
 //! the defaults, which follow the platforms' documentation.
 
 pub mod discord;
+pub mod openai;
 mod params;
 mod rate;
 mod server;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use discord::FakeDiscord;
+pub use openai::FakeModel;
 pub use rate::{Rate, Window};
 pub use slack::FakeSlack;
 pub use telegram::FakeTelegram;
