@@ -316,6 +316,15 @@ def main(helm_args: list[str]) -> int:
             "templates": [{"name": "busybox", "image": "cynode/busybox:latest"}],
         })}
 
+        # The images: a non-root user and no shell.
+        for image in sorted({c["image"] for d in docs if d["kind"] in ("Deployment", "Job")
+                             for c in d["spec"]["template"]["spec"]["containers"]}):
+            user = docker("image", "inspect", image, "--format", "{{.Config.User}}").stdout.strip()
+            assert user.split(":")[0] not in ("", "0", "root"), f"{image} runs as root"
+            sh = docker("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "true", check=False)
+            assert sh.returncode != 0 and "no such file" in sh.stderr, f"{image} has a shell"
+        log("images run as a non-root user and have no shell")
+
         # The migrations Job, twice at once: both succeed (the migrator's advisory lock serialises them).
         job = workload(docs, "Job", "-migrate")["spec"]["template"]["spec"]
         for i in (0, 1):

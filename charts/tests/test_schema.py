@@ -87,6 +87,8 @@ WRONG = [
     ({"securityContext": {"privilegd": True}}, "('privilegd' was unexpected)", "privilegd"),
     ({"gateway": {"tolerations": [{"key": "a", "operator": "Maybe"}]}}, "'Maybe' is not one of", "operator"),
     ({"service": {"port": 70000}}, "70000 is greater than the maximum of 65535", "port"),
+    ({"gateway": {"podLabels": {"app.kubernetes.io/component": "x"}}}, "should not be valid under",
+     "app.kubernetes.io/component"),
 ]
 
 

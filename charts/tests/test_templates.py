@@ -320,3 +320,20 @@ def test_an_unknown_release_value_does_not_render():
     # Guard for the helper that builds the test: a render error is raised, not swallowed.
     with pytest.raises(RenderError):
         render({"nope": 1})
+
+
+def test_the_chart_version_follows_the_workspace():
+    # The images are tagged with the workspace version (images/build); the chart's default tag is its appVersion.
+    import re
+    from conftest import CHART, ROOT
+    cargo = re.search(r'^version = "([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+    chart = re.search(r'^appVersion: "([^"]+)"', (CHART / "Chart.yaml").read_text(), re.M).group(1)
+    assert chart == cargo
+    gw = one(render(BASE), "Deployment", "-gateway")
+    assert pod_spec(gw)["containers"][0]["image"] == f"cynode/cynode:{cargo}"
+
+
+def test_extra_gateway_egress_is_added():
+    rule = {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}], "ports": [{"port": 8000, "protocol": "TCP"}]}
+    docs = render(merge(BASE, {"networkPolicy": {"enabled": True, "gatewayEgress": [rule]}}))
+    assert rule in one(docs, "NetworkPolicy", "-gateway")["spec"]["egress"]
