@@ -2,8 +2,10 @@
 `docker run` flags (image, command, args, env from the rendered Secrets and ConfigMaps, securityContext → --user,
 --group-add, --read-only, --cap-drop/--cap-add, no-new-privileges; emptyDir → tmpfs; Secret volumes → read-only
 bind mounts; hostPath → bind mount; memory/CPU limits) and run against PostgreSQL 18 + pgvector in a container:
-the migrations Job twice at once, two gateway replicas, one node agent. Then the probes, a signed Slack event
-(answered in a fake Slack on the host) and `cynode say "run echo hi"` (run from the gateway image).
+the migrations Job twice at once, two gateway replicas, a node agent of each engine mode that runs sandboxes
+(hostSocket: the engine socket mounted; remote: DOCKER_HOST=tcp://…, which the gate forwards to this machine's
+engine socket). Then the probes, `cynode say "run echo hi"` (run from the gateway image) and, with only the
+remote agent left, a signed Slack event (answered in a fake Slack on the host).
 
 Run it with images/docker-gate (it builds the images first); extra arguments go to `helm template`, e.g.
 `--set-json 'config.settings={"stream.cadence":1}'` makes the gateways exit at start (unknown key), and the gate
@@ -98,6 +100,46 @@ class FakeSlack:
 
     def texts(self) -> str:
         return "\n".join(json.dumps(p) for _, p in self.calls)
+
+
+class EngineForwarder:
+    """A TCP endpoint on the gate's network that forwards to this machine's engine socket: the `remote` engine
+    mode's endpoint (plain HTTP, as DOCKER_HOST=tcp://… speaks it)."""
+
+    def __init__(self, host: str, socket_path: str = "/var/run/docker.sock") -> None:
+        import socket
+        self.socket_path = socket_path
+        self.listener = socket.create_server((host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        import socket
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            engine.connect(self.socket_path)
+            self.connections += 1
+            for a, b in ((client, engine), (engine, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(src: Any, dst: Any) -> None:
+        import socket
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
 
 class Gate:
@@ -302,11 +344,13 @@ def main(helm_args: list[str]) -> int:
         master_key = base64.b64encode(secrets.token_bytes(32)).decode()
         node_key = "gate-node-key-" + secrets.token_hex(12)
         sock_gid = os.stat("/var/run/docker.sock").st_gid
+        forwarder = EngineForwarder(host_ip)
         docs = gate.render({
             "database.url": f"postgres://cynode:{pg_password}@postgres:5432/cynode",
             "masterKey.value": master_key,
             "nodeAgent.nodeKey.value": node_key,
             "nodeAgent.groups.sandbox.engine.socketGroup": str(sock_gid),
+            "nodeAgent.groups.remote.engine.host": f"tcp://$(HOST_IP):{forwarder.port}",
         }, helm_args)
         # The bootstrap Secret is the user's (bootstrap.existingSecret): provided here as a user would create it.
         gate.secrets["cynode-bootstrap"] = {"cynode.yaml": yaml.safe_dump({
@@ -353,13 +397,17 @@ def main(helm_args: list[str]) -> int:
                 wait(f"{pod} {probe} {path}", lambda: http_get(f"http://{ip}:{port}{path}")[0] == 200, alive=pod)
         log(f"{len(pods)} gateway replicas answer /readyz and /healthz")
 
-        # One node agent on the host engine (hostSocket), registered with the rendered node key.
-        agent = workload(docs, "Deployment", "-node-sandbox")
-        apod = f"{agent['metadata']['name']}-0"
-        gate.start(apod, agent["spec"]["template"]["spec"], host_ip)
-        wait("the node agent registers", lambda: "node registered" in (
-            docker("logs", apod).stdout + docker("logs", apod).stderr), 60, alive=apod)
-        log("node agent registered")
+        # A node agent per engine mode, registered with the rendered node key: hostSocket and remote.
+        agents = {}
+        for group in ("sandbox", "remote"):
+            agent = workload(docs, "Deployment", f"-node-{group}")
+            apod = agents[group] = f"{agent['metadata']['name']}-0"
+            gate.start(apod, agent["spec"]["template"]["spec"], host_ip)
+        for group, apod in agents.items():
+            wait(f"the {group} node agent registers", lambda apod=apod: "node registered" in (
+                docker("logs", apod).stdout + docker("logs", apod).stderr), 60, alive=apod)
+        assert forwarder.connections > 0, "the remote agent reached its engine through DOCKER_HOST"
+        log("node agents registered: hostSocket and remote (DOCKER_HOST=tcp://…)")
 
         # `cynode say "run echo hi"`: from the gateway image with the gateway pod's settings, token from `admin`.
         admin = gate.run_flags(f"{RELEASE}-admin", gspec, host_ip)
@@ -371,6 +419,15 @@ def main(helm_args: list[str]) -> int:
         if say.returncode != 0 or "hi" not in say.stdout:
             raise SystemExit(f"docker-gate: FAILED: cynode say exited {say.returncode}:\n{say.stdout}\n{say.stderr}")
         log(f"cynode say \"run echo hi\" → exit 0: {say.stdout.strip().splitlines()[-1]}")
+
+        # Only the remote agent is left, so the next job runs through DOCKER_HOST=tcp://… .
+        docker("stop", agents["sandbox"])
+
+        def started(pod: str) -> int:
+            out = docker("logs", pod)
+            return (out.stdout + out.stderr).count("job started")
+
+        before = started(agents["remote"])
 
         # A signed Slack event to one replica; the reply lands in the fake Slack's thread.
         body = json.dumps({
@@ -388,15 +445,16 @@ def main(helm_args: list[str]) -> int:
         wait("the Slack reply with the job's output and status",
              lambda: "cynode-gate-ok" in slack.texts() and "Succeeded" in slack.texts(), 90)
         assert slack.rejected == [], slack.rejected
+        assert started(agents["remote"]) == before + 1, "the Slack job ran on the remote agent"
         assert all(p.get("channel") == "C0GATE" for m, p in slack.calls if m != "chat.postEphemeral")
-        log(f"signed Slack event answered in the thread ({len(slack.calls)} Web API calls)")
+        log(f"signed Slack event answered in the thread ({len(slack.calls)} Web API calls), run by the remote agent")
 
         # Graceful stop: SIGTERM, within the rendered grace period, exit 0.
-        for pod in [apod, *pods]:
+        for pod in [*agents.values(), *pods]:
             docker("stop", pod)
             code = docker("inspect", pod, "--format", "{{.State.ExitCode}}").stdout.strip()
             assert code == "0", f"{pod} exited {code} after SIGTERM"
-        log("gateways and node agent stop cleanly on SIGTERM")
+        log("gateways and node agents stop cleanly on SIGTERM")
         log("PASSED")
         return 0
     except (AssertionError, SystemExit) as e:

@@ -337,3 +337,16 @@ def test_extra_gateway_egress_is_added():
     rule = {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}], "ports": [{"port": 8000, "protocol": "TCP"}]}
     docs = render(merge(BASE, {"networkPolicy": {"enabled": True, "gatewayEgress": [rule]}}))
     assert rule in one(docs, "NetworkPolicy", "-gateway")["spec"]["egress"]
+
+
+def test_a_new_group_needs_only_enabled_replicas_and_an_engine():
+    docs = render(merge(BASE, {"nodeAgent": {"enabled": True, "nodeKey": {"value": "k" * 24}, "groups": {
+        "sandbox": {"enabled": False}, "gpu": {"enabled": False},
+        "build": {"enabled": True, "replicas": 3, "engine": {"mode": "remote", "host": "tcp://e:2375"}}}}}))
+    (agent,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-node-build")]
+    spec = pod_spec(agent)
+    args = spec["containers"][0]["args"]
+    assert args[:5] == ["run", "--max-jobs", "2", "--warm-pool", "2"]
+    assert spec["terminationGracePeriodSeconds"] == 60
+    assert agent["spec"]["replicas"] == 3
+    assert len(by_kind(docs, "Deployment")) == 2, "disabled groups render nothing"
