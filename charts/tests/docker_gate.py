@@ -297,6 +297,11 @@ class Gate:
     def cleanup(self) -> None:
         for name in reversed(self.containers):
             docker("rm", "-f", name, check=False)
+        # Sandboxes an agent killed mid-way left behind (owner label cynode-node-POD; a clean stop removes them).
+        for name in self.containers:
+            left = docker("ps", "-aq", "--filter", f"label=cynode.owner=cynode-node-{name}", check=False).stdout.split()
+            if left:
+                docker("rm", "-f", *left, check=False)
         docker("network", "rm", self.net, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
