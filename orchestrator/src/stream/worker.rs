@@ -254,7 +254,11 @@ impl Run<'_> {
         {
             tracing::warn!(task.id = %self.c.task_id, index = i, "a post was interrupted; not repeating it");
             self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
-            self.p.pages.push(String::new());
+            // `pages[i]` keeps what the interrupted post showed (recorded with it), so the slot is posted anew
+            // only when what it must show changes.
+            if self.p.pages.len() < self.p.messages.len() {
+                self.p.pages.push(String::new());
+            }
         }
         // Once the job ended, the output goes first and the status after it: an existing message with the final
         // footer (it carries the last output) changes after the other output messages, and an existing message
@@ -289,7 +293,12 @@ impl Run<'_> {
             let fp = fingerprint(slot);
             let sent = match self.p.messages.get(i).cloned() {
                 Some(m) if m.via == Via::Stream => self.streamed(i, &m, slot, done || !last).await?,
-                Some(m) if m.via == Via::Lost || self.p.pages.get(i) == Some(&fp) => continue,
+                Some(_) if self.p.pages.get(i) == Some(&fp) => continue,
+                // A post whose fate is unknown: it may be in the thread. It is never repeated; once the slot must
+                // show something else (the final status, the answer) that is posted anew, so the thread always
+                // ends with what the task came to. A post of unknown content (an older record) stays lost.
+                Some(m) if m.via == Via::Lost && self.p.pages.get(i).is_none_or(String::is_empty) => continue,
+                Some(m) if m.via == Via::Lost => self.repost(i, slot).await?,
                 Some(m) => self.edit(&m, slot).await?,
                 None if last && !done && self.draftable(slot) => self.draft(i, slot).await?,
                 None if last && !done && streamed::streamable(self.sink, self.target, i, slot) => {
@@ -356,8 +365,10 @@ impl Run<'_> {
         if let Some(wait) = self.take(Op::Post).await? {
             return Ok(Sent::Wait(wait));
         }
-        // Record before send: a crash from here until the id is saved never leads to a second post.
+        // Record before send: a crash from here until the id is saved never leads to a second post of this
+        // content (`pages[i]` says what was in flight).
         self.p.pending_post = i32::try_from(i).ok();
+        set(&mut self.p.pages, i, fingerprint(reply));
         if !self.save("").await? {
             return Ok(Sent::Wait(Duration::from_secs(3600)));
         }
@@ -369,11 +380,31 @@ impl Run<'_> {
                 self.outcome(Op::Post, Ok(posted.rate_limit)).await
             }
             Err(PlatformError::Transient(_)) => {
-                // The post may have landed: never repeat it.
+                // The post may have landed: never repeat it (`pages[i]` keeps what it showed).
                 self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
-                self.p.pages.push(String::new());
                 Ok(Sent::Wait(self.worker.settings.cadence))
             }
+            Err(e) => self.outcome(Op::Post, Err(e)).await,
+        }
+    }
+
+    /// Posts slot `i` anew in place of a post whose fate is unknown, once the slot must show something else.
+    /// Recorded before it is sent, like every post: a crash during it never leads to a third message.
+    async fn repost(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {
+        if let Some(wait) = self.take(Op::Post).await? {
+            return Ok(Sent::Wait(wait));
+        }
+        set(&mut self.p.pages, i, fingerprint(reply));
+        if !self.save("").await? {
+            return Ok(Sent::Wait(Duration::from_secs(3600)));
+        }
+        tracing::info!(task.id = %self.c.task_id, index = i, "posting anew what an interrupted post should show");
+        match self.sink.post(self.target, i, reply).await {
+            Ok(posted) => {
+                self.p.messages[i] = posted.message;
+                self.outcome(Op::Post, Ok(posted.rate_limit)).await
+            }
+            Err(PlatformError::Transient(_)) => Ok(Sent::Wait(self.worker.settings.cadence)),
             Err(e) => self.outcome(Op::Post, Err(e)).await,
         }
     }

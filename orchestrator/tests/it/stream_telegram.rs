@@ -247,3 +247,32 @@ async fn a_final_post_interrupted_by_a_crash_is_not_repeated_by_the_next_worker(
     assert_eq!(tg.messages_in(PRIVATE, None).len(), 1, "not posted a second time");
     assert_eq!(tg.calls_to("sendMessage").len(), 1);
 }
+
+#[tokio::test]
+async fn a_post_interrupted_by_a_crash_is_posted_anew_once_the_task_shows_something_else() {
+    let tg = FakeTelegram::start().await;
+    let s = setup(&tg, GROUP).await;
+    // As if a worker recorded its first post ("working on it", of another content than the final one), sent
+    // it, and crashed before saving its id: the post is in the thread, stale.
+    let recorded = sqlx::query(
+        "UPDATE stream_records SET pending_post = 0, pages = '[\"an-older-view\"]' WHERE task_id = $1 AND message_ids = '[]'",
+    )
+    .bind(s.task)
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded.rows_affected(), 1, "nothing was posted before");
+    let target = ChatTarget { chat_id: GROUP, thread_id: None, reply_to: None };
+    client(&tg)
+        .send_message(&target, &cynode_adapters::telegram::render_tail(&Reply::new("⏳ working on it")))
+        .await
+        .unwrap();
+    s.output(0, &lines(0, 3)).await;
+    s.finish().await;
+    let _second = worker(&s, false);
+    s.closed().await;
+
+    let messages = tg.messages_in(GROUP, None);
+    assert_eq!(messages.len(), 2, "the stale post stays; the final state is posted once: {messages:?}");
+    assert!(messages[1].text.contains("Succeeded") && messages[1].text.contains("line 0002"), "{messages:?}");
+}

@@ -209,7 +209,9 @@ fn check(req: &Value) -> Result<(), String> {
                 }
                 for c in &calls {
                     let id = c["id"].as_str().unwrap_or_default();
-                    if id.is_empty() || c["type"] != "function" || !c["function"]["name"].is_string()
+                    if id.is_empty()
+                        || c["type"] != "function"
+                        || !c["function"]["name"].is_string()
                         || !c["function"]["arguments"].is_string()
                     {
                         return Err(format!("messages[{i}]: malformed tool call {c}"));
@@ -288,9 +290,11 @@ fn sse(answer: &Answer, n: u64, usage: bool) -> String {
 fn whole(answer: &Answer, n: u64) -> Value {
     let message = match answer {
         Answer::Text(t) => json!({ "role": "assistant", "content": t }),
-        Answer::Calls(calls) => json!({ "role": "assistant", "content": null, "tool_calls": calls.iter().enumerate().map(|(i, (name, args))| {
+        Answer::Calls(calls) => {
+            json!({ "role": "assistant", "content": null, "tool_calls": calls.iter().enumerate().map(|(i, (name, args))| {
             json!({ "id": format!("call_{n}_{i}"), "type": "function", "function": { "name": name, "arguments": args } })
-        }).collect::<Vec<_>>() }),
+        }).collect::<Vec<_>>() })
+        }
         Answer::Fail(..) => json!({}),
     };
     json!({ "id": format!("chatcmpl-{n}"), "object": "chat.completion", "model": MODEL,
@@ -333,9 +337,12 @@ mod tests {
             .filter(|d| *d != "[DONE]")
             .map(|d| serde_json::from_str(d).expect("json"))
             .collect();
-        let with_calls: Vec<&Value> = deltas.iter().filter(|d| d["choices"][0]["delta"]["tool_calls"].is_array()).collect();
+        let with_calls: Vec<&Value> =
+            deltas.iter().filter(|d| d["choices"][0]["delta"]["tool_calls"].is_array()).collect();
         assert!(with_calls.len() > 3);
-        assert!(with_calls.iter().all(|d| d["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "run_command"));
+        assert!(
+            with_calls.iter().all(|d| d["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "run_command")
+        );
         assert!(with_calls.iter().all(|d| d["choices"][0]["delta"]["role"].is_null()));
         let joined: String = with_calls
             .iter()

@@ -39,7 +39,7 @@ pub struct Chat {
 /// The `node_keys` and `templates` sections every chat bootstrap needs.
 fn base_yaml() -> String {
     format!(
-        "node_keys:\n  - {{name: e2e, key: {NODE_KEY}, executors: [docker]}}\n\
+        "node_keys:\n  - {{name: e2e, key: {NODE_KEY}, executors: [docker, inference]}}\n\
          templates:\n  - {{name: busybox, image: \"{E2E_IMAGE}\"}}\n"
     )
 }
@@ -62,6 +62,12 @@ impl Chat {
     /// Builds the sandbox image, starts `cynode serve` with `installs` (lines of the `installs` list), `extra` YAML
     /// sections and `env`, and a Docker node.
     pub async fn start(installs: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_node(installs, extra, env, &[]).await
+    }
+
+    /// [`Chat::start`], with extra `cynode-node run` arguments (`--inference-url URL` for a node that also
+    /// serves a model).
+    pub async fn start_with_node(installs: &str, extra: &str, env: &[(&str, &str)], node_args: &[&str]) -> Self {
         let engine = connect_to(None).await.expect("the container engine must be reachable (this test never skips)");
         build_busybox_image(&engine, E2E_IMAGE).await.expect("busybox image");
         let db = TestDb::new().await;
@@ -79,11 +85,9 @@ impl Chat {
         // A name of its own: a starting node removes the leftover sandboxes of its owner (`cynode-node-<name>`),
         // which must never be the running sandboxes of a concurrent test.
         let name = format!("chat-{}", &Uuid::now_v7().simple().to_string()[20..]);
-        let mut node = BinProcess::spawn(
-            "cynode-node",
-            &["run", "--name", &name, "--orchestrator", &chat.url, "--template", &template],
-            &[("CYNODE_NODE_KEY", NODE_KEY)],
-        );
+        let mut args = vec!["run", "--name", &name, "--orchestrator", &chat.url, "--template", &template];
+        args.extend_from_slice(node_args);
+        let mut node = BinProcess::spawn("cynode-node", &args, &[("CYNODE_NODE_KEY", NODE_KEY)]);
         node.wait_for("node registered", Duration::from_secs(30)).await;
         chat.node = Some(node);
         chat

@@ -8,6 +8,7 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod agent_slack;
 mod approval_slack;
 mod chat;
 mod chat_slack;
