@@ -385,12 +385,27 @@ pub struct AgentConfig {
     /// Model of agent turns (empty: each inference node's default).
     #[serde(default)]
     pub model: String,
+    /// A tool the model must call at a turn's first step, for servers that return tool calls only when told
+    /// which (empty: the model chooses).
+    #[serde(default, deserialize_with = "agent_tool")]
+    pub first_tool: String,
     /// Seconds one model step may take.
     #[serde(default = "d_agent_step_timeout")]
     pub step_timeout_s: u64,
     /// Bytes of a tool's result the model is given (head and tail of longer results).
     #[serde(default = "d_agent_result")]
     pub tool_result_bytes: usize,
+}
+
+/// An agent tool's name, or empty.
+fn agent_tool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    let tools = cynode_orchestrator::agent::tools::NAMES;
+    if name.is_empty() || tools.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(serde::de::Error::custom(format!("`{name}` is not an agent tool (tools: {})", tools.join(", "))))
+    }
 }
 
 fn d_agent_steps() -> i32 {
@@ -425,6 +440,7 @@ impl AgentConfig {
             step_max_tokens: self.step_max_tokens.max(1),
             context_tokens: self.context_tokens.max(256),
             model: self.model.clone(),
+            first_tool: self.first_tool.clone(),
             step_timeout: std::time::Duration::from_secs(self.step_timeout_s.max(1)),
             tool_result_bytes: self.tool_result_bytes.max(256),
             ..Default::default()

@@ -67,6 +67,8 @@ struct Call {
 struct Local {
     shown: String,
     shown_at: Option<Instant>,
+    /// The jobs the turn waits for now (its model step or its tool calls' jobs).
+    waiting: Vec<Uuid>,
 }
 
 const RENEW: &str = "
@@ -137,6 +139,7 @@ impl AgentWorker {
     async fn drive(self: Arc<Self>, turn: Uuid, token: Uuid, mut shutdown: watch::Receiver<bool>) {
         let mut local = Local::default();
         let poll = self.commands.settings().agent.poll;
+        let mut finished = self.commands.dispatcher().finished();
         loop {
             let delay = match self.step(turn, token, &mut local).await {
                 Ok(Some(d)) => d,
@@ -149,8 +152,21 @@ impl AgentWorker {
             if delay.is_zero() {
                 continue;
             }
+            let waited = local.waiting.clone();
+            // Woken at once when this replica records the finish of a job the turn waits for; the poll covers
+            // finishes recorded by other replicas.
+            let mine = async {
+                loop {
+                    match finished.recv().await {
+                        Ok(job) if waited.contains(&job) => return,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
             tokio::select! {
                 () = tokio::time::sleep(delay) => {},
+                () = mine => {},
                 _ = shutdown.changed() => {
                     let _ = sqlx::query("UPDATE agent_turns SET claimed_until = NULL WHERE id = $1 AND claim_token = $2")
                         .bind(turn).bind(token).execute(self.pool()).await;
@@ -221,6 +237,7 @@ impl AgentWorker {
                 Ok(None)
             }
             _ => {
+                local.waiting = vec![job];
                 let calls = self.summaries(turn.id).await?;
                 let live = TurnText { calls: &calls, text: &text, step: turn.step, footer: None }.render();
                 self.show(&turn, local, live).await?;
@@ -255,7 +272,11 @@ impl AgentWorker {
             prompt: String::new(),
             messages: context::build(&stored, settings.context_tokens),
             tools: tools::schemas(),
-            tool_choice: Some("auto".into()),
+            tool_choice: Some(if turn.step == 0 && !settings.first_tool.is_empty() {
+                serde_json::json!({ "type": "function", "function": { "name": settings.first_tool } })
+            } else {
+                "auto".into()
+            }),
             system: None,
             max_tokens: settings.step_max_tokens.min(u32::try_from(left).unwrap_or(u32::MAX)),
             timeout_s: settings.step_timeout.as_secs().max(1),
@@ -282,6 +303,7 @@ impl AgentWorker {
         .await?;
         tx.commit().await?;
         self.commands.dispatcher().announce();
+        local.waiting = vec![job_id];
         tracing::debug!(turn.id = %turn.id, job.id = %job_id, step = turn.step + 1, "agent model step queued");
         let calls = self.summaries(turn.id).await?;
         let live = TurnText { calls: &calls, text: "", step: turn.step + 1, footer: None }.render();
@@ -369,6 +391,7 @@ impl AgentWorker {
             requester: turn.requester.clone(),
         };
         let mut open = 0;
+        local.waiting.clear();
         for call in &calls {
             match (call.state.as_str(), call.job_id) {
                 ("pending", _) => {
@@ -379,6 +402,7 @@ impl AgentWorker {
                         Started::Done { result, summary } => self.call_done(turn, call.idx, &result, &summary).await?,
                         Started::Job(job) => {
                             open += 1;
+                            local.waiting.push(job);
                             sqlx::query(
                                 "UPDATE agent_tool_calls SET state = 'running', job_id = $4, summary = $5
                                  WHERE turn_id = $1 AND step = $2 AND idx = $3 AND state = 'pending'",
@@ -408,6 +432,7 @@ impl AgentWorker {
                         self.call_done(turn, call.idx, &text, &summary).await?;
                     } else {
                         open += 1;
+                        local.waiting.push(job);
                         let now = match state.as_str() {
                             "awaiting_approval" => "waiting for approval",
                             "queued" => "queued",

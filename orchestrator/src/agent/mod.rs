@@ -47,6 +47,9 @@ pub struct AgentSettings {
     pub context_tokens: usize,
     /// Model for turns (empty: the node's default).
     pub model: String,
+    /// A tool the model must call at a turn's first step (`tool_choice` naming it), for servers that return real
+    /// tool calls only when told which (llama-cpp-python's); empty: the model chooses (`auto`) at every step.
+    pub first_tool: String,
     /// How long one model step may run.
     pub step_timeout: Duration,
     /// The most of a tool's result the model is given, in bytes (head and tail of longer results).
@@ -68,9 +71,10 @@ impl Default for AgentSettings {
             step_max_tokens: 1_024,
             context_tokens: 6_000,
             model: String::new(),
+            first_tool: String::new(),
             step_timeout: Duration::from_secs(120),
             tool_result_bytes: 4_000,
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(200),
             claim_ttl: Duration::from_secs(10),
             capacity: 256,
         }

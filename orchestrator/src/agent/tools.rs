@@ -206,7 +206,8 @@ async fn run_command(
         task_id: None,
     };
     let text = format!("run {command}");
-    let run = RunArgs { template, gpu: false, command, text: &text };
+    let prefer_node = colocated_node(commands.pool(), scope.turn, template.as_deref(), commands).await?;
+    let run = RunArgs { template, gpu: false, command, text: &text, prefer_node };
     let reply = commands.run(&origin, Some(id), run).await.map_err(|e| e.0)?;
     if let Some(job) = reply.as_ref().and_then(|r| r.job_id) {
         return Ok(Started::Job(job));
@@ -227,6 +228,28 @@ async fn run_command(
             result: "error: the command could not be started".into(),
         },
     })
+}
+
+/// The node that ran the turn's latest model step, when it also runs sandboxes of `template` (a co-located
+/// node): the sandbox job prefers it, so a turn's commands run beside its model. A node that runs only models
+/// is never preferred (the job would wait for it in vain).
+async fn colocated_node(
+    pool: &PgPool,
+    turn: Uuid,
+    template: Option<&str>,
+    commands: &Commands,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let template = template.unwrap_or(&commands.settings().default_template);
+    sqlx::query_scalar(
+        "SELECT n.id FROM agent_turns a JOIN jobs j ON j.task_id = a.steps_task_id JOIN nodes n ON n.id = j.node_id
+         WHERE a.id = $1 AND (n.capabilities->>'colocated')::boolean
+           AND n.capabilities->'templates' ? $2
+         ORDER BY j.created_at DESC LIMIT 1",
+    )
+    .bind(turn)
+    .bind(template)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The id of the task that runs call (turn, step, index): the same on every replica and after every restart.

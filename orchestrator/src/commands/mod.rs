@@ -83,6 +83,8 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) command: &'a str,
     /// The request's text, as recorded on the task.
     pub(crate) text: &'a str,
+    /// Prefer this node (an agent's sandbox job on the host of its model step).
+    pub(crate) prefer_node: Option<Uuid>,
 }
 
 /// Store failures while executing a command (user mistakes are replies, not errors).
@@ -179,7 +181,7 @@ impl Commands {
         Ok(match command {
             Command::Help { .. } => answered(reply(HELP)), // answered above; kept for exhaustiveness
             Command::Run { template, gpu, command } => {
-                let args = RunArgs { template, gpu, command: &command, text };
+                let args = RunArgs { template, gpu, command: &command, text, prefer_node: None };
                 Interpreted::submitted(verb, self.run(origin, None, args).await?)
             }
             Command::Ask { prompt } => Interpreted::submitted(verb, self.ask(origin, &prompt, text).await?),
@@ -200,7 +202,7 @@ impl Commands {
         new_id: Option<Uuid>,
         run: RunArgs<'_>,
     ) -> Result<Option<Reply>, CommandError> {
-        let RunArgs { template, gpu, command, text } = run;
+        let RunArgs { template, gpu, command, text, prefer_node } = run;
         let name = template.unwrap_or_else(|| self.settings.default_template.clone());
         let spec: Option<serde_json::Value> = sqlx::query_scalar("SELECT spec FROM templates WHERE name = $1")
             .bind(&name)
@@ -230,6 +232,7 @@ impl Commands {
         let requirements = Requirements {
             template: Some(t.name.clone()),
             gpu_memory_mb: (gpu || t.gpu).then_some(1),
+            prefer_node,
             ..Requirements::default()
         };
         let decision = policy::evaluate(

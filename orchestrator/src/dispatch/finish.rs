@@ -95,6 +95,7 @@ impl Dispatcher {
                 if emitted {
                     self.announce_outbox();
                 }
+                let _ = self.finished.send(lease.job_id);
                 tracing::info!(job.id = %lease.job_id, node.id = %node, state = %state,
                     duration_ms = outcome.duration_ms, "job finished");
                 Ok(FinishAck { state, duplicate: false })

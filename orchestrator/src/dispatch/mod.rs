@@ -129,6 +129,8 @@ pub struct Dispatcher {
     outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
     /// Started on the first finish (inside the runtime).
     finisher: std::sync::OnceLock<finish::Finisher>,
+    /// Jobs whose finish this process recorded, for waiters on this replica (agent turns).
+    finished: tokio::sync::broadcast::Sender<Uuid>,
 }
 
 const CAPS_TTL: Duration = Duration::from_secs(5);
@@ -144,7 +146,14 @@ impl Dispatcher {
             caps: Mutex::new(HashMap::new()),
             outbox: std::sync::OnceLock::new(),
             finisher: std::sync::OnceLock::new(),
+            finished: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// Ids of the jobs whose finish this process records from now on (a lagging receiver misses some: waiters
+    /// keep a polling fallback, which also covers finishes recorded by other replicas).
+    pub fn finished(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.finished.subscribe()
     }
 
     /// The settings.

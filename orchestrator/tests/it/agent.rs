@@ -410,3 +410,55 @@ async fn a_failing_model_ends_the_turn_with_a_clear_message() {
     assert_eq!(state, "failed");
     assert!(shown.contains("the model step failed") && shown.contains("unreachable"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_turns_commands_prefer_the_host_of_its_model_when_it_runs_sandboxes_too() {
+    let a = start(AgentSettings::default()).await;
+    let both = node(
+        &a.db.pool,
+        "both",
+        Capabilities {
+            executors: vec![ExecutorKind::Inference, ExecutorKind::Docker],
+            templates: vec!["busybox".into()],
+            colocated: true,
+            max_concurrent_jobs: 4,
+            ..Capabilities::default()
+        },
+    )
+    .await;
+    let prefer = |pool: sqlx::PgPool| async move {
+        let r: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT requirements->'prefer_node' FROM jobs WHERE executor = 'docker' ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await
+        .expect("job");
+        r
+    };
+    // A model step on an inference-only node: the command may run anywhere at once.
+    a.say("U1", "first thread question").await;
+    a.model_step("", &[("run_command", r#"{"command": "true"}"#)]).await;
+    a.wait_reply("→ queued").await;
+    assert_eq!(
+        prefer(a.db.pool.clone()).await,
+        Some(serde_json::Value::Null),
+        "an inference-only node is never preferred"
+    );
+    a.sandbox_step(0, "").await;
+    a.model_step("ok", &[]).await;
+    a.ended().await;
+    // A model step on a co-located node: the command prefers that node.
+    sqlx::query("DELETE FROM conversation_messages").execute(&a.db.pool).await.expect("clear");
+    a.say("U1", "second question").await;
+    let lease = a.lease(both).await;
+    let calls =
+        vec![ToolCall { id: "c".into(), name: "run_command".into(), arguments: r#"{"command": "true"}"#.into() }];
+    a.finish(both, &lease, "", Outcome { tool_calls: calls, ..outcome(0) }).await;
+    for _ in 0..250 {
+        if prefer(a.db.pool.clone()).await == Some(serde_json::json!(both)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the command's job does not prefer the co-located node: {:?}", prefer(a.db.pool.clone()).await);
+}
