@@ -211,6 +211,10 @@ pub struct IngressConfig {
     /// Seconds a replica holds a task it interprets before another replica may take it over.
     #[serde(default = "d_claim_ttl")]
     pub interpreter_claim_ttl_s: u64,
+    /// Seconds during which a webhook body whose delivery id is unsigned (schemes `github` and `hmac`) is a
+    /// duplicate when it comes again under another delivery id (0: only the delivery id deduplicates).
+    #[serde(default = "d_replay_window")]
+    pub webhook_replay_window_s: u64,
 }
 
 /// Streaming replies into threads (see `docs/configuration.md`).
@@ -417,6 +421,9 @@ fn d_batch_linger() -> u64 {
 }
 fn d_writers() -> usize {
     RecorderSettings::default().writers
+}
+fn d_replay_window() -> u64 {
+    RecorderSettings::default().replay_window.as_secs()
 }
 fn d_record_timeout() -> u64 {
     2500
@@ -641,6 +648,7 @@ impl Config {
                 max_batch: i.batch_max.max(1),
                 linger: Duration::from_micros(i.batch_linger_us),
                 writers: i.writers.max(1),
+                replay_window: Duration::from_secs(i.webhook_replay_window_s),
                 ..RecorderSettings::default()
             },
             interpreter: InterpreterSettings {
