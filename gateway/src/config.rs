@@ -16,6 +16,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod outbound;
+
+pub use outbound::OutboundConfig;
+
 use crate::ratelimit::RateSettings;
 use crate::routes::ingress::IngressSettings;
 
@@ -60,6 +64,9 @@ pub struct Config {
     /// Streaming replies into threads.
     #[serde(default)]
     pub stream: StreamConfig,
+    /// Outbound requests to tenant-set URLs (webhook receivers): internal ranges allowed anyway.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -615,6 +622,7 @@ impl Config {
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
+            outbound: self.outbound.guard(),
             stream: self.stream_settings(),
             disable_slack_streaming: !self.stream.slack_streaming,
             stream_connections: self.database.stream_connections,
