@@ -204,7 +204,7 @@ async fn stopped_sandboxes_of_any_owner_are_swept_after_a_while() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     sweep_stopped(engine, Duration::from_secs(5)).await.expect("sweep");
     let left = containers_of_owner(engine, &gone).await;
-    assert_eq!(left, [running.clone()], "the exited and the never started ones are swept, the running one kept");
+    assert_eq!(left, [running], "the exited and the never started ones are swept, the running one kept");
     assert!(status(never_started).await.is_none());
     assert_eq!(cleanup_leftovers(engine, &gone).await.expect("cleanup"), 1);
 }
