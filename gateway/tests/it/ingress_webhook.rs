@@ -2,6 +2,7 @@
 
 use cynode_adapters::Clock as _;
 use cynode_adapters::webhook::{self, Secret};
+use cynode_orchestrator::inbound::prune_replay_keys;
 use serde_json::{Value, json};
 
 use crate::ingress_support::{HMAC_SECRET, IngressApp, github_signature, standard_signature};
@@ -82,6 +83,11 @@ async fn a_github_body_replayed_under_a_new_delivery_id_is_a_duplicate_within_th
     assert_eq!(github(&app, "gh", body, "d-5").await.status(), 202);
     assert_eq!(github(&app, "gh", body, "d-6").await.status(), 200, "and is remembered from then on");
     assert_eq!(app.count("SELECT count(*) FROM inbound_events").await, 4);
+
+    // Keys past the window are forgotten (the other two bodies' keys, aged above); the renewed one is kept.
+    let window = std::time::Duration::from_secs(24 * 3600);
+    assert_eq!(prune_replay_keys(&app.db.pool, window).await.expect("prune"), 2);
+    assert_eq!(app.count("SELECT count(*) FROM inbound_replay_keys").await, 1);
 }
 
 /// Copies of one body racing in under different delivery ids (in one group-commit batch or in several):

@@ -153,6 +153,9 @@ impl Recorder {
             let writer = batch::Writer { pool: pool.clone(), settings: settings.clone(), wake: wake.clone() };
             tokio::spawn(writer.run(rx.clone()));
         }
+        if !settings.replay_window.is_zero() {
+            tokio::spawn(prune_replay_keys_while(pool, settings.replay_window, queue.downgrade()));
+        }
         Self { queue }
     }
 
@@ -166,6 +169,37 @@ impl Recorder {
         let pending = Pending { row: plan::Prepared::new(new), done };
         self.queue.send(pending).await.map_err(|_| InboundError::Closed)?;
         result.await.map_err(|_| InboundError::Closed)?
+    }
+}
+
+/// How often a recorder forgets replay keys older than its window.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes the replay keys ([`NewInbound::replay_key`]) last seen longer than `window` ago — they no longer make
+/// anything a duplicate. Returns how many were deleted.
+///
+/// # Errors
+/// Store failures.
+pub async fn prune_replay_keys(pool: &PgPool, window: Duration) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM inbound_replay_keys WHERE seen_at < now() - make_interval(secs => $1)")
+        .bind(window.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Prunes every [`PRUNE_EVERY`] until the recorder is gone (any replica may; deleting twice is harmless).
+async fn prune_replay_keys_while(pool: PgPool, window: Duration, recorder: mpsc::WeakSender<Pending>) {
+    let mut ticks = tokio::time::interval(PRUNE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if recorder.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = prune_replay_keys(&pool, window).await {
+            tracing::debug!(error = %e, "pruning webhook replay keys failed");
+        }
     }
 }
 
