@@ -16,6 +16,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod outbound;
+
+pub use outbound::OutboundConfig;
+
 use crate::ratelimit::RateSettings;
 use crate::routes::ingress::IngressSettings;
 
@@ -63,6 +67,9 @@ pub struct Config {
     /// Agent turns (free text in a thread).
     #[serde(default)]
     pub agent: AgentConfig,
+    /// Outbound requests to tenant-set URLs (webhook receivers): internal ranges allowed anyway.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -214,6 +221,10 @@ pub struct IngressConfig {
     /// Seconds a replica holds a task it interprets before another replica may take it over.
     #[serde(default = "d_claim_ttl")]
     pub interpreter_claim_ttl_s: u64,
+    /// Seconds during which a webhook body whose delivery id is unsigned (schemes `github` and `hmac`) is a
+    /// duplicate when it comes again under another delivery id (0: only the delivery id deduplicates).
+    #[serde(default = "d_replay_window")]
+    pub webhook_replay_window_s: u64,
 }
 
 /// Streaming replies into threads (see `docs/configuration.md`).
@@ -506,6 +517,9 @@ fn d_batch_linger() -> u64 {
 fn d_writers() -> usize {
     RecorderSettings::default().writers
 }
+fn d_replay_window() -> u64 {
+    RecorderSettings::default().replay_window.as_secs()
+}
 fn d_record_timeout() -> u64 {
     2500
 }
@@ -698,6 +712,7 @@ impl Config {
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
+            outbound: self.outbound.guard(),
             stream: self.stream_settings(),
             disable_slack_streaming: !self.stream.slack_streaming,
             stream_connections: self.database.stream_connections,
@@ -731,6 +746,7 @@ impl Config {
                 max_batch: i.batch_max.max(1),
                 linger: Duration::from_micros(i.batch_linger_us),
                 writers: i.writers.max(1),
+                replay_window: Duration::from_secs(i.webhook_replay_window_s),
                 ..RecorderSettings::default()
             },
             interpreter: InterpreterSettings {

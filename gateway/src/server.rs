@@ -14,6 +14,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes::TokenKeys;
+use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
 use cynode_orchestrator::store;
 use cynode_orchestrator::stream::{
@@ -66,6 +67,9 @@ pub struct CoreSettings {
     pub ingress: IngressSettings,
     /// Where this gateway is reachable (listen address, public URL): webhook subscriptions may not point there.
     pub deny_hosts: Vec<String>,
+    /// Which addresses outbound requests to tenant-set URLs (webhook receivers) may reach: by default no
+    /// internal one (`outbound.allow_cidrs` opens ranges).
+    pub outbound: OutboundGuard,
     /// Streaming replies into threads.
     pub stream: StreamSettings,
     /// Post and edit Slack replies instead of streaming live output with `chat.startStream/appendStream/
@@ -101,8 +105,10 @@ impl AppState {
             // A random key opens nothing: fail closed.
             SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
         });
-        let mut subscriptions = Subscriptions::new(pool.clone(), secrets.clone(), settings.deny_hosts);
-        match Deliverer::new(pool.clone(), secrets.clone(), DelivererSettings::default()) {
+        let mut subscriptions = Subscriptions::new(pool.clone(), secrets.clone(), settings.deny_hosts)
+            .with_guard(settings.outbound.clone());
+        let delivery = DelivererSettings { guard: settings.outbound, ..DelivererSettings::default() };
+        match Deliverer::new(pool.clone(), secrets.clone(), delivery) {
             Ok(deliverer) => {
                 dispatcher.set_outbox_waker(deliverer.waker());
                 subscriptions = subscriptions.with_waker(deliverer.waker());

@@ -20,6 +20,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{self, Deliverer, DelivererSettings, EventType, NewSubscription, Subscriptions};
 use cynode_orchestrator::store::{self, PoolSettings};
 use cynode_tests::TestDb;
@@ -56,6 +57,8 @@ async fn main() {
     let burst = args.first().copied().unwrap_or(5000);
     let settings = DelivererSettings {
         concurrency: args.get(1).copied().unwrap_or(DelivererSettings::default().concurrency),
+        // The receivers listen on loopback.
+        guard: OutboundGuard::allowing(vec!["127.0.0.0/8".parse().expect("cidr")]),
         ..DelivererSettings::default()
     };
     println!("events per burst: {burst}, deliverer concurrency: {}", settings.concurrency);
@@ -101,7 +104,7 @@ async fn scenario(settings: &DelivererSettings, subs: usize, events: usize, shap
     let sb = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
     let arrivals: Arrivals = Arc::default();
     let base = receiver(arrivals.clone()).await;
-    let admin = Subscriptions::new(pool.clone(), sb.clone(), Vec::new());
+    let admin = Subscriptions::new(pool.clone(), sb.clone(), Vec::new()).with_guard(settings.guard.clone());
     for i in 0..subs {
         let new = NewSubscription { name: format!("bench-{i}"), url: format!("{base}/s{i}"), ..Default::default() };
         admin.create("bench", &new).await.expect("subscription");

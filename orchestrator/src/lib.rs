@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod inbound;
 pub mod installs;
 pub mod nodes;
+pub mod outbound_guard;
 pub mod outbox;
 pub mod policy;
 pub mod store;

@@ -35,7 +35,8 @@ const MAX_EVENT_LEN: usize = 200;
 /// `svix-id`), else `X-GitHub-Delivery`, else the SHA-256 hex of the raw body.
 ///
 /// `X-GitHub-Delivery` is not covered by GitHub's signature, and GitHub signs no timestamp, so a
-/// captured GitHub delivery replayed with a fresh delivery id is not caught by deduplication;
+/// captured GitHub delivery replayed with a fresh delivery id is not caught by deduplication on the
+/// id alone: [`replay_key`] gives the body hash the recorder also deduplicates on, within a window.
 /// Standard Webhooks' `webhook-id` is signed.
 ///
 /// The thread's install and channel, and the actor id, are all `endpoint`.
@@ -81,6 +82,14 @@ pub fn parse(endpoint: &str, headers: &HeaderMap, body: &[u8]) -> Result<Parsed,
         kind: InboundKind::Webhook { event, payload },
         reply_handle: None,
     }))
+}
+
+/// The replay key of a verified delivery under `scheme`: the SHA-256 of the raw body when the scheme does not
+/// sign the delivery id ([`Scheme::signs_delivery_id`]), else `None`. The recorder treats a second delivery
+/// with the same key on the same endpoint within its replay window as a duplicate, whatever its delivery id.
+#[must_use]
+pub fn replay_key(scheme: &Scheme, body: &[u8]) -> Option<[u8; 32]> {
+    (!scheme.signs_delivery_id()).then(|| crypto::sha256(body))
 }
 
 #[cfg(test)]

@@ -167,3 +167,23 @@ fn float_payloads_survive_storage_exactly() {
     let stored = serde_json::to_string(&got).unwrap();
     assert_eq!(serde_json::from_str::<Inbound>(&stored).unwrap(), got);
 }
+
+#[test]
+fn only_schemes_with_an_unsigned_delivery_id_get_a_replay_key() {
+    let secret = || vec![Secret::new("s").expect("secret")];
+    let github = Scheme::GitHub { secrets: secret() };
+    assert!(!github.signs_delivery_id());
+    assert_eq!(replay_key(&github, b"{}"), Some(crypto::sha256(b"{}")));
+    let hmac = Scheme::Hmac(HmacScheme {
+        header: http::HeaderName::from_static("x-signature"),
+        encoding: Encoding::Hex,
+        prefix: None,
+        secrets: secret(),
+    });
+    assert_eq!(replay_key(&hmac, b"[1]"), Some(crypto::sha256(b"[1]")));
+    let standard = Scheme::Standard {
+        secrets: vec![standard::StandardSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret")],
+    };
+    assert!(standard.signs_delivery_id());
+    assert_eq!(replay_key(&standard, b"{}"), None);
+}

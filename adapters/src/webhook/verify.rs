@@ -86,6 +86,17 @@ pub enum Scheme {
     Hmac(HmacScheme),
 }
 
+impl Scheme {
+    /// Whether the signature covers the delivery id. Standard Webhooks signs `webhook-id`; GitHub's
+    /// `X-GitHub-Delivery` and any id header under [`Scheme::Hmac`] are not signed, so a captured body
+    /// replayed with a fresh id verifies: deliveries of those schemes get a body-hash replay window in
+    /// deduplication as well (see [`super::replay_key`]).
+    #[must_use]
+    pub fn signs_delivery_id(&self) -> bool {
+        matches!(self, Self::Standard { .. })
+    }
+}
+
 /// Verifies an inbound webhook with the endpoint's scheme.
 ///
 /// # Errors

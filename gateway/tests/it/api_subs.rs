@@ -340,3 +340,31 @@ async fn a_tenants_token_sees_only_its_installs_subscriptions_and_events() {
     let (_, mine) = api.call("GET", "/v1/subscriptions/mine/deliveries", &api.admin, None).await;
     assert!(registered(&mine).is_empty());
 }
+
+/// Without `outbound.allow_cidrs`, a tenant's token cannot point a subscription at the gateway's neighbours:
+/// loopback (also written as IPv4-mapped IPv6, or as `localhost`), cloud metadata, private ranges.
+#[tokio::test]
+async fn subscriptions_to_internal_addresses_are_refused_by_default() {
+    use cynode_gateway::server::{CoreSettings, RouterSettings};
+    let settings = RouterSettings { max_body_bytes: 1024 * 1024, request_timeout: std::time::Duration::from_secs(10) };
+    let app = crate::support::TestApp::spawn_full(settings, CoreSettings::default()).await;
+    seed(&app.db.pool).await;
+    let op = token(&app.db.pool, "op", Role::Operator, None).await;
+    let api = Api { app, admin: op.clone(), op };
+    for (url, kind) in [
+        ("http://127.0.0.1:18777/internal", "loopback"),
+        ("http://[::ffff:127.0.0.1]:18777/internal", "loopback"),
+        ("http://localhost:18777/internal", "`localhost`"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://10.0.0.1/", "private"),
+        ("http://[fd00::1]/", "unique-local"),
+    ] {
+        let (status, body) =
+            api.call("POST", "/v1/subscriptions", &api.op, Some(json!({ "name": "probe", "url": url }))).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(kind) && message.contains("outbound.allow_cidrs"), "{url}: {message}");
+    }
+    let (_, list) = api.call("GET", "/v1/subscriptions", &api.op, None).await;
+    assert_eq!(list["subscriptions"], json!([]));
+}

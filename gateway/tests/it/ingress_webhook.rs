@@ -1,6 +1,8 @@
 //! Generic webhooks over a real socket: GitHub, Standard Webhooks and plain HMAC endpoints.
 
+use cynode_adapters::Clock as _;
 use cynode_adapters::webhook::{self, Secret};
+use cynode_orchestrator::inbound::prune_replay_keys;
 use serde_json::{Value, json};
 
 use crate::ingress_support::{HMAC_SECRET, IngressApp, github_signature, standard_signature};
@@ -54,6 +56,77 @@ async fn a_github_delivery_is_recorded_and_its_command_runs() {
     .expect("state");
     assert_eq!(state, "answered");
     assert_eq!(app.count("SELECT count(*) FROM jobs").await, 1);
+}
+
+/// `X-GitHub-Delivery` is not signed: a captured body sent again under a fresh delivery id is a duplicate
+/// within the replay window, whatever the id; after the window the same body is new again.
+#[tokio::test]
+async fn a_github_body_replayed_under_a_new_delivery_id_is_a_duplicate_within_the_window() {
+    let app = IngressApp::spawn().await;
+    let body = r#"{"ref":"refs/heads/main","command":"run make deploy"}"#;
+    assert_eq!(github(&app, "gh", body, "d-1").await.status(), 202);
+    let r = github(&app, "gh", body, "forged-d-2").await;
+    assert_eq!(r.status(), 200, "a replay with a new delivery id");
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "duplicate");
+    assert_eq!(app.stored().await, (1, 1, 1), "nothing recorded for the replay");
+    assert_eq!(app.rejected("webhook", "duplicate"), 1);
+
+    // Another body is new; the same body on another endpoint is its own matter.
+    assert_eq!(github(&app, "gh", r#"{"ref":"refs/heads/dev"}"#, "d-3").await.status(), 202);
+    assert_eq!(github(&app, "limited", body, "d-4").await.status(), 202);
+
+    // Past the window (24 h by default) the body counts as new again.
+    sqlx::query("UPDATE inbound_replay_keys SET seen_at = seen_at - interval '25 hours'")
+        .execute(&app.db.pool)
+        .await
+        .expect("age the keys");
+    assert_eq!(github(&app, "gh", body, "d-5").await.status(), 202);
+    assert_eq!(github(&app, "gh", body, "d-6").await.status(), 200, "and is remembered from then on");
+    assert_eq!(app.count("SELECT count(*) FROM inbound_events").await, 4);
+
+    // Keys past the window are forgotten (the other two bodies' keys, aged above); the renewed one is kept.
+    let window = std::time::Duration::from_secs(24 * 3600);
+    assert_eq!(prune_replay_keys(&app.db.pool, window).await.expect("prune"), 2);
+    assert_eq!(app.count("SELECT count(*) FROM inbound_replay_keys").await, 1);
+}
+
+/// Copies of one body racing in under different delivery ids (in one group-commit batch or in several):
+/// exactly one is new.
+#[tokio::test]
+async fn racing_replays_of_one_github_body_record_it_once() {
+    let app = IngressApp::spawn().await;
+    let body = r#"{"ref":"refs/heads/main","after":"race"}"#;
+    let sends = (0..12).map(|i| {
+        let app = &app;
+        async move { github(app, "gh", body, &format!("race-{i}")).await.status().as_u16() }
+    });
+    let mut codes = futures_util::future::join_all(sends).await;
+    codes.sort_unstable();
+    assert_eq!(codes, [[200; 11].as_slice(), &[202]].concat(), "{codes:?}");
+    assert_eq!(app.stored().await.0, 1);
+}
+
+/// Standard Webhooks sign their `webhook-id`, so the same body under two signed ids is two deliveries.
+#[tokio::test]
+async fn standard_webhooks_with_the_same_body_and_two_signed_ids_are_two_deliveries() {
+    let app = IngressApp::spawn().await;
+    let body = br#"{"type":"deploy"}"#;
+    let now = app.clock.now_unix();
+    for id in ["msg_one", "msg_two"] {
+        let r = app
+            .client
+            .post(app.url("/hooks/std"))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", standard_signature(id, now, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202, "{id}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM inbound_replay_keys").await, 0);
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ async fn serve(db: &TestDb) -> (BinProcess, String) {
     let env = [
         ("DATABASE_URL", db.url.as_str()),
         ("CYNODE__SECURITY__MASTER_KEY", MASTER_KEY),
+        ("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8"),
         ("CYNODE__DISPATCH__LEASE_TTL_MS", "300000"),
     ];
     let mut p = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0"], &env);

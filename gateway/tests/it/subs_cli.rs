@@ -26,7 +26,11 @@ fn assert_refused(out: &(i32, String, String), want: &str) {
 async fn subs_commands_manage_subscriptions_end_to_end() {
     let db = TestDb::new().await;
     seed(&db.pool).await;
-    let env = [("DATABASE_URL", db.url.as_str()), ("CYNODE__SECURITY__MASTER_KEY", MASTER_KEY)];
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("CYNODE__SECURITY__MASTER_KEY", MASTER_KEY),
+        ("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8"),
+    ];
     let mut serve = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0"], &env);
     let line = serve.wait_for("serving on http://", Duration::from_secs(60)).await;
     let url = line[line.find("http://").expect("url")..].trim().to_string();
@@ -102,6 +106,8 @@ async fn subs_commands_manage_subscriptions_end_to_end() {
     // Bad input: one clear line, exit 1; usage errors exit 2.
     assert_refused(&subs(&["add", "ftp://hooks.example.org/x"]).await, "http:// or https://");
     assert_refused(&subs(&["add", &format!("{url}/hooks/ci")]).await, "CyNode itself");
+    // Loopback is allowed for this server (its receivers are local), cloud metadata is not.
+    assert_refused(&subs(&["add", "http://169.254.169.254/latest/meta-data/"]).await, "link-local address");
     assert_refused(&subs(&["add", &hook, "--events", "job.exploded"]).await, "unknown event type");
     assert_refused(&subs(&["add", &hook, "--filter", "{nope"]).await, "--filter is not JSON");
     assert_refused(&subs(&["show", "nope"]).await, "there is no subscription nope");

@@ -3,10 +3,16 @@
 use std::time::Duration;
 
 use cynode_gateway::server::{self, AppState, CoreSettings, RouterSettings};
+use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_tests::TestDb;
 use secrecy::SecretString;
 
 pub const MASTER_KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJmrw=";
+
+/// The outbound guard with loopback allowed (`outbound.allow_cidrs: [127.0.0.0/8]`).
+pub fn loopback() -> OutboundGuard {
+    OutboundGuard::allowing(vec!["127.0.0.0/8".parse().expect("cidr")])
+}
 
 pub struct TestApp {
     pub base: String,
@@ -22,8 +28,10 @@ impl TestApp {
         Self::spawn_with(RouterSettings { max_body_bytes: 1024 * 1024, request_timeout: Duration::from_secs(10) }).await
     }
 
+    /// A gateway whose webhook receivers may be on loopback, where the tests' receivers listen: the
+    /// allow-list an operator sets with `outbound.allow_cidrs`.
     pub async fn spawn_with(settings: RouterSettings) -> Self {
-        Self::spawn_full(settings, CoreSettings::default()).await
+        Self::spawn_full(settings, CoreSettings { outbound: loopback(), ..CoreSettings::default() }).await
     }
 
     pub async fn spawn_full(settings: RouterSettings, mut core: CoreSettings) -> Self {

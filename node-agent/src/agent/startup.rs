@@ -8,7 +8,9 @@ use cynode_protocol::{Capabilities, ExecutorKind};
 
 use super::runner::JobRunner;
 use crate::config::{AgentConfig, ExecutorConfig, Template};
-use crate::executor::docker::{DockerExecutor, Engine, EngineInfo, cleanup_leftovers, connect_to, probe};
+use crate::executor::docker::{
+    DockerExecutor, Engine, EngineInfo, cleanup_leftovers, connect_to, probe, spawn_sweeper,
+};
 use crate::executor::host::HostExecutor;
 use crate::executor::inference::InferenceExecutor;
 
@@ -120,8 +122,12 @@ pub async fn prepare(config: &ExecutorConfig, cleanup: bool) -> Prepared {
             return prepared;
         }
     }
-    if cleanup && let Err(e) = cleanup_leftovers(&engine, &config.owner).await {
-        tracing::warn!(error = %e, owner = config.owner, "could not remove leftover sandboxes");
+    if cleanup {
+        if let Err(e) = cleanup_leftovers(&engine, &config.owner).await {
+            tracing::warn!(error = %e, owner = config.owner, "could not remove leftover sandboxes");
+        }
+        // Stopped sandboxes of agents (any owner) that never came back.
+        spawn_sweeper(engine.clone());
     }
     for t in &config.templates {
         if image_present(&engine, &t.image).await {

@@ -3,7 +3,7 @@
 //!
 //! Every sandbox gets: no network (unless the job is allowed one), a read-only root, tmpfs
 //! `/tmp` and `/work`, all capabilities dropped, `no-new-privileges`, a non-root user, memory
-//! (without swap), CPU and process limits, no stdin, a wall-clock timeout and an output cap. The
+//! (without swap), CPU and process limits, stdin at EOF, a wall-clock timeout and an output cap. The
 //! agent's environment never reaches it: the container environment is exactly `PATH`, `HOME` and
 //! the job's allowlisted variables. Only images from the node's templates may run, and they are
 //! built locally (see [`crate::images`]); nothing is pulled.
@@ -15,6 +15,13 @@
 //! which becomes the container's main process; the container is destroyed afterwards. Starting a job thus
 //! costs one write instead of a container creation and start. Everything else — limits, output, stop,
 //! outcome — is the same.
+//!
+//! Every sandbox, warm or new, runs a watchdog beside its job (see `warm::script::watchdog`): the executor holds
+//! the container's stdin for the whole run, and when it closes — the agent process died or was killed — the
+//! watchdog kills the job; it also ends the job at its time limit plus the stop grace period plus
+//! [`WATCHDOG_MARGIN`] should the agent fail to. So a sandbox never outlives its agent by more than moments, and
+//! never its time limit. Stopped sandboxes of agents that never come back are removed by any agent on the engine
+//! ([`sweep_stopped`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cynode_node_agent::executor::docker::ExecError> {
@@ -38,6 +45,7 @@ pub mod pool;
 mod remove;
 mod run;
 mod spec;
+mod sweep;
 mod warm;
 
 use std::collections::HashSet;
@@ -52,7 +60,9 @@ pub use output::{COALESCE_WINDOW, MAX_CHUNK_BYTES, OutputChunk, OutputStream, TR
 pub(crate) use output::{Pump, PumpEnd};
 pub use pool::{PoolConfig, PoolShape, PoolStats, RETARGET_AFTER, WarmPool};
 pub use remove::REMOVE_RETRY_FOR;
+pub use run::WATCHDOG_MARGIN;
 pub use spec::{GpuRequest, SANDBOX_PATH, SandboxLimits, SandboxSpec, WORK_DIR, shell_command};
+pub use sweep::{SWEEP_AFTER, SWEEP_EVERY, spawn_sweeper, sweep_stopped};
 
 /// Label present (`true`) on every container this executor creates.
 pub const LABEL_MANAGED: &str = "cynode.managed";

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptions;
 use cynode_node_agent::executor::docker::{
-    DockerExecutor, Engine, ExecError, ExitStatusKind, LABEL_MANAGED, LABEL_OWNER, cleanup_leftovers, connect_to, probe,
+    DockerExecutor, Engine, ExecError, ExitStatusKind, LABEL_MANAGED, LABEL_OWNER, cleanup_leftovers, connect_to,
+    probe, sweep_stopped,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -167,4 +168,43 @@ async fn leftovers_of_a_crashed_agent_are_removed() {
     assert_eq!(containers_of_owner(engine, &other).await.len(), 1, "others' containers are kept");
     assert_eq!(cleanup_leftovers(engine, &other).await.expect("cleanup"), 1);
     assert!(containers_of_owner(engine, &other).await.is_empty());
+}
+
+/// Stopped sandboxes of an agent that never comes back (another owner) are removed by any agent on the engine
+/// once they have been stopped for the sweep's age; running ones, and ones stopped more recently, are kept.
+#[tokio::test]
+async fn stopped_sandboxes_of_any_owner_are_swept_after_a_while() {
+    let t = TestExec::new().await;
+    let engine = t.engine();
+    let gone = format!("gone-{}", Uuid::new_v4());
+    let labels = HashMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned()), (LABEL_OWNER.to_owned(), gone.clone())]);
+    let create = |cmd: &str| {
+        let body = ContainerCreateBody {
+            image: Some(IMAGE.to_owned()),
+            cmd: Some(vec!["sh".into(), "-c".into(), cmd.into()]),
+            labels: Some(labels.clone()),
+            host_config: Some(bollard::models::HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        async move { engine.docker().create_container(None::<CreateContainerOptions>, body).await.expect("create").id }
+    };
+    let (exited, running, never_started) = (create("exit 0").await, create("sleep 300").await, create("true").await);
+    for id in [&exited, &running] {
+        engine.docker().start_container(id, None).await.expect("start");
+    }
+    let status = |id: String| async move {
+        engine.docker().inspect_container(&id, None).await.ok().and_then(|c| c.state).and_then(|s| s.status)
+    };
+    while status(exited.clone()).await != Some(bollard::models::ContainerStateStatusEnum::EXITED) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sweep_stopped(engine, Duration::from_secs(3600)).await.expect("sweep");
+    assert_eq!(containers_of_owner(engine, &gone).await.len(), 3, "nothing stopped for an hour yet");
+
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    sweep_stopped(engine, Duration::from_secs(5)).await.expect("sweep");
+    let left = containers_of_owner(engine, &gone).await;
+    assert_eq!(left, [running], "the exited and the never started ones are swept, the running one kept");
+    assert!(status(never_started).await.is_none());
+    assert_eq!(cleanup_leftovers(engine, &gone).await.expect("cleanup"), 1);
 }

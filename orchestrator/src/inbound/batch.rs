@@ -12,18 +12,37 @@ use super::{InboundError, Pending, Recorded, RecorderSettings};
 /// One statement, one transaction: new events, their conversations (distinct per batch, upserted so the
 /// statement returns ids for existing ones too) and one task per new event. Returns the events that got a task,
 /// which are exactly the new ones.
+///
+/// Requests with a replay key (a body hash, for webhooks whose delivery id is unsigned) first claim it in
+/// `inbound_replay_keys`: a key not seen, or last seen longer ago than the window (`$22` seconds), is
+/// (re)stamped and returned; a key seen within the window is locked and left alone, so its request is recorded
+/// as a duplicate. Only the first request of a batch with a key can claim it.
 const WRITE: &str = "
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int4[],
                          $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::uuid[], $13::text[], $14::text[],
-                         $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::text[], $20::uuid[])
+                         $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::text[], $20::uuid[],
+                         $21::text[])
         WITH ORDINALITY AS i(id, install_id, platform, delivery_id, kind, payload, retry_num, retry_reason,
                              channel, thread, thread_ref, task_id, requester, source, command, text, args, state,
-                             reply, conversation_id, ord)
+                             reply, conversation_id, replay_key, ord)
+),
+replay AS (
+    INSERT INTO inbound_replay_keys (install_id, body_sha256, seen_at)
+    SELECT DISTINCT ON (install_id, replay_key) install_id, replay_key, now()
+    FROM input WHERE replay_key IS NOT NULL ORDER BY install_id, replay_key, ord
+    ON CONFLICT (install_id, body_sha256) DO UPDATE SET seen_at = EXCLUDED.seen_at
+        WHERE inbound_replay_keys.seen_at < EXCLUDED.seen_at - make_interval(secs => $22::float8)
+    RETURNING install_id, body_sha256
 ),
 event AS (
     INSERT INTO inbound_events (id, install_id, platform, delivery_id, kind, payload, retry_num, retry_reason)
-    SELECT id, install_id, platform, delivery_id, kind, payload, retry_num, retry_reason FROM input ORDER BY ord
+    SELECT id, install_id, platform, delivery_id, kind, payload, retry_num, retry_reason FROM input i
+    WHERE i.replay_key IS NULL
+       OR (EXISTS (SELECT 1 FROM replay r WHERE r.install_id = i.install_id AND r.body_sha256 = i.replay_key)
+           AND i.ord = (SELECT min(j.ord) FROM input j
+                        WHERE j.install_id = i.install_id AND j.replay_key = i.replay_key))
+    ORDER BY ord
     ON CONFLICT (platform, install_id, delivery_id) DO NOTHING
     RETURNING id
 ),
@@ -146,7 +165,10 @@ impl Writer {
         let args: Vec<&serde_json::Value> = rows.clone().map(|r| &r.task.args).collect();
         let states: Vec<&str> = rows.clone().map(|r| r.task.state).collect();
         let replies: Vec<Option<&str>> = rows.clone().map(|r| r.task.reply.as_deref()).collect();
-        let conversations: Vec<Uuid> = rows.map(|r| r.conversation_id).collect();
+        let conversations: Vec<Uuid> = rows.clone().map(|r| r.conversation_id).collect();
+        // A zero window turns body-hash deduplication off.
+        let replay = !self.settings.replay_window.is_zero();
+        let replay_keys: Vec<Option<&str>> = rows.map(|r| r.replay_key.as_deref().filter(|_| replay)).collect();
         let created: Vec<Uuid> = sqlx::query_scalar(WRITE)
             .bind(&ids)
             .bind(&installs)
@@ -168,6 +190,8 @@ impl Writer {
             .bind(&states)
             .bind(&replies)
             .bind(&conversations)
+            .bind(&replay_keys)
+            .bind(self.settings.replay_window.as_secs_f64())
             .fetch_all(&self.pool)
             .await?;
         Ok(created.into_iter().collect())

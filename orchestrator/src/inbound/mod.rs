@@ -13,6 +13,10 @@
 //! Invariants:
 //! - one `inbound_events` row per `(platform, install, delivery id)`, and at most one task per event
 //!   (`tasks.inbound_id` is unique), created in the same transaction;
+//! - a request with a [`NewInbound::replay_key`] (a webhook whose delivery id is unsigned) is new only when
+//!   no request of its install carried the same key within [`RecorderSettings::replay_window`]: the key's
+//!   row in `inbound_replay_keys` is inserted or, once older than the window, renewed by the same statement,
+//!   so two racing copies cannot both pass;
 //! - rows of one batch are written in dedupe-key order, so concurrent writers cannot deadlock on the key;
 //! - a batch that fails for a data reason is retried row by row, so one odd request cannot fail others.
 
@@ -39,6 +43,11 @@ pub struct NewInbound {
     pub inbound: Inbound,
     /// The platform's redelivery information.
     pub retry: Retry,
+    /// The SHA-256 of the raw body when the delivery id is not covered by the signature (GitHub-style
+    /// webhooks, see `cynode_adapters::webhook::replay_key`): a second request of the same install with the
+    /// same key within [`RecorderSettings::replay_window`] is a [`Recorded::Duplicate`] whatever its delivery
+    /// id. `None` for every other request.
+    pub replay_key: Option<[u8; 32]>,
 }
 
 /// A platform's redelivery headers (Slack `X-Slack-Retry-Num` and `X-Slack-Retry-Reason`).
@@ -86,11 +95,21 @@ pub struct RecorderSettings {
     pub writers: usize,
     /// Requests waiting for a writer before callers wait to enqueue (backpressure).
     pub queue: usize,
+    /// How long a body hash ([`NewInbound::replay_key`]) is remembered: the same body again on the same
+    /// install within this time is a duplicate (zero: no body-hash deduplication).
+    pub replay_window: Duration,
 }
 
 impl Default for RecorderSettings {
+    /// 64 a batch, 500 µs linger, 2 writers, a queue of 8192, a 24-hour replay window.
     fn default() -> Self {
-        Self { max_batch: 64, linger: Duration::from_micros(500), writers: 2, queue: 8192 }
+        Self {
+            max_batch: 64,
+            linger: Duration::from_micros(500),
+            writers: 2,
+            queue: 8192,
+            replay_window: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -134,6 +153,9 @@ impl Recorder {
             let writer = batch::Writer { pool: pool.clone(), settings: settings.clone(), wake: wake.clone() };
             tokio::spawn(writer.run(rx.clone()));
         }
+        if !settings.replay_window.is_zero() {
+            tokio::spawn(prune_replay_keys_while(pool, settings.replay_window, queue.downgrade()));
+        }
         Self { queue }
     }
 
@@ -147,6 +169,37 @@ impl Recorder {
         let pending = Pending { row: plan::Prepared::new(new), done };
         self.queue.send(pending).await.map_err(|_| InboundError::Closed)?;
         result.await.map_err(|_| InboundError::Closed)?
+    }
+}
+
+/// How often a recorder forgets replay keys older than its window.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes the replay keys ([`NewInbound::replay_key`]) last seen longer than `window` ago — they no longer make
+/// anything a duplicate. Returns how many were deleted.
+///
+/// # Errors
+/// Store failures.
+pub async fn prune_replay_keys(pool: &PgPool, window: Duration) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM inbound_replay_keys WHERE seen_at < now() - make_interval(secs => $1)")
+        .bind(window.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Prunes every [`PRUNE_EVERY`] until the recorder is gone (any replica may; deleting twice is harmless).
+async fn prune_replay_keys_while(pool: PgPool, window: Duration, recorder: mpsc::WeakSender<Pending>) {
+    let mut ticks = tokio::time::interval(PRUNE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if recorder.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = prune_replay_keys(&pool, window).await {
+            tracing::debug!(error = %e, "pruning webhook replay keys failed");
+        }
     }
 }
 

@@ -136,11 +136,13 @@ pub(crate) struct Prepared {
     pub(crate) requester: String,
     pub(crate) source: &'static str,
     pub(crate) task: TaskPlan,
+    /// Hex SHA-256 of an unsigned-id webhook's body ([`NewInbound::replay_key`]).
+    pub(crate) replay_key: Option<String>,
 }
 
 impl Prepared {
     pub(crate) fn new(new: NewInbound) -> Self {
-        let NewInbound { install_id, inbound, retry } = new;
+        let NewInbound { install_id, inbound, retry, replay_key } = new;
         let mut task = plan(&inbound);
         task.text = clean(&task.text);
         sanitize(&mut task.args);
@@ -165,6 +167,7 @@ impl Prepared {
             requester: clean(&inbound.actor.id),
             source: if inbound.platform == Platform::Webhook { "webhook" } else { "chat" },
             task,
+            replay_key: replay_key.map(hex::encode),
         }
     }
 

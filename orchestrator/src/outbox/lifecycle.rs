@@ -23,7 +23,10 @@ impl Subscriptions {
         id: Uuid,
         change: &SubscriptionUpdate,
     ) -> Result<Subscription, OutboxError> {
-        let url = change.url.as_deref().map(|u| validate::url(u, &self.deny_hosts)).transpose()?;
+        let url = match change.url.as_deref() {
+            Some(u) => Some(self.receiver_url(u).await?),
+            None => None,
+        };
         let events = change.event_types.as_deref().map(validate::events).transpose()?;
         let filter = change.filter.as_ref().map(validate::filter).transpose()?;
         let mut tx = self.pool.begin().await?;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{OutboxError, OutboxWaker, secrets, validate};
 use crate::audit;
 use crate::crypto::SecretBox;
+use crate::outbound_guard::OutboundGuard;
 
 /// A subscription as the API shows it. Secrets are never part of it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -108,13 +109,30 @@ pub struct Subscriptions {
     pub(super) secrets: SecretBox,
     pub(super) deny_hosts: Arc<[String]>,
     pub(super) waker: Option<OutboxWaker>,
+    pub(super) guard: OutboundGuard,
 }
 
 impl Subscriptions {
     /// `deny_hosts` lists where CyNode itself is reachable (listen address, public URL host): subscriptions may
     /// not point there. Entries are `host`, `host:port` or a URL; see `docs/webhooks.md`.
     pub fn new(pool: PgPool, secrets: SecretBox, deny_hosts: Vec<String>) -> Self {
-        Self { pool, secrets, deny_hosts: deny_hosts.into(), waker: None }
+        Self { pool, secrets, deny_hosts: deny_hosts.into(), waker: None, guard: OutboundGuard::default() }
+    }
+
+    /// Sets which receiver addresses are accepted (by default no internal one; give the deliverer's guard, so a
+    /// URL accepted here is one it sends to).
+    #[must_use]
+    pub fn with_guard(mut self, guard: OutboundGuard) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// Checks a receiver URL: well formed, not CyNode itself, not an internal address (literal, `localhost`,
+    /// or a name that resolves only to refused addresses).
+    pub(super) async fn receiver_url(&self, raw: &str) -> Result<url::Url, OutboxError> {
+        let url = validate::url(raw, &self.deny_hosts)?;
+        self.guard.check_url_resolved(&url).await.map_err(|e| OutboxError::Invalid(e.to_string()))?;
+        Ok(url)
     }
 
     /// Wakes the local deliverer after test pings and replays (give it [`super::Deliverer::waker`]).
@@ -127,11 +145,11 @@ impl Subscriptions {
     /// Creates a subscription; `actor` is recorded in the audit log.
     ///
     /// # Errors
-    /// [`OutboxError::Invalid`] (bad name, URL, denied host, event, filter or secret), [`OutboxError::Conflict`]
+    /// [`OutboxError::Invalid`] (bad name, URL, denied host or internal address, event, filter or secret), [`OutboxError::Conflict`]
     /// when the name is taken, store failures.
     pub async fn create(&self, actor: &str, new: &NewSubscription) -> Result<CreatedSubscription, OutboxError> {
         check_name(&new.name)?;
-        let url = validate::url(&new.url, &self.deny_hosts)?;
+        let url = self.receiver_url(&new.url).await?;
         let events = validate::events(&new.event_types)?;
         let filter = validate::filter(&new.filter)?;
         let secret = match &new.secret {

@@ -4,12 +4,14 @@
 
 mod delivery;
 mod failures;
+mod guard;
 mod manage;
 mod receiver;
 
 use std::time::Duration;
 
 use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{
     self, Deliverer, DelivererSettings, EventType, NewSubscription, Subscription, Subscriptions,
 };
@@ -31,13 +33,20 @@ pub struct Env {
 pub async fn env() -> Env {
     let db = TestDb::new().await;
     let sb = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
-    let subs = Subscriptions::new(db.pool.clone(), sb.clone(), vec![SELF_ADDR.into()]);
+    let subs = Subscriptions::new(db.pool.clone(), sb.clone(), vec![SELF_ADDR.into()]).with_guard(loopback());
     Env { db, sb, subs }
 }
 
-/// Fast timers: retries after 100, 200, 300 ms, then dead.
+/// The receivers of these tests listen on loopback, which the outbound guard refuses unless allowed (what an
+/// operator's `outbound.allow_cidrs` does).
+pub fn loopback() -> OutboundGuard {
+    OutboundGuard::allowing(vec!["127.0.0.0/8".parse().expect("cidr")])
+}
+
+/// Fast timers: retries after 100, 200, 300 ms, then dead; loopback receivers allowed.
 pub fn fast() -> DelivererSettings {
     DelivererSettings {
+        guard: loopback(),
         schedule: [100, 200, 300].map(Duration::from_millis).to_vec(),
         timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(100),

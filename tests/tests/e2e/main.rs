@@ -17,6 +17,7 @@ mod docker;
 mod failover;
 mod host;
 mod inference;
+mod orphans;
 mod proxy;
 mod refusals;
 mod restart_slack;

@@ -69,7 +69,7 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
         InboundKind::Action { .. } => DeferredKind::UpdateMessage,
         _ => DeferredKind::ChannelMessage,
     };
-    match admit_and_record(&state, &install, inbound, Retry::default(), true).await {
+    match admit_and_record(&state, &install, inbound, Retry::default(), None, true).await {
         Ok(Outcome::Recorded(_)) => respond(discord::deferred_response(deferred)),
         Ok(Outcome::Limited { retry_after }) => {
             let body =

@@ -164,7 +164,8 @@ pub(crate) fn unsupported_type(state: &AppState, platform: Platform, accepted: &
     ApiError::client(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message).into_response()
 }
 
-/// Admits `inbound` against the rate limits and records it durably.
+/// Admits `inbound` against the rate limits and records it durably. `replay_key` is the body hash of a webhook
+/// whose delivery id is unsigned ([`NewInbound::replay_key`]).
 ///
 /// A chat request over a limit is not recorded; the first time in the window its user gets a "slow down"
 /// notice, stored as an answered task in the request's thread (unless `notice_inline`: the platform's response
@@ -174,6 +175,7 @@ pub(crate) async fn admit_and_record(
     install: &Install,
     inbound: Inbound,
     retry: Retry,
+    replay_key: Option<[u8; 32]>,
     notice_inline: bool,
 ) -> Result<Outcome, Early> {
     let platform = inbound.platform;
@@ -197,7 +199,7 @@ pub(crate) async fn admit_and_record(
         }
         return Ok(Outcome::Limited { retry_after });
     }
-    let new = NewInbound { install_id: install.id, inbound, retry };
+    let new = NewInbound { install_id: install.id, inbound, retry, replay_key };
     match tokio::time::timeout(ingress.settings.record_timeout, ingress.recorder.record(new)).await {
         Ok(Ok(recorded)) => {
             if recorded == Recorded::Duplicate {

@@ -79,7 +79,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8], accepted: &'
         }
         Err(e) => return no_retry(malformed(state, Platform::Slack, &e)),
     };
-    match admit_and_record(state, &install, inbound, retry(headers), false).await {
+    match admit_and_record(state, &install, inbound, retry(headers), None, false).await {
         Ok(Outcome::Recorded(_) | Outcome::Limited { .. }) => StatusCode::OK.into_response(),
         Err(response) => *response,
     }

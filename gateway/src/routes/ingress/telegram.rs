@@ -45,7 +45,7 @@ pub async fn webhook(
         }
         Err(e) => return malformed(&state, Platform::Telegram, &e),
     };
-    match admit_and_record(&state, &install, inbound, Retry::default(), false).await {
+    match admit_and_record(&state, &install, inbound, Retry::default(), None, false).await {
         Ok(Outcome::Recorded(_) | Outcome::Limited { .. }) => StatusCode::OK.into_response(),
         Err(response) => *response,
     }

@@ -1,7 +1,8 @@
 //! Generic signed webhooks: `POST /hooks/{endpoint}`, verified with the endpoint's scheme (`github`:
 //! `X-Hub-Signature-256`; `standard`: Standard Webhooks; `hmac`: hex HMAC-SHA256 of the body in the configured
 //! header). A new delivery is answered 202 with its task id, a duplicate 200; over the endpoint's rate limit,
-//! 429 with `Retry-After`.
+//! 429 with `Retry-After`. Under `github` and `hmac`, whose delivery ids are unsigned, the same body again within
+//! `ingress.webhook_replay_window_s` is a duplicate too, whatever its delivery id.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -38,16 +39,19 @@ pub async fn hook(
             Err(response) => return *response,
         };
     let now = state.clock.now_unix();
-    if let Err(e) = scheme(&install).and_then(|s| webhook::verify(&s, &headers, &body, now)) {
-        return refused(&state, Platform::Webhook, e);
-    }
+    let scheme = match scheme(&install).and_then(|s| webhook::verify(&s, &headers, &body, now).map(|()| s)) {
+        Ok(scheme) => scheme,
+        Err(e) => return refused(&state, Platform::Webhook, e),
+    };
+    // GitHub's delivery id is unsigned: a captured body replayed under a new id is caught by its hash.
+    let replay_key = webhook::replay_key(&scheme, &body);
     let inbound = match webhook::parse(&install.external_id, &headers, &body) {
         Ok(Parsed::Inbound(inbound)) => inbound,
         Ok(Parsed::Handshake(h)) => return h.body.into_response(),
         Ok(Parsed::Ignored { .. }) => return StatusCode::OK.into_response(),
         Err(e) => return malformed(&state, Platform::Webhook, &e),
     };
-    match admit_and_record(&state, &install, inbound, Retry::default(), true).await {
+    match admit_and_record(&state, &install, inbound, Retry::default(), replay_key, true).await {
         Ok(Outcome::Recorded(Recorded::New { task_id, .. })) => {
             (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "accepted", "task_id": task_id })))
                 .into_response()

@@ -14,8 +14,11 @@ pub const SANDBOX_USER: &str = "65534:65534";
 
 /// Builds the create-container body for `spec`: no network unless asked, read-only root,
 /// tmpfs `/tmp` and `/work`, all capabilities dropped, no-new-privileges, non-root user,
-/// memory (without swap), CPU and process limits, no stdin, no TTY, no engine-side log copy
+/// memory (without swap), CPU and process limits, no TTY, no engine-side log copy
 /// (output is streamed through attach), an init process that forwards signals and reaps zombies.
+/// Its stdin is open until the first attach ends (`StdinOnce`): the executor attaches to it for the
+/// whole run and the sandbox's watchdog kills the job when it closes (the agent is gone); the job
+/// itself reads `/dev/null`.
 pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreateBody {
     let tmpfs_opts = format!("rw,nosuid,nodev,size={},mode=1777", spec.limits.tmpfs_bytes);
     let env = sandbox_env(spec);
@@ -57,9 +60,9 @@ pub(crate) fn container_body(spec: &SandboxSpec, owner: &str) -> ContainerCreate
         hostname: Some("sandbox".to_owned()),
         labels: Some(labels),
         tty: Some(false),
-        open_stdin: Some(false),
-        stdin_once: Some(false),
-        attach_stdin: Some(false),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         network_disabled: Some(!spec.network),
@@ -77,9 +80,9 @@ pub(crate) fn sandbox_env(spec: &SandboxSpec) -> Vec<String> {
 
 /// Builds the create-container body of an idle warm-pool container of `shape`: exactly the hardening of
 /// [`container_body`] (same limits, user, mounts, init), running [`STUB_SCRIPT`] instead of a job, with
-/// only `PATH` and `HOME` in its environment, the pool label instead of job and attempt labels, and an open
-/// stdin that closes after the first attach ends (`StdinOnce`): the stub reads its job from it, and the
-/// executor closes it before the job runs.
+/// only `PATH` and `HOME` in its environment, and the pool label instead of job and attempt labels. The stub
+/// reads its job from the stdin that the pool's attach holds from creation; it stays open while the job runs
+/// (the watchdog's lifeline).
 pub(crate) fn pool_body(shape: &PoolShape, owner: &str) -> ContainerCreateBody {
     let mut idle = SandboxSpec::new(uuid::Uuid::nil(), 0, shape.image.clone(), shell_command(STUB_SCRIPT));
     idle.limits.memory_bytes = shape.memory_bytes;
@@ -92,9 +95,6 @@ pub(crate) fn pool_body(shape: &PoolShape, owner: &str) -> ContainerCreateBody {
         (LABEL_OWNER.to_owned(), owner.to_owned()),
         (LABEL_POOL.to_owned(), shape.image.clone()),
     ]));
-    body.open_stdin = Some(true);
-    body.stdin_once = Some(true);
-    body.attach_stdin = Some(true);
     body
 }
 
@@ -134,7 +134,8 @@ mod tests {
         assert_eq!(hc.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
         assert_eq!(hc.memory, hc.memory_swap);
         assert_eq!(body.user.as_deref(), Some(SANDBOX_USER));
-        assert_eq!(body.open_stdin, Some(false));
+        // Open for the watchdog, closed when the executor's attach ends.
+        assert_eq!((body.open_stdin, body.stdin_once, body.attach_stdin), (Some(true), Some(true), Some(true)));
         assert_eq!(body.network_disabled, Some(true));
         let env = body.env.expect("env");
         assert_eq!(env, ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "A=b"]);
@@ -157,12 +158,11 @@ mod tests {
         assert_eq!(labels[LABEL_OWNER], "me");
         assert!(!labels.contains_key(LABEL_JOB) && !labels.contains_key(LABEL_ATTEMPT));
         assert_eq!(pool.cmd.as_deref(), Some(&shell_command(STUB_SCRIPT)[..]));
-        // Its stdin is open until the job has been handed over, then closed for good.
+        // Its stdin is open while the agent's attach lasts.
         assert_eq!((pool.open_stdin, pool.stdin_once, pool.attach_stdin), (Some(true), Some(true), Some(true)));
         // Everything else is identical to a cold sandbox of the same limits.
         cold.labels.clone_from(&pool.labels);
         cold.cmd.clone_from(&pool.cmd);
-        (cold.open_stdin, cold.stdin_once, cold.attach_stdin) = (pool.open_stdin, pool.stdin_once, pool.attach_stdin);
         assert_eq!(cold, pool);
     }
 

@@ -9,6 +9,7 @@ use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use super::config::container_body;
 use super::error::{ExecError, is_not_found};
 use super::output::{OutputChunk, Pump, PumpEnd};
 use super::remove::{Pending, RemoveGuard};
-use super::warm::Unusable;
+use super::warm::{Unusable, supervised_command};
 use super::{DockerExecutor, ExitStatusKind, RunOutcome, SandboxSpec};
 
 /// Extra time, beyond the stop grace period, allowed for the output stream and the exit status
@@ -48,10 +49,20 @@ impl Ending {
 /// The output frames of a started sandbox process.
 pub(super) type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
 
+/// The executor's end of a sandbox's stdin: while it is held, the sandbox's watchdog lets the job run; when it
+/// is dropped — or the agent process dies and the engine closes the attach — the job is killed.
+pub(super) type Lifeline = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// Margin, beyond the time limit and the stop grace period, before a sandbox's own watchdog kills it: the
+/// agent's timer (SIGTERM, SIGKILL after the grace period) normally ends the job first.
+pub const WATCHDOG_MARGIN: Duration = Duration::from_secs(5);
+
 /// A sandbox whose job process has started.
 pub(super) struct Started {
     /// Its stdout and stderr.
     pub(super) frames: Frames,
+    /// Its stdin, held until the run ends (`None`: a sandbox without a watchdog).
+    pub(super) lifeline: Option<Lifeline>,
     /// Whether the job runs in a warm pool container (either way it is the container's main process).
     pub(super) warm: bool,
     /// Work on the container to settle before removing it.
@@ -146,12 +157,24 @@ impl DockerExecutor {
                 }
             }
         }
+        let mut body = container_body(spec, &self.owner);
+        let supervised = match supervised_command(spec, self.watchdog_deadline(spec)) {
+            Some(command) => {
+                body.cmd = Some(command);
+                true
+            }
+            None => {
+                // Runs as given, without a watchdog: its stdin is closed from the start.
+                (body.open_stdin, body.stdin_once, body.attach_stdin) = (Some(false), Some(false), Some(false));
+                false
+            }
+        };
         let created = self
             .engine
             .docker()
             .create_container(
                 Some(CreateContainerOptions { name: Some(sandbox_name(spec)), ..Default::default() }),
-                container_body(spec, &self.owner),
+                body,
             )
             .await
             .map_err(|e| {
@@ -162,7 +185,7 @@ impl DockerExecutor {
                 }
             })?;
         let mut guard = RemoveGuard::new(self.engine.clone(), created.id);
-        match self.start_cold(&guard.id).await {
+        match self.start_cold(&guard.id, supervised).await {
             Ok(started) => Ok((guard, started)),
             Err(e) => {
                 guard.remove_now().await;
@@ -171,18 +194,30 @@ impl DockerExecutor {
         }
     }
 
-    /// Attaches to the created container `id`, then starts it.
-    async fn start_cold(&self, id: &str) -> Result<Started, ExecError> {
+    /// Attaches to the created container `id` (also to its stdin when it is `supervised`: the watchdog's
+    /// lifeline), then starts it.
+    async fn start_cold(&self, id: &str, supervised: bool) -> Result<Started, ExecError> {
         let docker = self.engine.docker();
+        let options = AttachContainerOptions {
+            stream: true,
+            stdin: supervised,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
         let attach = docker
-            .attach_container(
-                id,
-                Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, ..Default::default() }),
-            )
+            .attach_container(id, Some(options))
             .await
             .map_err(|e| self.engine.err("attach to the sandbox output", e))?;
         docker.start_container(id, None).await.map_err(|e| self.engine.err("start the sandbox", e))?;
-        Ok(Started { frames: attach.output, warm: false, pending: None })
+        let lifeline = supervised.then_some(attach.input);
+        Ok(Started { frames: attach.output, lifeline, warm: false, pending: None })
+    }
+
+    /// When a sandbox's watchdog kills it by itself: the time limit, the stop grace period and
+    /// [`WATCHDOG_MARGIN`] after the job started.
+    pub(super) fn watchdog_deadline(&self, spec: &SandboxSpec) -> Duration {
+        spec.limits.timeout + self.stop_grace + WATCHDOG_MARGIN
     }
 
     async fn drive(
@@ -193,7 +228,7 @@ impl DockerExecutor {
         cancel: CancellationToken,
         output: mpsc::Sender<OutputChunk>,
     ) -> Result<RunOutcome, ExecError> {
-        let Started { mut frames, .. } = started;
+        let Started { mut frames, lifeline, .. } = started;
         let started = Instant::now();
         let mut pump = Pump::new(output, spec.limits.max_output_bytes);
         let ending = tokio::select! {
@@ -212,7 +247,10 @@ impl DockerExecutor {
             let (stopped, _) = tokio::join!(self.stop(id, ending), drain);
             stopped?;
         }
-        let status = self.container_status(id, ending).await?;
+        let status = self.container_status(id, ending).await;
+        // The sandbox has stopped (or the engine failed us): its watchdog may go now.
+        drop(lifeline);
+        let status = status?;
         let duration = started.elapsed();
         Ok(RunOutcome { status, duration, output_bytes: pump.accepted(), truncated: pump.truncated() })
     }

@@ -1,6 +1,7 @@
 //! Running a job in a warm pool container. The container's main process is a stub shell waiting on its
 //! stdin (see [`script`]), attached to when the pool created it. Taking it for a job writes one line to that
-//! stdin — the job's working directory, its allowlisted environment and its command — and closes it; the
+//! stdin — the sandbox's watchdog, the job's working directory, its allowlisted environment and its command —
+//! and keeps it open until the run ends (the watchdog kills the job when it closes: the agent is gone); the
 //! stub answers with [`READY_MARKER`] on stdout and `exec`s the job, which from then on *is* the container's
 //! main process: its output, exit code, OOM flag, stop (SIGTERM, then SIGKILL) and timeout are those of a
 //! cold sandbox, read the same way. The marker is stripped from the output; a container whose stream ends
@@ -21,7 +22,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use script::{READY_MARKER, STUB_SCRIPT, runs_in_stub};
+pub(crate) use script::{READY_MARKER, STUB_SCRIPT, runs_in_stub, supervised_command};
 
 use super::DockerExecutor;
 use super::remove::Pending;
@@ -67,11 +68,11 @@ impl DockerExecutor {
             };
             return Err(Unusable(why));
         }
-        let line = script::job_script(spec);
+        // The watchdog first (it reads the rest of stdin, which stays open: the lifeline), then the job.
+        let line = format!("{}{}", script::watchdog(self.watchdog_deadline(spec)), script::job_script(spec));
         let sent = async {
             input.write_all(line.as_bytes()).await?;
-            // Closes the job's stdin: the engine ends it once we stop writing (the container is `StdinOnce`).
-            input.shutdown().await
+            input.flush().await
         };
         sent.await.map_err(|e| Unusable(format!("cannot write to its stdin: {e}")))?;
         let frames = wait_ready(output, Instant::now() + SETTLE).await?;
@@ -96,7 +97,7 @@ impl DockerExecutor {
                 tracing::debug!(container.id = id, error = %e, "could not name the warm sandbox after its job");
             }
         });
-        Ok(Started { frames, warm: true, pending: Some(Pending { call_off, task }) })
+        Ok(Started { frames, lifeline: Some(input), warm: true, pending: Some(Pending { call_off, task }) })
     }
 }
 

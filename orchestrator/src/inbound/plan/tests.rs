@@ -76,7 +76,8 @@ fn nul_characters_are_replaced_everywhere() {
     assert_eq!(v, json!({ "k\u{fffd}": ["x\u{fffd}", { "y": "\u{fffd}" }], "n": 1 }));
     let mut i = inbound(Platform::Slack, InboundKind::Mention { text: "run echo \0".into() });
     i.thread.channel = "C\0".into();
-    let p = Prepared::new(NewInbound { install_id: Uuid::nil(), inbound: i, retry: Retry::default() });
+    let p =
+        Prepared::new(NewInbound { install_id: Uuid::nil(), inbound: i, retry: Retry::default(), replay_key: None });
     assert_eq!(p.task.text, "run echo \u{fffd}");
     assert_eq!(p.channel, "C\u{fffd}");
     assert!(!p.payload.to_string().contains("\\u0000"), "{}", p.payload);
@@ -85,7 +86,8 @@ fn nul_characters_are_replaced_everywhere() {
 #[test]
 fn conversations_keep_the_thread_but_not_the_message() {
     let i = inbound(Platform::Slack, InboundKind::Mention { text: "help".into() });
-    let p = Prepared::new(NewInbound { install_id: Uuid::nil(), inbound: i, retry: Retry::default() });
+    let p =
+        Prepared::new(NewInbound { install_id: Uuid::nil(), inbound: i, retry: Retry::default(), replay_key: None });
     assert_eq!((p.channel.as_str(), p.thread.as_str()), ("C1", "1.5"));
     assert_eq!(p.thread_ref["reply_to"], json!(null));
     assert_eq!(p.thread_ref["thread"], json!("1.5"));

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::OutboxWaker;
 use crate::crypto::SecretBox;
+use crate::outbound_guard::OutboundGuard;
 use record::Claimed;
 use recorder::Done;
 
@@ -53,6 +54,9 @@ pub struct DelivererSettings {
     /// `Retry-After` (on 429, 502, 503, 504) is honoured when longer than the schedule's delay, up to this.
     /// Default 24 h.
     pub max_retry_after: Duration,
+    /// Which addresses receivers may have: by default no internal one (loopback, private, link-local, …),
+    /// checked on the address each connection is opened to (configuration `outbound.allow_cidrs`).
+    pub guard: OutboundGuard,
 }
 
 impl Default for DelivererSettings {
@@ -65,6 +69,7 @@ impl Default for DelivererSettings {
             claim_margin: Duration::from_secs(10),
             disable_after: Duration::from_secs(5 * 24 * 3600),
             max_retry_after: Duration::from_secs(24 * 3600),
+            guard: OutboundGuard::default(),
         }
     }
 }
@@ -101,8 +106,9 @@ impl Deliverer {
     /// When the HTTP client cannot be built (no usable TLS configuration).
     pub fn new(pool: PgPool, secrets: SecretBox, settings: DelivererSettings) -> Result<Self, reqwest::Error> {
         let concurrency = settings.concurrency.max(1);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        let http = settings
+            .guard
+            .client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(concurrency)
@@ -221,7 +227,9 @@ impl Inner {
     async fn deliver(self: Arc<Self>, d: Claimed, permit: OwnedSemaphorePermit) {
         let started = std::time::Instant::now();
         let outcome = match super::secrets::signing_keys(&self.secrets, &d.name, &d.secrets, d.secrets_retire_at) {
-            Ok(keys) if !keys.is_empty() => send::attempt(&self.http, &d, &keys, self.settings.timeout).await,
+            Ok(keys) if !keys.is_empty() => {
+                send::attempt(&self.http, &self.settings.guard, &d, &keys, self.settings.timeout).await
+            }
             Ok(_) => send::Outcome::internal("the subscription has no usable signing secret"),
             Err(_) => send::Outcome::internal("the signing secrets could not be decrypted (wrong master key?)"),
         };

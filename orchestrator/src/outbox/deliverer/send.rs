@@ -7,6 +7,7 @@ use cynode_adapters::webhook::standard::{self, StandardSecret};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use super::record::Claimed;
+use crate::outbound_guard::{OutboundGuard, Refused};
 
 /// How much of a response body is read (so the connection can be reused) and how much is kept.
 const READ_LIMIT: usize = 4096;
@@ -40,13 +41,23 @@ pub(super) fn body(d: &Claimed) -> Vec<u8> {
     serde_json::to_vec(&msg).unwrap_or_default()
 }
 
-/// Sends `d` signed with every key in `keys`.
+/// Sends `d` signed with every key in `keys`. A receiver at a refused address (see [`OutboundGuard`]: an IP
+/// literal here, a resolved name in `http`'s resolver) gets nothing, and nothing of it is kept but the reason.
 pub(super) async fn attempt(
     http: &reqwest::Client,
+    guard: &OutboundGuard,
     d: &Claimed,
     keys: &[StandardSecret],
     timeout: Duration,
 ) -> Outcome {
+    match url::Url::parse(&d.url) {
+        Ok(url) => {
+            if let Err(refused) = guard.check_url(&url) {
+                return Outcome::internal(&refused.to_string());
+            }
+        }
+        Err(_) => return Outcome::internal("the subscription's URL is not valid"),
+    }
     let body = body(d);
     let ts = Utc::now().timestamp();
     let signatures: Vec<String> = keys.iter().map(|k| standard::sign(k, &d.msg_id, ts, &body)).collect();
@@ -104,6 +115,9 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     let mut deepest = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return refused.to_string();
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return format!("connection failed: {}", io.kind());
         }

@@ -122,3 +122,21 @@ fn only_jobs_the_stub_runs_exactly_like_a_cold_sandbox_run_in_it() {
     assert!(!job(&["sh"], Some("/work/sub")));
     assert!(!job(&["sh"], Some("/tmp")));
 }
+
+/// The watchdog is only ever composed into what runs inside a sandbox (it kills every process its user may
+/// signal), so it is checked here as text and run for real by the integration tests, in containers.
+#[test]
+fn cold_sandboxes_run_the_watchdog_then_the_same_line_as_the_stub() {
+    let deadline = std::time::Duration::from_millis(12_500);
+    let dog = watchdog(deadline);
+    assert!(dog.contains("sleep 13;") && dog.matches("kill -9 -1").count() == 2, "{dog}");
+    assert!(dog.contains("& ); exec 9<&-; "), "detached (its parent subshell exits at once), fd 9 closed: {dog}");
+    assert!(dog.contains("<&9 >/dev/null 2>&1"), "reads the container's stdin, silent, no hold on output: {dog}");
+    let s = spec(vec!["echo".to_owned(), "a\nb".to_owned()]);
+    let command = supervised_command(&s, deadline).expect("supervised");
+    assert_eq!(command[..2], ["sh", "-c"]);
+    assert_eq!(command[2], format!("set -- '\n'; {dog}{}", job_script(&s)));
+    assert!(job_script(&s).ends_with(" </dev/null\n"), "the job reads /dev/null, not the lifeline");
+    let dashed = spec(vec!["-weird".to_owned()]);
+    assert_eq!(supervised_command(&dashed, deadline), None, "exec would take it for an option");
+}
