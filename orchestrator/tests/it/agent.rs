@@ -428,7 +428,8 @@ async fn a_turns_commands_prefer_the_host_of_its_model_when_it_runs_sandboxes_to
     .await;
     let prefer = |pool: sqlx::PgPool| async move {
         let r: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT requirements->'prefer_node' FROM jobs WHERE executor = 'docker' ORDER BY created_at DESC LIMIT 1",
+            "SELECT coalesce(requirements->'prefer_node', 'null'::jsonb) FROM jobs WHERE executor = 'docker'
+             ORDER BY created_at DESC LIMIT 1",
         )
         .fetch_optional(&pool)
         .await
