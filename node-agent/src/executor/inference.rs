@@ -269,9 +269,10 @@ fn request_body(spec: &InferenceSpec, model: &str) -> serde_json::Value {
     body
 }
 
-/// One message as the chat-completions API takes it (tool calls in their `function` envelope).
+/// One message as the chat-completions API takes it (tool calls in their `function` envelope). `content` is always
+/// a string: llama-cpp-python's server refuses `null` (and fails on a missing one) where OpenAI allows it.
 fn wire_message(m: &cynode_protocol::ChatMessage) -> serde_json::Value {
-    let mut v = serde_json::json!({ "role": m.role, "content": m.content });
+    let mut v = serde_json::json!({ "role": m.role, "content": m.content.clone().unwrap_or_default() });
     if !m.tool_calls.is_empty() {
         v["tool_calls"] = m
             .tool_calls

@@ -265,13 +265,15 @@ impl AgentWorker {
             return Ok(None);
         }
         let stored = context::load(self.pool(), turn.conversation_id).await?;
+        let templates: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM templates ORDER BY name").fetch_all(self.pool()).await?;
         let seen = stored.last().map(|m| m.id);
         let model = settings.model.clone();
         let spec = JobSpec::Inference(InferenceSpec {
             model: model.clone(),
             prompt: String::new(),
             messages: context::build(&stored, settings.context_tokens),
-            tools: tools::schemas(),
+            tools: tools::schemas_for(&templates),
             tool_choice: Some(if turn.step == 0 && !settings.first_tool.is_empty() {
                 serde_json::json!({ "type": "function", "function": { "name": settings.first_tool } })
             } else {

@@ -40,6 +40,16 @@ pub enum Started {
 /// The names of the tools, in the order they are offered.
 pub const NAMES: [&str; 4] = ["run_command", "read_thread", "list_jobs", "job_output"];
 
+/// The tools' OpenAI function schemas. With `templates`, `run_command`'s template must be one of them (an
+/// `enum`, so a server that constrains generation to the schema cannot make one up).
+pub fn schemas_for(templates: &[String]) -> Vec<Value> {
+    let mut all = schemas();
+    if !templates.is_empty() {
+        all[0]["function"]["parameters"]["properties"]["template"]["enum"] = json!(templates);
+    }
+    all
+}
+
 /// The tools' OpenAI function schemas.
 pub fn schemas() -> Vec<Value> {
     let f = |name: &str, description: &str, parameters: Value| json!({ "type": "function", "function": { "name": name, "description": description, "parameters": parameters } });
@@ -339,6 +349,13 @@ mod tests {
         assert!(err("run_command", r#"{"command": 5}"#).contains("must be a string"));
         assert!(err("run_command", r#"{"command": "ls", "sudo": true}"#).contains("unknown argument `sudo`"));
         assert!(err("read_thread", r#"{"limit": "all"}"#).contains("must be an integer"));
+    }
+
+    #[test]
+    fn run_command_offers_only_the_templates_there_are() {
+        let s = schemas_for(&["busybox".to_owned(), "python".to_owned()]);
+        assert_eq!(s[0]["function"]["parameters"]["properties"]["template"]["enum"], json!(["busybox", "python"]));
+        assert!(schemas_for(&[])[0]["function"]["parameters"]["properties"]["template"]["enum"].is_null());
     }
 
     #[test]

@@ -204,8 +204,10 @@ fn check(req: &Value) -> Result<(), String> {
             }
             "assistant" => {
                 let calls = m["tool_calls"].as_array().cloned().unwrap_or_default();
-                if calls.is_empty() && !m["content"].is_string() {
-                    return Err(format!("messages[{i}]: assistant content is required without tool_calls"));
+                // OpenAI allows `content: null` beside tool calls; llama-cpp-python's server refuses it (and fails
+                // on a missing one), so the fake holds clients to the stricter rule.
+                if !m["content"].is_string() {
+                    return Err(format!("messages[{i}]: assistant content must be a string (\"\" beside tool_calls)"));
                 }
                 for c in &calls {
                     let id = c["id"].as_str().unwrap_or_default();
@@ -311,11 +313,14 @@ mod tests {
 
     #[test]
     fn the_rules_of_tool_messages_are_enforced() {
-        let call = json!({ "role": "assistant", "content": null,
+        let call = json!({ "role": "assistant", "content": "",
+            "tool_calls": [{ "id": "a", "type": "function", "function": { "name": "run_command", "arguments": "{}" } }] });
+        let null_content = json!({ "role": "assistant", "content": null,
             "tool_calls": [{ "id": "a", "type": "function", "function": { "name": "run_command", "arguments": "{}" } }] });
         let user = json!({ "role": "user", "content": "hi" });
         let tool = |id: &str| json!({ "role": "tool", "tool_call_id": id, "content": "ok" });
         assert!(check(&req(json!([user, call, tool("a")]))).is_ok());
+        assert!(check(&req(json!([user, null_content, tool("a")]))).is_err(), "null content, as llama-cpp-python");
         assert!(check(&req(json!([user, tool("a")]))).is_err(), "a tool message without a call");
         assert!(check(&req(json!([user, call, user, tool("a")]))).is_err(), "a message between call and result");
         assert!(check(&req(json!([user, call]))).is_err(), "an unanswered call");

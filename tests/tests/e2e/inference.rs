@@ -136,8 +136,15 @@ async fn an_agent_turn_makes_a_real_tool_call_and_answers_in_the_thread() {
             .expect("jobs");
     assert_eq!(ran, 1, "the model's command ran in a sandbox: {summary:?}");
     assert!(reply.contains("🔧 run_command") && reply.contains("2 steps"), "{reply}");
-    let shown: String =
-        slack.messages_in("C0REAL", Some(thread)).iter().map(|m| m.shown()).collect::<Vec<_>>().join("\n");
-    assert!(shown.contains("2 steps"), "the answer reached the thread: {shown}");
+    let shown = |slack: &cynode_tests::fakes::FakeSlack| {
+        slack.messages_in("C0REAL", Some(thread)).iter().map(|m| m.shown()).collect::<Vec<_>>().join("\n")
+    };
+    crate::chat::eventually(
+        Duration::from_secs(30),
+        "the answer in the thread",
+        || shown(&slack).contains("2 steps").then_some(()),
+        || shown(&slack),
+    )
+    .await;
     let _ = llama.child.kill().await;
 }
