@@ -340,6 +340,10 @@ pub struct DispatchConfig {
     /// event that a task-events reader already saw). Off by default.
     #[serde(default)]
     pub async_claims: bool,
+    /// Work that no online node could take when it was asked for is queued with a notice saying why, and fails
+    /// with that reason if it is still so this many seconds later; `0` refuses such work at once instead.
+    #[serde(default = "d_unschedulable")]
+    pub unschedulable_after_s: u64,
 }
 
 /// Command defaults.
@@ -383,6 +387,9 @@ fn d_finish_batch() -> usize {
 }
 fn d_finish_writers() -> usize {
     2
+}
+fn d_unschedulable() -> u64 {
+    300
 }
 fn d_template() -> String {
     "busybox".into()
@@ -598,6 +605,7 @@ impl Config {
                 finish_batch: d.finish_batch.max(1),
                 finish_writers: d.finish_writers.max(1),
                 async_claims: d.async_claims,
+                unschedulable_after: Duration::from_secs(d.unschedulable_after_s),
                 ..Default::default()
             },
             commands: cynode_orchestrator::commands::CommandSettings {

@@ -35,6 +35,7 @@ impl Dispatcher {
             let notified = self.waker.local().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            self.mark_seen(node).await;
             let leases = self.claim(node, &caps, max_jobs).await?;
             if !leases.is_empty() {
                 return Ok(leases);
@@ -117,6 +118,7 @@ impl Dispatcher {
         if leases.len() > 1024 {
             return Err(DispatchError::Invalid("at most 1024 leases per heartbeat".into()));
         }
+        self.mark_seen(node).await;
         let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
         let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.lease_token).collect();

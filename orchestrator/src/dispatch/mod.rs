@@ -12,9 +12,12 @@
 //! - finishes are group-committed ([`finish`]): many in one transaction, each fenced by its own lease, so a
 //!   stale one in a batch changes nothing and does not affect the others.
 
+pub mod feasible;
 mod finish;
 mod lease;
 mod reaper;
+mod seen;
+mod unschedulable;
 mod wake;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use uuid::Uuid;
 
 use lease::check_chunks;
 pub use reaper::ReapReport;
+pub use seen::SEEN_EVERY;
 pub use wake::Waker;
 
 /// Timing of leases and polling. Defaults re-queue a dead node's job within about 5 s.
@@ -61,6 +65,10 @@ pub struct DispatchSettings {
     /// `leased` entry in `task_events` may be seen by a reader before a crash loses it, which breaks the event
     /// log's resume guarantee in that window (≤ about 0.6 s before a database crash). Off by default.
     pub async_claims: bool,
+    /// A job that no online node could take when it was queued ([`feasible`]) and that is still queued and still
+    /// unschedulable this long after is failed with the reason (`dispatch.unschedulable_after_s`). Zero refuses
+    /// such work at once instead of queueing it.
+    pub unschedulable_after: Duration,
 }
 
 impl Default for DispatchSettings {
@@ -78,6 +86,7 @@ impl Default for DispatchSettings {
             finish_batch: 128,
             finish_writers: 2,
             async_claims: false,
+            unschedulable_after: Duration::from_secs(300),
         }
     }
 }
@@ -126,6 +135,8 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     waker: Waker,
     caps: Mutex<HashMap<Uuid, (Instant, Arc<Capabilities>)>>,
+    /// When this replica last wrote each node's `last_seen_at` ([`seen`]).
+    seen: Mutex<HashMap<Uuid, Instant>>,
     outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
     /// Started on the first finish (inside the runtime).
     finisher: std::sync::OnceLock<finish::Finisher>,
@@ -142,6 +153,7 @@ impl Dispatcher {
             settings,
             waker,
             caps: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             outbox: std::sync::OnceLock::new(),
             finisher: std::sync::OnceLock::new(),
         })

@@ -166,6 +166,7 @@ struct Row {
     max_attempts: Option<i32>,
     result: Option<Value>,
     spec: Option<Value>,
+    unschedulable: Option<String>,
     approval_state: Option<String>,
     decided_by: Option<String>,
     decided_at: Option<DateTime<Utc>>,
@@ -181,7 +182,7 @@ pub(crate) async fn snapshot(
     let row: Option<Row> = sqlx::query_as(
         "SELECT c.install_id, i.external_id AS install_key, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
                 c.thread_ref, e.payload, e.kind AS inbound_kind, e.received_at,
-                j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec,
+                j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec, j.unschedulable,
                 a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at, a.reason AS approval_reason
          FROM tasks t JOIN conversations c ON c.id = t.conversation_id JOIN installs i ON i.id = c.install_id
          LEFT JOIN inbound_events e ON e.id = t.inbound_id
@@ -208,6 +209,7 @@ pub(crate) async fn snapshot(
             max_attempts: r.max_attempts.unwrap_or(1),
             result: r.result,
             spec: r.spec.and_then(|s| serde_json::from_value(s).ok()),
+            notice: r.unschedulable,
         }),
         _ => None,
     };

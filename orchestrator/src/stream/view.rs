@@ -35,6 +35,8 @@ pub(crate) struct JobView {
     pub(crate) max_attempts: i32,
     pub(crate) result: Option<Value>,
     pub(crate) spec: Option<JobSpec>,
+    /// Why no online node could take it when it was queued (`jobs.unschedulable`), shown while it waits.
+    pub(crate) notice: Option<String>,
 }
 
 /// The job's approval request.
@@ -104,6 +106,9 @@ pub(crate) fn render_with(
     let mut footer = Vec::new();
     if !finished && job.attempt > 1 {
         footer.push(text::retried(job.attempt, job.max_attempts));
+    }
+    if let (Some(notice), "queued") = (&job.notice, job.state.as_str()) {
+        footer.push(format!("⚠️ {notice}"));
     }
     let empty = Body::default();
     let body = body.filter(|b| b.attempt == job.attempt).unwrap_or(&empty);
