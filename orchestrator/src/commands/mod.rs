@@ -280,7 +280,7 @@ impl Commands {
     /// How long work nobody can take waits before it fails, as the end of a sentence.
     fn gives_up(&self) -> String {
         let s = self.dispatcher.settings().unschedulable_after.as_secs();
-        let after = if s >= 120 && s % 60 == 0 { format!("{} min", s / 60) } else { format!("{s} s") };
+        let after = if s >= 120 && s.is_multiple_of(60) { format!("{} min", s / 60) } else { format!("{s} s") };
         format!(" for such a node and fails if none comes within {after}.")
     }
 
@@ -378,6 +378,7 @@ impl Commands {
         )
         .await?;
         tx.commit().await?;
+        self.dispatcher.events().announce([id]);
         Ok(Reply { text, job_id: Some(id), ..Reply::default() })
     }
 
@@ -453,6 +454,7 @@ impl Commands {
         let emitted =
             crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;
         tx.commit().await?;
+        self.dispatcher.events().announce([id]);
         if emitted > 0 {
             self.dispatcher.announce_outbox();
         }

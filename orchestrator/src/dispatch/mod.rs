@@ -69,6 +69,9 @@ pub struct DispatchSettings {
     /// unschedulable this long after is failed with the reason (`dispatch.unschedulable_after_s`). Zero refuses
     /// such work at once instead of queueing it.
     pub unschedulable_after: Duration,
+    /// How often an open task event stream (SSE) re-reads the log when no writer in its process announced a
+    /// change ([`crate::views::live`]): the fallback for changes written through another replica.
+    pub event_poll_fallback: Duration,
 }
 
 impl Default for DispatchSettings {
@@ -87,6 +90,7 @@ impl Default for DispatchSettings {
             finish_writers: 2,
             async_claims: false,
             unschedulable_after: Duration::from_secs(300),
+            event_poll_fallback: Duration::from_millis(200),
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct Dispatcher {
     outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
     /// Started on the first finish (inside the runtime).
     finisher: std::sync::OnceLock<finish::Finisher>,
+    /// Wakes this process's task event streams after writes that add task events.
+    events: Arc<crate::views::live::EventHub>,
 }
 
 const CAPS_TTL: Duration = Duration::from_secs(5);
@@ -156,6 +162,7 @@ impl Dispatcher {
             seen: Mutex::new(HashMap::new()),
             outbox: std::sync::OnceLock::new(),
             finisher: std::sync::OnceLock::new(),
+            events: crate::views::live::EventHub::new(),
         })
     }
 
@@ -167,6 +174,11 @@ impl Dispatcher {
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The push side of task event streams ([`crate::views::live`]): writers announce what they changed.
+    pub fn events(&self) -> &Arc<crate::views::live::EventHub> {
+        &self.events
     }
 
     /// Tells waiting nodes (here and on other replicas) that work may be runnable. Call after committing.

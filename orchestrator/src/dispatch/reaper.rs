@@ -108,6 +108,8 @@ impl Dispatcher {
         }
         report.approvals_expired = expired.len() as u64;
         tx.commit().await?;
+        let touched = rows.iter().map(|r| r.0).chain(late.iter().map(|r| r.0)).chain(expired.iter().map(|r| r.0));
+        self.events.announce(touched);
         report.unschedulable = self.fail_unschedulable().await?;
         if report.requeued > 0 {
             self.announce();

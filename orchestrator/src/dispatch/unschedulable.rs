@@ -36,7 +36,7 @@ impl Dispatcher {
             return Ok(0);
         }
         let caps = feasible::online_capabilities(&self.pool).await?;
-        let mut failed = 0;
+        let mut failed = Vec::new();
         for (job, task, executor, requirements, noted) in due {
             let req = serde_json::from_value::<Requirements>(requirements).unwrap_or_default();
             let verdict = match ExecutorKind::parse(&executor) {
@@ -65,11 +65,12 @@ impl Dispatcher {
                     .await?;
                     crate::tasks::settle(&mut tx, task).await?;
                     tracing::warn!(job.id = %job, reason = %why, "no online node could take the job in time; failed it");
-                    failed += 1;
+                    failed.push(job);
                 }
             }
         }
         tx.commit().await?;
-        Ok(failed)
+        self.events.announce(failed.iter().copied());
+        Ok(failed.len() as u64)
     }
 }

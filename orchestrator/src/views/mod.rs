@@ -3,6 +3,7 @@
 //! outside the scope reads exactly like a task that does not exist.
 
 pub mod events;
+pub mod live;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
