@@ -11,3 +11,7 @@ ALTER TABLE nodes ADD COLUMN agent_version text;
 -- index keeps that sweep off the (possibly long) queue of ordinary work.
 ALTER TABLE jobs ADD COLUMN unschedulable text;
 CREATE INDEX jobs_unschedulable_idx ON jobs (created_at) WHERE state = 'queued' AND unschedulable IS NOT NULL;
+
+-- `approvals.decided_by_name`: the display name the platform sent with the approver's click or command (a
+-- Telegram username, a Discord global name), so the card names people as the platform does; NULL when none came.
+ALTER TABLE approvals ADD COLUMN decided_by_name text;

@@ -422,12 +422,19 @@ impl Commands {
             return Ok(refusal(format!("You are not an approver for job `{}`.", short(id))));
         }
         let verdict = if approve { "approved" } else { "denied" };
-        sqlx::query("UPDATE approvals SET state = $2, decided_by = $3, decided_at = now() WHERE id = $1")
-            .bind(approval)
-            .bind(verdict)
-            .bind(&origin.requester)
-            .execute(&mut *tx)
-            .await?;
+        // The name the platform sent with this very request (never used to authorise, only to show).
+        sqlx::query(
+            "UPDATE approvals SET state = $2, decided_by = $3, decided_at = now(),
+                 decided_by_name = (SELECT left(e.payload->'actor'->>'name', 80) FROM inbound_events e
+                                    WHERE e.id = $4 AND e.payload->'actor'->>'id' = $3)
+             WHERE id = $1",
+        )
+        .bind(approval)
+        .bind(verdict)
+        .bind(&origin.requester)
+        .bind(origin.inbound_id)
+        .execute(&mut *tx)
+        .await?;
         if approve {
             sqlx::query("UPDATE jobs SET state = 'queued', run_after = now() WHERE id = $1")
                 .bind(id)

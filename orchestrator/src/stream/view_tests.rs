@@ -11,6 +11,7 @@ fn snap(state: &str, job: Option<JobView>) -> Snapshot {
         task_state: state.into(),
         reply: Some("Job queued".into()),
         requester: "U1".into(),
+        requester_name: None,
         inbound_kind: Some("mention".into()),
         job,
         approval: None,
