@@ -66,6 +66,7 @@ async fn register(e: &Env, name: &str, pool: &str) -> String {
             labels: [("pool".to_string(), pool.to_string())].into(),
             ..Default::default()
         },
+        agent_version: None,
     };
     let r: RegisterResponse = e
         .http

@@ -354,6 +354,14 @@ pub struct DispatchConfig {
     /// event that a task-events reader already saw). Off by default.
     #[serde(default)]
     pub async_claims: bool,
+    /// Work that no online node could take when it was asked for is queued with a notice saying why, and fails
+    /// with that reason if it is still so this many seconds later; `0` refuses such work at once instead.
+    #[serde(default = "d_unschedulable")]
+    pub unschedulable_after_s: u64,
+    /// How often an open task event stream (SSE) re-reads the event log when no writer in this process announced
+    /// a change, in ms (the fallback for changes written through another replica).
+    #[serde(default = "d_event_poll")]
+    pub event_poll_ms: u64,
 }
 
 /// Command defaults.
@@ -482,6 +490,12 @@ fn d_finish_batch() -> usize {
 }
 fn d_finish_writers() -> usize {
     2
+}
+fn d_event_poll() -> u64 {
+    200
+}
+fn d_unschedulable() -> u64 {
+    300
 }
 fn d_template() -> String {
     "busybox".into()
@@ -701,6 +715,8 @@ impl Config {
                 finish_batch: d.finish_batch.max(1),
                 finish_writers: d.finish_writers.max(1),
                 async_claims: d.async_claims,
+                unschedulable_after: Duration::from_secs(d.unschedulable_after_s),
+                event_poll_fallback: Duration::from_millis(d.event_poll_ms.max(10)),
                 ..Default::default()
             },
             commands: cynode_orchestrator::commands::CommandSettings {

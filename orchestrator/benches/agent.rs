@@ -297,6 +297,7 @@ async fn node(pool: &PgPool, name: &str, executors: Vec<ExecutorKind>, templates
         .await
         .expect("node key");
     let caps = Capabilities { executors, templates, max_concurrent_jobs: 64, ..Capabilities::default() };
-    let req = RegisterRequest { protocol_versions: vec![1], name: name.into(), capabilities: caps };
+    let req =
+        RegisterRequest { protocol_versions: vec![1], name: name.into(), capabilities: caps, agent_version: None };
     nodes::register(pool, &key, &req).await.expect("register").node_id
 }

@@ -456,7 +456,8 @@ async fn node(pool: &PgPool, n: usize) -> Uuid {
         max_concurrent_jobs: u32::try_from(n).unwrap_or(u32::MAX),
         ..Capabilities::default()
     };
-    let req = RegisterRequest { protocol_versions: vec![1], name: "bench".into(), capabilities: caps };
+    let req =
+        RegisterRequest { protocol_versions: vec![1], name: "bench".into(), capabilities: caps, agent_version: None };
     nodes::register(pool, key, &req).await.expect("register").node_id
 }
 

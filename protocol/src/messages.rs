@@ -57,6 +57,9 @@ pub struct RegisterRequest {
     pub name: String,
     /// What it offers.
     pub capabilities: Capabilities,
+    /// The agent's build (`cynode-node` package version), shown in `cynode nodes`; optional, older agents omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 /// The answer to a registration.

@@ -91,17 +91,36 @@ pub async fn start(
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut handle = Agent::start(agent, rx);
     let registered = tokio::time::timeout(Duration::from_secs(10), handle.registered()).await;
-    let state = match registered {
-        Ok(Some(id)) => format!("registered as node {}", &id.simple().to_string()[..8]),
-        Ok(None) => "stopped before registering (see the log above)".to_string(),
-        Err(_) => "still registering".to_string(),
+    let (state, offered) = match registered {
+        Ok(Some(id)) => (
+            format!("registered as node {}", &id.simple().to_string()[..8]),
+            cynode_orchestrator::nodes::capabilities(pool, id).await?.map(|c| c.templates),
+        ),
+        Ok(None) => ("stopped before registering (see the log above)".to_string(), None),
+        Err(_) => ("still registering".to_string(), None),
     };
-    let names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
-    println!("  node       local: {engine_line}; templates {}; {state}", names.join(", "));
+    println!("  node       local: {engine_line}; {}; {state}", templates_line(&stored, offered.as_deref()));
     if config.node.host_executor {
         println!("  WARNING    the host executor is ON: host jobs run on this machine with NO isolation");
     }
     Ok(Some(LocalNode { handle, stop }))
+}
+
+/// What the banner says about templates: only those the registered node really offers (it has their images),
+/// and which stored templates it does not.
+fn templates_line(stored: &[(String, String)], offered: Option<&[String]>) -> String {
+    let Some(offered) = offered else { return "templates not offered yet".into() };
+    let missing: Vec<&str> =
+        stored.iter().map(|(n, _)| n.as_str()).filter(|n| !offered.iter().any(|o| o == n)).collect();
+    let mut line = if offered.is_empty() {
+        "no templates offered".to_string()
+    } else {
+        format!("templates {}", offered.join(", "))
+    };
+    if !missing.is_empty() {
+        line.push_str(&format!(" (not offered, image missing: {})", missing.join(", ")));
+    }
+    line
 }
 
 fn default_template() -> TemplateSpec {
@@ -162,6 +181,18 @@ fn owner_of(data_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    #[test]
+    fn the_banner_lists_only_the_templates_the_node_offers() {
+        let stored = [("busybox".to_string(), "a".to_string()), ("rogue".to_string(), "b".to_string())];
+        let line = super::templates_line(&stored, Some(&["busybox".to_string()]));
+        assert_eq!(line, "templates busybox (not offered, image missing: rogue)");
+        assert_eq!(
+            super::templates_line(&stored, Some(&[])),
+            "no templates offered (not offered, image missing: busybox, rogue)"
+        );
+        assert_eq!(super::templates_line(&stored, None), "templates not offered yet");
+    }
 
     #[test]
     fn each_data_directory_has_its_own_stable_owner() {

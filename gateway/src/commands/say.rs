@@ -1,6 +1,8 @@
 //! `cynode say "<command>"`: submits through the user API and follows the task's event stream, printing output
-//! as it arrives and a final status line. Exit codes: 0 success, 1 the job failed, 2 usage or API error,
-//! 3 timed out or cancelled.
+//! as it arrives and a final status line. Exit codes: 0 success (or a command answered, like `help` or
+//! `status`), 1 the job failed, 2 usage or API error (an unknown command word or input the grammar refuses
+//! included), 3 timed out or cancelled, 4 the command was refused (nothing was done: a template that does not
+//! exist, a job that is not yours, work no node could take when such work is refused at once).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
@@ -21,6 +23,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: timed out or cancelled.
 pub const EXIT_TIMEOUT: u8 = 3;
+/// Exit code: the command was understood but refused; nothing was done.
+pub const EXIT_REFUSED: u8 = 4;
 
 /// Terminal styling: colours and a spinner only when stderr is a terminal.
 struct Style {
@@ -52,7 +56,11 @@ pub async fn run(args: SayArgs, api: ApiClient) -> u8 {
     }
     if submitted.job_id.is_none() {
         // Answered at once (help, status, a refusal or a grammar error).
-        return if submitted.task.command == "invalid" { EXIT_USAGE } else { EXIT_OK };
+        return match (submitted.refused, submitted.task.command.as_str()) {
+            (_, "invalid") | (true, "help") => EXIT_USAGE,
+            (true, _) => EXIT_REFUSED,
+            (false, _) => EXIT_OK,
+        };
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     match tokio::time::timeout_at(deadline, follow(&api, &submitted, json_out, &style)).await {

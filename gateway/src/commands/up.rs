@@ -108,8 +108,9 @@ async fn run(
     let start_node = async move {
         match super::local_node::start(config_ref, pool_ref, secrets_ref, data_dir, &format!("http://{addr}")).await {
             Ok(node) => {
+                let me = self_command(std::env::current_exe().ok().as_deref(), std::env::var_os("PATH").as_deref());
                 println!(
-                    "  try        cynode say \"run echo hi\"      (streams the reply here; `cynode say help` lists commands)"
+                    "  try        {me} say \"run echo hi\"      (streams the reply here; `{me} say help` lists commands)"
                 );
                 println!("             curl http://{addr}/readyz");
                 println!("  stop       Ctrl-C (the embedded PostgreSQL stops with it)");
@@ -127,6 +128,28 @@ async fn run(
     let (served, started) = tokio::join!(serve, start_node);
     started?;
     served
+}
+
+/// How to run this very binary from a shell, as the hint shows it: `cynode` when that name on `PATH` is this
+/// executable, otherwise its full path (someone who ran `cargo run --bin cynode -- up` has no `cynode` on
+/// `PATH`), quoted when it needs to be.
+fn self_command(exe: Option<&Path>, path: Option<&std::ffi::OsStr>) -> String {
+    let Some(exe) = exe else { return "cynode".into() };
+    let me = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let on_path = path
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("cynode"))
+        .any(|candidate| std::fs::canonicalize(&candidate).is_ok_and(|c| c == me));
+    if on_path {
+        return "cynode".into();
+    }
+    let shown = me.display().to_string();
+    if shown.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
+        shown
+    } else {
+        format!("'{}'", shown.replace('\'', r"'\''"))
+    }
 }
 
 async fn ensure_database(pg: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
@@ -158,4 +181,29 @@ fn local_master_key(data_dir: &Path) -> anyhow::Result<SecretString> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(key.expose_secret().as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::self_command;
+
+    #[test]
+    fn the_hint_names_a_command_that_runs_this_binary() {
+        let dir = tempfile::tempdir().expect("dir");
+        let bin = dir.path().join("target dir").join("cynode");
+        std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&bin, "").expect("write");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let canonical = std::fs::canonicalize(&bin).expect("canonical").display().to_string();
+        // Not on PATH (cargo run): the full path, quoted for the shell.
+        let elsewhere = OsString::from("/usr/bin:/bin");
+        assert_eq!(self_command(Some(&bin), Some(&elsewhere)), format!("'{canonical}'"));
+        // On PATH: the short name.
+        let path = std::env::join_paths([std::path::Path::new("/usr/bin"), bin.parent().expect("p")]).expect("join");
+        assert_eq!(self_command(Some(&bin), Some(&path)), "cynode");
+        assert_eq!(self_command(None, None), "cynode");
+    }
 }

@@ -79,6 +79,20 @@ async fn say_streams_the_reply_and_exits_with_the_jobs_status() {
     assert!(stderr.contains("run"), "{stderr}");
     let (code, _, stderr) = run_to_end("cynode", &["say", "--url", &url, "run"], &cli_env).await;
     assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run_to_end("cynode", &["say", "--url", &url, "/wat"], &cli_env).await;
+    assert_eq!(code, 2, "an unknown command is a usage error: {stderr}");
+    assert!(stderr.contains("I don't know `/wat`"), "{stderr}");
+
+    // Refused commands: exit 4, so `cynode say … && deploy` stops.
+    let (code, _, stderr) =
+        run_to_end("cynode", &["say", "--url", &url, "run --template nosuch echo hi"], &cli_env).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("no sandbox template `nosuch`"), "{stderr}");
+    let (code, _, stderr) = run_to_end("cynode", &["say", "--url", &url, "cancel deadbeef"], &cli_env).await;
+    assert_eq!(code, 4, "{stderr}");
+    let (code, stdout, _) = run_to_end("cynode", &["say", "--json", "--url", &url, "cancel deadbeef"], &cli_env).await;
+    assert_eq!(code, 4);
+    assert!(stdout.contains("\"refused\":true"), "{stdout}");
     let bad = [("CYNODE_TOKEN", "cyn_nope")];
     let (code, _, stderr) = run_to_end("cynode", &["say", "--url", &url, "run echo"], &bad).await;
     assert_eq!(code, 2);

@@ -110,3 +110,40 @@ async fn events_stream_live_and_resume_without_gaps_or_duplicates() {
     let (status, _) = api.call("GET", &format!("/v1/tasks/{task}/events"), "bad", None).await;
     assert_eq!(status, 401);
 }
+
+/// With the fallback poll practically off (an hour), every event still arrives: the claim, the node's output and
+/// its finish are pushed to the open stream by the writers in this process (the old stream only polled).
+#[tokio::test]
+async fn events_are_pushed_as_they_are_committed_without_waiting_for_a_poll() {
+    use cynode_gateway::server::{CoreSettings, RouterSettings};
+    use cynode_orchestrator::api_tokens::Role;
+    use cynode_orchestrator::dispatch::DispatchSettings;
+
+    let core = CoreSettings {
+        dispatch: DispatchSettings { event_poll_fallback: Duration::from_secs(3600), ..DispatchSettings::default() },
+        ..CoreSettings::default()
+    };
+    let router = RouterSettings { max_body_bytes: 1024 * 1024, request_timeout: Duration::from_secs(10) };
+    let app = crate::support::TestApp::spawn_full(router, core).await;
+    seed(&app.db.pool).await;
+    let admin = token(&app.db.pool, "admin", Role::Admin, None).await;
+    let op = token(&app.db.pool, "op", Role::Operator, None).await;
+    let api = Api { app, admin, op };
+    let pool = &api.app.db.pool;
+    let d = api.app.state.dispatcher.clone();
+    let node = sandbox_node(pool).await;
+    let sub = api.submit(&api.op, "run seq 2").await;
+    let task = sub["task_id"].as_str().expect("task").to_string();
+
+    let mut stream = open(&api, &task, None).await;
+    let mut seen = Vec::new();
+    read_until(&mut stream, &mut seen, |e| e.iter().any(|e| e.event == "job")).await;
+    let l = lease(&d, node).await;
+    read_until(&mut stream, &mut seen, |e| e.iter().any(|e| e.data.contains("\"leased\""))).await;
+    output(&d, node, &l, 0, "1\n").await;
+    read_until(&mut stream, &mut seen, |e| outputs(e) == "1\n").await;
+    output(&d, node, &l, 1, "2\n").await;
+    finish(&d, node, &l, FinishStatus::Succeeded, 0).await;
+    read_until(&mut stream, &mut seen, |e| e.iter().any(|e| e.event == "end")).await;
+    assert_eq!(outputs(&seen), "1\n2\n");
+}

@@ -317,7 +317,8 @@ async fn a_tenants_token_sees_only_its_installs_subscriptions_and_events() {
             templates: templates.iter().map(|t| (*t).to_string()).collect(),
             ..Capabilities::default()
         };
-        let req = RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps };
+        let req =
+            RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps, agent_version: None };
         async move { nodes::register(pool, key, &req).await.expect("register").node_id }
     };
     let node = register(&["busybox"]).await;

@@ -103,7 +103,12 @@ pub async fn sandbox_node(pool: &PgPool) -> Uuid {
         max_concurrent_jobs: 4,
         ..Capabilities::default()
     };
-    let req = RegisterRequest { protocol_versions: vec![1], name: "test-node".into(), capabilities: caps };
+    let req = RegisterRequest {
+        protocol_versions: vec![1],
+        name: "test-node".into(),
+        capabilities: caps,
+        agent_version: None,
+    };
     nodes::register(pool, &key, &req).await.expect("register").node_id
 }
 

@@ -38,15 +38,32 @@ async fn ready(url: &str) -> serde_json::Value {
 async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     let dir = data_dir();
     let d = dir.path().to_str().expect("utf8");
-    let args = ["up", "--data-dir", d, "--listen", "127.0.0.1:0", "--bootstrap", EXAMPLE];
+    // The example, plus a template whose image no engine has: the banner must not claim the node offers it.
+    let example = std::fs::read_to_string(EXAMPLE).expect("example");
+    let rogue = "  - name: rogue\n    image: cynode-test/rogue:absent\n\npolicy:";
+    let bootstrap = dir.path().join("bootstrap.yaml");
+    std::fs::write(&bootstrap, example.replacen("\npolicy:", &format!("\n{rogue}"), 1)).expect("bootstrap");
+    let bootstrap = bootstrap.to_str().expect("utf8");
+    let args = ["up", "--data-dir", d, "--listen", "127.0.0.1:0", "--bootstrap", bootstrap];
     let mut up = BinProcess::spawn("cynode", &args, &[]);
     let url = addr_from(&up.wait_for("gateway    http://", Duration::from_secs(120)).await);
     let body = ready(&url).await;
     assert_eq!(body["store"]["pgvector"], "0.8.6");
-    assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("9 created")), "{:?}", up.output());
+    assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("10 created")), "{:?}", up.output());
     assert!(dir.path().join("pg/postmaster.pid").exists());
     let node_line = up.wait_for("  node       local:", Duration::from_secs(60)).await;
     assert!(node_line.contains("registered as node") && node_line.contains("docker"), "{node_line}");
+    assert!(
+        node_line.contains("; templates busybox, busybox-net (not offered, image missing: rogue);"),
+        "only what the node offers: {node_line}"
+    );
+    // The hint names a command that works as shown: this binary (not on PATH in tests) by its full path.
+    let hint = up.wait_for("  try        ", Duration::from_secs(10)).await;
+    let command = hint.trim_start().trim_start_matches("try").trim_start();
+    let program = command.split(" say ").next().expect("program").trim_matches('\'');
+    assert!(std::path::Path::new(program).is_absolute() && std::path::Path::new(program).exists(), "{hint}");
+    let (code, _, stderr) = run_to_end(program, &["say", "--help"], &[]).await;
+    assert_eq!(code, 0, "{hint}: {stderr}");
     run_a_job_through_the_local_node(&up.output(), dir.path()).await;
 
     // A second `up` on the same directory is refused while the first runs.
@@ -61,7 +78,7 @@ async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     let mut again = BinProcess::spawn("cynode", &args, &[]);
     let url = addr_from(&again.wait_for("gateway    http://", Duration::from_secs(60)).await);
     ready(&url).await;
-    assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 9 unchanged")), "{:?}", again.output());
+    assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 10 unchanged")), "{:?}", again.output());
     again.signal("INT");
     assert_eq!(again.wait_exit(Duration::from_secs(30)).await, Some(0));
 }

@@ -66,7 +66,8 @@ async fn commands_and_results_are_delivered_as_signed_events() {
         templates: vec!["busybox".into()],
         ..Capabilities::default()
     };
-    let req = RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps };
+    let req =
+        RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps, agent_version: None };
     let node = nodes::register(&app.db.pool, NODE_KEY, &req).await.expect("register").node_id;
     let lease = app.state.dispatcher.lease(node, 1, Duration::from_secs(2)).await.expect("lease").remove(0);
     assert_eq!(lease.job_id, job);

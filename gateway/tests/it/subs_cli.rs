@@ -126,8 +126,12 @@ async fn subs_commands_manage_subscriptions_end_to_end() {
 
 async fn register(pool: &sqlx::PgPool, key: &str) -> Result<nodes::Registered, nodes::RegisterError> {
     let caps = Capabilities { executors: vec![ExecutorKind::Docker], ..Capabilities::default() };
-    nodes::register(pool, key, &RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps })
-        .await
+    nodes::register(
+        pool,
+        key,
+        &RegisterRequest { protocol_versions: vec![1], name: "n1".into(), capabilities: caps, agent_version: None },
+    )
+    .await
 }
 
 #[tokio::test]

@@ -140,6 +140,7 @@ async fn run_agent(
         protocol_versions: SUPPORTED_VERSIONS.to_vec(),
         name: config.name.clone(),
         capabilities: prepared.capabilities(&config),
+        agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
     };
     let client = Arc::new(OrchestratorClient::new(ClientConfig {
         base_url: config.orchestrator_url.clone(),

@@ -1,9 +1,11 @@
 //! Free text in a thread: start a turn, or — while one runs there — add the message to its conversation.
 
+use cynode_protocol::{ExecutorKind, Requirements};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::commands::{CommandError, Commands, Interpreted, Outcome, Reply};
+use crate::dispatch::feasible;
 use crate::tasks::{self, Origin};
 
 /// What the thread shows while the model's first step is under way.
@@ -42,6 +44,14 @@ impl Commands {
             tx.commit().await?;
             self.agent_wake().notify_one();
             let reply = Reply { text: STEERED.into(), ..Reply::default() };
+            return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
+        }
+        // Work nobody can do is said at once: no turn starts when no online node could run its model steps.
+        let model = settings.model.clone();
+        let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
+        if let Err(why) = feasible::check(self.pool(), ExecutorKind::Inference, &requirements).await? {
+            tx.rollback().await?;
+            let reply = Reply { text: format!("⚠️ {why} Nothing was started."), ..Reply::default() };
             return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
         }
         let args = serde_json::json!({ "text": text });

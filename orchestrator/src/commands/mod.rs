@@ -3,12 +3,13 @@
 
 pub mod grammar;
 mod interpret;
+mod status;
 mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cynode_protocol::{InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec};
+use cynode_protocol::{ExecutorKind, InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -18,6 +19,7 @@ pub use interpret::{Interpreted, Outcome};
 use crate::audit;
 use crate::bootstrap::TemplateSpec;
 use crate::dispatch::Dispatcher;
+use crate::dispatch::feasible::{self, Unschedulable};
 use crate::policy::{self, Decision};
 use crate::tasks::{self, Origin, Resolved, short};
 
@@ -59,6 +61,10 @@ pub struct Reply {
     pub job_id: Option<Uuid>,
     /// The job waits for one of these approvers.
     pub approval: Option<ApprovalRequest>,
+    /// The command was refused or not understood (bad input, an unknown word, a template that does not exist,
+    /// a job that is not there or not the asker's, work no online node could take when such work is refused at
+    /// once): nothing was done. `cynode say` exits non-zero for it.
+    pub refused: bool,
 }
 
 /// An approval to ask for in the thread.
@@ -105,6 +111,11 @@ fn reply(text: impl Into<String>) -> Reply {
     Reply { text: text.into(), ..Reply::default() }
 }
 
+/// A reply that refuses the command ([`Reply::refused`]).
+fn refusal(text: impl Into<String>) -> Reply {
+    Reply { text: text.into(), refused: true, ..Reply::default() }
+}
+
 /// The answer to `text` when it needs no store (`help`, an unknown word, input the grammar refuses): the same
 /// [`Interpreted`] that [`Commands::interpret`] gives, so ingress can record such a request already answered.
 pub fn immediate(text: &str) -> Option<Interpreted> {
@@ -114,10 +125,10 @@ pub fn immediate(text: &str) -> Option<Interpreted> {
 /// Splits a parse into a command that needs the store (`Ok`) and one answered from the text alone (`Err`).
 fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<Interpreted>> {
     match parsed {
-        Err(msg) => Err(Box::new(Interpreted::answered("invalid", reply(format!("{msg}\n\n{HELP}"))))),
+        Err(msg) => Err(Box::new(Interpreted::answered("invalid", refusal(format!("{msg}\n\n{HELP}"))))),
         Ok(Command::Help { unknown: None }) => Err(Box::new(Interpreted::answered("help", reply(HELP)))),
         Ok(Command::Help { unknown: Some(w) }) => {
-            Err(Box::new(Interpreted::answered("help", reply(format!("I don't know `{w}`.\n\n{HELP}")))))
+            Err(Box::new(Interpreted::answered("help", refusal(format!("I don't know `{w}`.\n\n{HELP}")))))
         }
         Ok(command) => Ok(command),
     }
@@ -212,7 +223,7 @@ impl Commands {
             let names: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM templates ORDER BY name").fetch_all(&self.pool).await?;
             let list = if names.is_empty() { "none are configured".to_string() } else { names.join(", ") };
-            return Ok(Some(reply(format!("There is no sandbox template `{name}` (available: {list})."))));
+            return Ok(Some(refusal(format!("There is no sandbox template `{name}` (available: {list})."))));
         };
         let job_spec = JobSpec::Sandbox(SandboxSpec {
             template: t.name.clone(),
@@ -235,6 +246,10 @@ impl Commands {
             prefer_node,
             ..Requirements::default()
         };
+        let notice = match self.feasibility(ExecutorKind::Docker, &requirements).await? {
+            Ok(notice) => notice,
+            Err(refused) => return Ok(Some(refused)),
+        };
         let decision = policy::evaluate(
             &self.pool,
             &policy::Request {
@@ -247,12 +262,17 @@ impl Commands {
         )
         .await?;
         let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
-        let Some(mut r) = self.submit(origin, new_id, "run", text, &args, job_spec, requirements, &decision).await?
+        let Some(mut r) =
+            self.submit(origin, new_id, "run", text, &args, job_spec, requirements, &decision, notice.as_ref()).await?
         else {
             return Ok(None);
         };
+        let job = short(r.job_id.unwrap_or_default());
         if r.approval.is_none() {
-            r.text = format!("Job `{}` queued on `{}`: `{command}`", short(r.job_id.unwrap_or_default()), t.name);
+            r.text = format!("Job `{job}` queued on `{}`: `{command}`", t.name);
+        }
+        if let Some(n) = &notice {
+            r.text = format!("{}\n⚠️ {n} It waits{}", r.text, self.gives_up());
         }
         Ok(Some(r))
     }
@@ -275,33 +295,45 @@ impl Commands {
             timeout_s: 120,
         });
         let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
+        let notice = match self.feasibility(ExecutorKind::Inference, &requirements).await? {
+            Ok(notice) => notice,
+            Err(refused) => return Ok(Some(refused)),
+        };
         let args = serde_json::json!({ "prompt": prompt });
-        let Some(mut r) = self.submit(origin, None, "ask", text, &args, spec, requirements, &Decision::Allow).await?
+        let Some(mut r) = self
+            .submit(origin, None, "ask", text, &args, spec, requirements, &Decision::Allow, notice.as_ref())
+            .await?
         else {
             return Ok(None);
         };
-        r.text = format!("Thinking… (job `{}`)", short(r.job_id.unwrap_or_default()));
+        let job = short(r.job_id.unwrap_or_default());
+        r.text = match &notice {
+            Some(n) => format!("⚠️ {n} Job `{job}` waits{}", self.gives_up()),
+            None => format!("Thinking… (job `{job}`)"),
+        };
         Ok(Some(r))
     }
 
-    async fn status(&self) -> Result<Reply, CommandError> {
-        let (nodes,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM nodes WHERE last_seen_at > now() - interval '60 seconds'")
-                .fetch_one(&self.pool)
-                .await?;
-        let counts: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, count(*) FROM jobs WHERE state IN ('queued', 'leased', 'running', 'awaiting_approval')
-             GROUP BY state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let get = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-        Ok(reply(format!(
-            "Nodes online: {nodes}. Jobs: {} queued, {} running, {} awaiting approval.",
-            get("queued"),
-            get("leased") + get("running"),
-            get("awaiting_approval")
-        )))
+    /// Whether an online node could take the job: `Ok(None)` yes; `Ok(Some(reason))` no, queue it with the
+    /// reason as a notice; `Err(reply)` no, and such work is refused at once (`dispatch.unschedulable_after_s`
+    /// is 0).
+    async fn feasibility(
+        &self,
+        executor: ExecutorKind,
+        requirements: &Requirements,
+    ) -> Result<Result<Option<Unschedulable>, Reply>, CommandError> {
+        let Err(why) = feasible::check(&self.pool, executor, requirements).await? else { return Ok(Ok(None)) };
+        if self.dispatcher.settings().unschedulable_after.is_zero() {
+            return Ok(Err(refusal(format!("{why} Nothing was queued."))));
+        }
+        Ok(Ok(Some(why)))
+    }
+
+    /// How long work nobody can take waits before it fails, as the end of a sentence.
+    fn gives_up(&self) -> String {
+        let s = self.dispatcher.settings().unschedulable_after.as_secs();
+        let after = if s >= 120 && s.is_multiple_of(60) { format!("{} min", s / 60) } else { format!("{s} s") };
+        format!(" for such a node and fails if none comes within {after}.")
     }
 
     async fn jobs(&self, origin: &Origin) -> Result<Reply, CommandError> {
@@ -330,8 +362,8 @@ impl Commands {
     async fn find(&self, job: &str) -> Result<Result<Uuid, Reply>, CommandError> {
         Ok(match tasks::resolve_job(&self.pool, job).await? {
             Resolved::One(id) => Ok(id),
-            Resolved::None => Err(reply(format!("There is no job `{job}`. `jobs` lists yours."))),
-            Resolved::Ambiguous => Err(reply(format!("`{job}` matches several jobs; use more characters."))),
+            Resolved::None => Err(refusal(format!("There is no job `{job}`. `jobs` lists yours."))),
+            Resolved::Ambiguous => Err(refusal(format!("`{job}` matches several jobs; use more characters."))),
         })
     }
 
@@ -358,7 +390,7 @@ impl Commands {
             let detail = serde_json::json!({ "owner": owner });
             audit::append(&mut tx, &origin.requester, "job.cancel.refused", &id.to_string(), &detail).await?;
             tx.commit().await?;
-            return Ok(reply(format!(
+            return Ok(refusal(format!(
                 "Job `{}` is not yours; only its requester or an approver can cancel it.",
                 short(id)
             )));
@@ -391,7 +423,7 @@ impl Commands {
             }
             done => {
                 tx.rollback().await?;
-                return Ok(reply(format!("Job `{}` already finished ({done}).", short(id))));
+                return Ok(refusal(format!("Job `{}` already finished ({done}).", short(id))));
             }
         };
         audit::append(
@@ -403,6 +435,7 @@ impl Commands {
         )
         .await?;
         tx.commit().await?;
+        self.dispatcher.events().announce([id]);
         Ok(Reply { text, job_id: Some(id), ..Reply::default() })
     }
 
@@ -436,22 +469,29 @@ impl Commands {
                 }
                 _ => String::new(),
             };
-            return Ok(reply(format!("Job `{}` is not waiting for approval{why}.", short(id))));
+            return Ok(refusal(format!("Job `{}` is not waiting for approval{why}.", short(id))));
         };
         let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
         if !approvers.iter().any(|a| a == &origin.requester) {
             let detail = serde_json::json!({ "approve": approve });
             audit::append(&mut tx, &origin.requester, "approval.refused", &approval.to_string(), &detail).await?;
             tx.commit().await?;
-            return Ok(reply(format!("You are not an approver for job `{}`.", short(id))));
+            return Ok(refusal(format!("You are not an approver for job `{}`.", short(id))));
         }
         let verdict = if approve { "approved" } else { "denied" };
-        sqlx::query("UPDATE approvals SET state = $2, decided_by = $3, decided_at = now() WHERE id = $1")
-            .bind(approval)
-            .bind(verdict)
-            .bind(&origin.requester)
-            .execute(&mut *tx)
-            .await?;
+        // The name the platform sent with this very request (never used to authorise, only to show).
+        sqlx::query(
+            "UPDATE approvals SET state = $2, decided_by = $3, decided_at = now(),
+                 decided_by_name = (SELECT left(e.payload->'actor'->>'name', 80) FROM inbound_events e
+                                    WHERE e.id = $4 AND e.payload->'actor'->>'id' = $3)
+             WHERE id = $1",
+        )
+        .bind(approval)
+        .bind(verdict)
+        .bind(&origin.requester)
+        .bind(origin.inbound_id)
+        .execute(&mut *tx)
+        .await?;
         if approve {
             sqlx::query("UPDATE jobs SET state = 'queued', run_after = now() WHERE id = $1")
                 .bind(id)
@@ -478,6 +518,7 @@ impl Commands {
         let emitted =
             crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;
         tx.commit().await?;
+        self.dispatcher.events().announce([id]);
         if emitted > 0 {
             self.dispatcher.announce_outbox();
         }
@@ -489,6 +530,7 @@ impl Commands {
             job_id: Some(id),
             task_id: Some(task),
             approval: None,
+            refused: false,
         })
     }
 }

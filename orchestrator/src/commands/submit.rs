@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{ApprovalRequest, CommandError, Commands, Reply};
 use crate::audit;
+use crate::dispatch::feasible::Unschedulable;
 use crate::outbox::{self, EventType};
 use crate::policy::Decision;
 use crate::tasks::{self, NewJob, Origin, short};
@@ -25,6 +26,7 @@ impl Commands {
         spec: JobSpec,
         requirements: Requirements,
         decision: &Decision,
+        unschedulable: Option<&Unschedulable>,
     ) -> Result<Option<Reply>, CommandError> {
         let hold = matches!(decision, Decision::RequireApproval { .. });
         let mut tx = self.pool.begin().await?;
@@ -60,6 +62,14 @@ impl Commands {
         };
         let job = NewJob { spec, requirements, priority: 0, max_attempts: self.settings.max_attempts, hold };
         let job_id = tasks::create_job(&mut tx, task, &job).await?;
+        if let Some(why) = unschedulable {
+            // Shown in the thread while the job waits; the reaper fails it if it is still so when its time is up.
+            sqlx::query("UPDATE jobs SET unschedulable = $2 WHERE id = $1")
+                .bind(job_id)
+                .bind(why.message())
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut approval = None;
         if let Decision::RequireApproval { approvers, reason } = decision {
             let approval_id = Uuid::now_v7();
@@ -112,6 +122,6 @@ impl Commands {
             ),
             None => String::new(),
         };
-        Ok(Some(Reply { text, task_id: Some(task), job_id: Some(job_id), approval }))
+        Ok(Some(Reply { text, task_id: Some(task), job_id: Some(job_id), approval, refused: false }))
     }
 }

@@ -92,6 +92,7 @@ impl Dispatcher {
         finisher.queue.send(pending).await.map_err(|_| DispatchError::Db(sqlx::Error::WorkerCrashed))?;
         match answer.await.map_err(|_| DispatchError::Db(sqlx::Error::WorkerCrashed))?? {
             Settled::Recorded { state, emitted } => {
+                self.events.announce([lease.job_id]);
                 if emitted {
                     self.announce_outbox();
                 }

@@ -35,6 +35,7 @@ impl Dispatcher {
             let notified = self.waker.local().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            self.mark_seen(node).await;
             let leases = self.claim(node, &caps, max_jobs).await?;
             if !leases.is_empty() {
                 return Ok(leases);
@@ -91,6 +92,7 @@ impl Dispatcher {
         for l in &leases {
             tracing::debug!(job.id = %l.job_id, node.id = %node, attempt = l.attempt, "job leased");
         }
+        self.events.announce(leases.iter().map(|l| l.job_id));
         Ok(leases)
     }
 
@@ -117,14 +119,15 @@ impl Dispatcher {
         if leases.len() > 1024 {
             return Err(DispatchError::Invalid("at most 1024 leases per heartbeat".into()));
         }
+        self.mark_seen(node).await;
         let ids: Vec<Uuid> = leases.iter().map(|l| l.job_id).collect();
         let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.lease_token).collect();
-        let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+        let rows: Vec<(Uuid, bool, bool)> = sqlx::query_as(
             // The rows are locked in id order first, as the finish writers lock theirs, so a heartbeat and a
             // batch of finishes for the same node's jobs cannot deadlock.
             "WITH held AS (
-                 SELECT j.id FROM jobs j
+                 SELECT j.id, j.state = 'leased' AS was_leased FROM jobs j
                  JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(job_id, attempt, token)
                    ON j.id = r.job_id AND j.attempt = r.attempt AND j.lease_token = r.token
                  WHERE j.node_id = $4 AND j.state IN ('leased', 'running')
@@ -136,7 +139,7 @@ impl Dispatcher {
                  state = CASE WHEN j.state = 'leased' THEN 'running' ELSE j.state END
              FROM held
              WHERE j.id = held.id
-             RETURNING j.id, j.cancel_requested",
+             RETURNING j.id, j.cancel_requested, held.was_leased",
         )
         .bind(&ids)
         .bind(&attempts)
@@ -145,14 +148,16 @@ impl Dispatcher {
         .bind(millis(self.settings.lease_ttl))
         .fetch_all(&self.pool)
         .await?;
+        // A job that was only leased is running now: an event for its task's stream.
+        self.events.announce(rows.iter().filter(|r| r.2).map(|r| r.0));
         let mut resp = HeartbeatResponse::default();
-        for (id, cancel) in &rows {
+        for (id, cancel, _) in &rows {
             resp.extended.push(*id);
             if *cancel {
                 resp.cancel.push(*id);
             }
         }
-        let missing: Vec<&LeaseRef> = leases.iter().filter(|l| !rows.iter().any(|(r, _)| *r == l.job_id)).collect();
+        let missing: Vec<&LeaseRef> = leases.iter().filter(|l| !rows.iter().any(|(r, _, _)| *r == l.job_id)).collect();
         if !missing.is_empty() {
             // A lease that this node already finished is not lost: its finish (whose response may still be on
             // the way) was recorded under this very lease. Saying "lost" would make the agent log its
@@ -210,6 +215,7 @@ impl Dispatcher {
         .fetch_one(&self.pool)
         .await?;
         let Some(cancel) = cancel else { return Err(DispatchError::StaleLease) };
+        self.events.announce([l.job_id]);
         let stored = u32::try_from(stored).unwrap_or(u32::MAX);
         let total = u32::try_from(batch.chunks.len()).unwrap_or(u32::MAX);
         Ok(OutputAck { stored, duplicates: total.saturating_sub(stored), cancel })

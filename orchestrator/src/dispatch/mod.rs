@@ -12,9 +12,12 @@
 //! - finishes are group-committed ([`finish`]): many in one transaction, each fenced by its own lease, so a
 //!   stale one in a batch changes nothing and does not affect the others.
 
+pub mod feasible;
 mod finish;
 mod lease;
 mod reaper;
+mod seen;
+mod unschedulable;
 mod wake;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use uuid::Uuid;
 
 use lease::check_chunks;
 pub use reaper::ReapReport;
+pub use seen::SEEN_EVERY;
 pub use wake::Waker;
 
 /// Timing of leases and polling. Defaults re-queue a dead node's job within about 5 s.
@@ -61,6 +65,13 @@ pub struct DispatchSettings {
     /// `leased` entry in `task_events` may be seen by a reader before a crash loses it, which breaks the event
     /// log's resume guarantee in that window (≤ about 0.6 s before a database crash). Off by default.
     pub async_claims: bool,
+    /// A job that no online node could take when it was queued ([`feasible`]) and that is still queued and still
+    /// unschedulable this long after is failed with the reason (`dispatch.unschedulable_after_s`). Zero refuses
+    /// such work at once instead of queueing it.
+    pub unschedulable_after: Duration,
+    /// How often an open task event stream (SSE) re-reads the log when no writer in its process announced a
+    /// change ([`crate::views::live`]): the fallback for changes written through another replica.
+    pub event_poll_fallback: Duration,
 }
 
 impl Default for DispatchSettings {
@@ -78,6 +89,8 @@ impl Default for DispatchSettings {
             finish_batch: 128,
             finish_writers: 2,
             async_claims: false,
+            unschedulable_after: Duration::from_secs(300),
+            event_poll_fallback: Duration::from_millis(200),
         }
     }
 }
@@ -126,11 +139,15 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     waker: Waker,
     caps: Mutex<HashMap<Uuid, (Instant, Arc<Capabilities>)>>,
+    /// When this replica last wrote each node's `last_seen_at` ([`seen`]).
+    seen: Mutex<HashMap<Uuid, Instant>>,
     outbox: std::sync::OnceLock<crate::outbox::OutboxWaker>,
     /// Started on the first finish (inside the runtime).
     finisher: std::sync::OnceLock<finish::Finisher>,
     /// Jobs whose finish this process recorded, for waiters on this replica (agent turns).
     finished: tokio::sync::broadcast::Sender<Uuid>,
+    /// Wakes this process's task event streams after writes that add task events.
+    events: Arc<crate::views::live::EventHub>,
 }
 
 const CAPS_TTL: Duration = Duration::from_secs(5);
@@ -144,9 +161,11 @@ impl Dispatcher {
             settings,
             waker,
             caps: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             outbox: std::sync::OnceLock::new(),
             finisher: std::sync::OnceLock::new(),
             finished: tokio::sync::broadcast::channel(1024).0,
+            events: crate::views::live::EventHub::new(),
         })
     }
 
@@ -164,6 +183,11 @@ impl Dispatcher {
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The push side of task event streams ([`crate::views::live`]): writers announce what they changed.
+    pub fn events(&self) -> &Arc<crate::views::live::EventHub> {
+        &self.events
     }
 
     /// Tells waiting nodes (here and on other replicas) that work may be runnable. Call after committing.

@@ -1,6 +1,6 @@
 //! The reaper: re-queues jobs whose lease expired (a node died or was cut off), with backoff computed in SQL
 //! and a bounded number of attempts; declares jobs timed out when their node never reported back; expires
-//! approvals nobody answered.
+//! approvals nobody answered; fails work that no online node could take in time ([`super::unschedulable`]).
 
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct ReapReport {
     pub timed_out: u64,
     /// Approvals expired (their jobs cancelled).
     pub approvals_expired: u64,
+    /// Jobs failed because no online node could take them within `dispatch.unschedulable_after_s`.
+    pub unschedulable: u64,
 }
 
 const REQUEUE: &str = "
@@ -106,6 +108,9 @@ impl Dispatcher {
         }
         report.approvals_expired = expired.len() as u64;
         tx.commit().await?;
+        let touched = rows.iter().map(|r| r.0).chain(late.iter().map(|r| r.0)).chain(expired.iter().map(|r| r.0));
+        self.events.announce(touched);
+        report.unschedulable = self.fail_unschedulable().await?;
         if report.requeued > 0 {
             self.announce();
         }

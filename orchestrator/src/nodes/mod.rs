@@ -4,6 +4,7 @@
 mod token;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use cynode_protocol::{Capabilities, ExecutorKind, RegisterRequest};
 use sqlx::PgPool;
@@ -13,6 +14,16 @@ pub use token::{NodeClaims, TokenError, TokenKeys};
 
 use crate::audit;
 use crate::crypto::hash_credential;
+
+/// A node heard from (a lease request, a heartbeat, a registration) within this long is online. The lease loop
+/// records it at most every [`crate::dispatch::SEEN_EVERY`], so a polling node never looks older than that
+/// plus its poll interval, and one that stops polling is offline within this long.
+pub const ONLINE_WITHIN: Duration = Duration::from_secs(10);
+
+/// [`ONLINE_WITHIN`] in seconds, for SQL (`now() - $1 * interval '1 second'`).
+pub fn online_within_s() -> f64 {
+    ONLINE_WITHIN.as_secs_f64()
+}
 
 /// Why a registration was refused. Messages are safe to return to the node.
 #[derive(Debug, thiserror::Error)]
@@ -86,12 +97,18 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
         return Err(RegisterError::NotGranted { key: key_name, executor: e.as_str() });
     }
     let caps = sanitize(&req.capabilities);
+    let agent_version: Option<String> = req
+        .agent_version
+        .as_deref()
+        .map(|v| v.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+        .filter(|v| !v.trim().is_empty());
     let mut tx = pool.begin().await?;
     // `before` is read from the snapshot the statement starts with, so it is the row as it was before the upsert.
     let (node_id, inserted, changed): (Uuid, bool, bool) = sqlx::query_as(
         "WITH before AS (SELECT capabilities, protocol FROM nodes WHERE key_id = $3 AND name = $2)
-         INSERT INTO nodes (id, name, key_id, capabilities, protocol) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (key_id, name) DO UPDATE SET capabilities = $4, protocol = $5, last_seen_at = now()
+         INSERT INTO nodes (id, name, key_id, capabilities, protocol, agent_version) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (key_id, name) DO UPDATE
+             SET capabilities = $4, protocol = $5, agent_version = $6, last_seen_at = now()
          RETURNING id, (xmax = 0),
              NOT EXISTS (SELECT 1 FROM before WHERE before.capabilities = $4 AND before.protocol = $5)",
     )
@@ -100,6 +117,7 @@ pub async fn register(pool: &PgPool, key: &str, req: &RegisterRequest) -> Result
     .bind(key_id)
     .bind(serde_json::to_value(&caps).unwrap_or_default())
     .bind(i32::try_from(version).unwrap_or(1))
+    .bind(agent_version)
     .fetch_one(&mut *tx)
     .await?;
     if inserted {

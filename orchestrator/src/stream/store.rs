@@ -166,8 +166,10 @@ struct Row {
     max_attempts: Option<i32>,
     result: Option<Value>,
     spec: Option<Value>,
+    unschedulable: Option<String>,
     approval_state: Option<String>,
     decided_by: Option<String>,
+    decided_by_name: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     approval_reason: Option<String>,
@@ -181,8 +183,8 @@ pub(crate) async fn snapshot(
     let row: Option<Row> = sqlx::query_as(
         "SELECT c.install_id, i.external_id AS install_key, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
                 c.thread_ref, e.payload, e.kind AS inbound_kind, e.received_at,
-                j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec,
-                a.state AS approval_state, a.decided_by, a.decided_at, a.expires_at, a.reason AS approval_reason
+                j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec, j.unschedulable,
+                a.state AS approval_state, a.decided_by, a.decided_by_name, a.decided_at, a.expires_at, a.reason AS approval_reason
          FROM tasks t JOIN conversations c ON c.id = t.conversation_id JOIN installs i ON i.id = c.install_id
          LEFT JOIN inbound_events e ON e.id = t.inbound_id
          LEFT JOIN LATERAL (SELECT * FROM jobs WHERE task_id = t.id ORDER BY created_at DESC LIMIT 1) j ON true
@@ -208,6 +210,7 @@ pub(crate) async fn snapshot(
             max_attempts: r.max_attempts.unwrap_or(1),
             result: r.result,
             spec: r.spec.and_then(|s| serde_json::from_value(s).ok()),
+            notice: r.unschedulable,
         }),
         _ => None,
     };
@@ -215,12 +218,14 @@ pub(crate) async fn snapshot(
         (Some(state), Some(expires_at)) => Some(ApprovalView {
             state,
             decided_by: r.decided_by,
+            decided_by_name: r.decided_by_name,
             decided_at: r.decided_at,
             expires_at,
             reason: r.approval_reason,
         }),
         _ => None,
     };
+    let requester_name = inbound.as_ref().and_then(|i| i.actor.name.clone());
     let target = Target {
         task_id: task,
         install_id: r.install_id,
@@ -233,6 +238,7 @@ pub(crate) async fn snapshot(
         task_state: r.task_state,
         reply: r.reply,
         requester: r.requester,
+        requester_name: requester_name.filter(|n| !n.trim().is_empty()),
         inbound_kind: r.inbound_kind,
         job,
         approval,

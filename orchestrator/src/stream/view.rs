@@ -20,6 +20,8 @@ pub(crate) struct Snapshot {
     pub(crate) task_state: String,
     pub(crate) reply: Option<String>,
     pub(crate) requester: String,
+    /// The requester's display name, when the platform sent one with the request.
+    pub(crate) requester_name: Option<String>,
     /// `mention`, `command`, `action`; `None` for notices.
     pub(crate) inbound_kind: Option<String>,
     pub(crate) job: Option<JobView>,
@@ -35,6 +37,8 @@ pub(crate) struct JobView {
     pub(crate) max_attempts: i32,
     pub(crate) result: Option<Value>,
     pub(crate) spec: Option<JobSpec>,
+    /// Why no online node could take it when it was queued (`jobs.unschedulable`), shown while it waits.
+    pub(crate) notice: Option<String>,
 }
 
 /// The job's approval request.
@@ -42,6 +46,8 @@ pub(crate) struct JobView {
 pub(crate) struct ApprovalView {
     pub(crate) state: String,
     pub(crate) decided_by: Option<String>,
+    /// The approver's display name, when the platform sent one with the decision.
+    pub(crate) decided_by_name: Option<String>,
     pub(crate) decided_at: Option<DateTime<Utc>>,
     pub(crate) expires_at: DateTime<Utc>,
     /// Why policy held the job.
@@ -97,13 +103,17 @@ pub(crate) fn render_with(
     };
     let mut slots = Vec::new();
     if let Some(approval) = &snap.approval {
-        slots.push(Reply::default().with_approval(card(job, approval, &snap.requester)));
+        let requester = Actor { id: snap.requester.clone(), name: snap.requester_name.clone() };
+        slots.push(Reply::default().with_approval(card(job, approval, requester)));
     }
     let finished = FINAL_JOB.contains(&job.state.as_str());
     let status = text::progress(&job.state, job.id, job.spec.as_ref(), job.attempt);
     let mut footer = Vec::new();
     if !finished && job.attempt > 1 {
         footer.push(text::retried(job.attempt, job.max_attempts));
+    }
+    if let (Some(notice), "queued") = (&job.notice, job.state.as_str()) {
+        footer.push(format!("⚠️ {notice}"));
     }
     let empty = Body::default();
     let body = body.filter(|b| b.attempt == job.attempt).unwrap_or(&empty);
@@ -228,8 +238,8 @@ fn paged(text: &str, status: Option<String>, footer: Option<String>, budget: &Bu
     decorate(pages, status, footer)
 }
 
-fn card(job: &JobView, a: &ApprovalView, requester: &str) -> ApprovalCard {
-    let actor = |id: &str| Actor { id: id.to_owned(), name: None };
+fn card(job: &JobView, a: &ApprovalView, requester: Actor) -> ApprovalCard {
+    let actor = |id: &str| Actor { id: id.to_owned(), name: a.decided_by_name.clone() };
     let at = a.decided_at.map_or(0, |t| t.timestamp());
     let state = match (a.state.as_str(), &a.decided_by) {
         ("approved", Some(by)) => ApprovalState::Approved { by: actor(by), at },
@@ -245,15 +255,7 @@ fn card(job: &JobView, a: &ApprovalView, requester: &str) -> ApprovalCard {
         Some(JobSpec::Inference(i)) => (i.prompt.clone(), None, Access::default()),
         None => (String::new(), None, Access::default()),
     };
-    ApprovalCard {
-        job: short(job.id),
-        command,
-        requester: actor(requester),
-        template,
-        access,
-        reason: a.reason.clone(),
-        state,
-    }
+    ApprovalCard { job: short(job.id), command, requester, template, access, reason: a.reason.clone(), state }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ fn snap(state: &str, job: Option<JobView>) -> Snapshot {
         task_state: state.into(),
         reply: Some("Job queued".into()),
         requester: "U1".into(),
+        requester_name: None,
         inbound_kind: Some("mention".into()),
         job,
         approval: None,
@@ -25,6 +26,7 @@ fn job(state: &str, result: Option<serde_json::Value>) -> JobView {
         max_attempts: 3,
         result,
         spec: Some(JobSpec::Host(HostSpec { command: "seq 10000".into(), timeout_s: 60, max_output_bytes: 1 << 20 })),
+        notice: None,
     }
 }
 
@@ -116,4 +118,22 @@ fn a_preview_shows_a_full_page_with_the_output_after_it() {
     );
     assert!(!small.body.contains("row 00\n"), "{}", small.body);
     assert!(super::preview(&cynode_adapters::Reply::new("not output"), &slots[1], &budget).is_none());
+}
+
+#[test]
+fn work_nobody_can_take_says_why_in_the_thread_while_it_waits() {
+    let why = "No online node offers template `rogue`: build its image on a node.";
+    let mut j = job("queued", None);
+    j.attempt = 0;
+    j.notice = Some(why.into());
+    let (shown, done) = slots(render(&snap("queued", Some(j.clone())), None, &Budget::utf16(3000).unwrap(), 4));
+    assert!(!done);
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].status.as_deref().is_some_and(|s| s.contains("Queued")), "{shown:?}");
+    assert_eq!(shown[0].footer.as_deref(), Some(format!("⚠️ {why}").as_str()));
+    // Once a node took it, the notice is gone.
+    j.state = "running".into();
+    j.attempt = 1;
+    let (shown, _) = slots(render(&snap("queued", Some(j)), None, &Budget::utf16(3000).unwrap(), 4));
+    assert_eq!(shown[0].footer, None, "{shown:?}");
 }

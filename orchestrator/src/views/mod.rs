@@ -3,6 +3,7 @@
 //! outside the scope reads exactly like a task that does not exist.
 
 pub mod events;
+pub mod live;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -13,6 +14,18 @@ use uuid::Uuid;
 pub struct Scope {
     /// Only this install's tasks; `None` sees every task.
     pub install_id: Option<Uuid>,
+}
+
+/// A task's state as shown: the stored state, except that a `queued` task whose job a node leased or runs shows
+/// `running`. Claims, heartbeats and re-queues change only the job row (settling the task there would take the
+/// task's row lock inside the claim, against the finish batches' task-then-job order); this reads the truth
+/// from the jobs instead, with the same rule as `task_state_of`.
+macro_rules! shown_state {
+    () => {
+        "CASE WHEN state = 'queued' AND EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = tasks.id
+                                                 AND j.state IN ('leased', 'running'))
+              THEN 'running' ELSE state END AS state"
+    };
 }
 
 /// Task states after which nothing changes any more.
@@ -95,10 +108,16 @@ pub struct NodeView {
     pub name: String,
     /// What it reported: executors, templates, models, GPUs.
     pub capabilities: serde_json::Value,
-    /// Last request from it.
+    /// When it was last heard from (a lease request or heartbeat, recorded every few seconds, or a registration).
     pub last_seen_at: chrono::DateTime<chrono::Utc>,
-    /// Seen within the last minute (and its key is not revoked).
+    /// Heard from within [`crate::nodes::ONLINE_WITHIN`] (10 s); a node that stops polling goes offline then.
     pub online: bool,
+    /// Jobs it holds now (leased or running).
+    pub running_jobs: i64,
+    /// The node protocol version negotiated when it registered.
+    pub protocol: i32,
+    /// The agent's build as it reported it (`cynode-node` version); `null` for agents that do not say.
+    pub agent_version: Option<String>,
 }
 
 /// One page of tasks, newest first, each with its jobs. `before` is the last task of the previous page.
@@ -111,12 +130,14 @@ pub async fn tasks(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<TaskView>, sqlx::Error> {
-    let mut tasks: Vec<TaskView> = sqlx::query_as(
-        "SELECT id, install_id, requester, source, command, text, state, reply, created_at, updated_at FROM tasks
+    let mut tasks: Vec<TaskView> = sqlx::query_as(concat!(
+        "SELECT id, install_id, requester, source, command, text, ",
+        shown_state!(),
+        ", reply, created_at, updated_at FROM tasks
          WHERE ($1::uuid IS NULL OR install_id = $1)
            AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM tasks WHERE id = $2))
-         ORDER BY created_at DESC, id DESC LIMIT $3",
-    )
+         ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
     .bind(scope.install_id)
     .bind(before)
     .bind(limit)
@@ -143,10 +164,12 @@ pub async fn tasks(
 /// # Errors
 /// Store failures.
 pub async fn task(pool: &PgPool, scope: Scope, id: Uuid) -> Result<Option<TaskView>, sqlx::Error> {
-    let task: Option<TaskView> = sqlx::query_as(
-        "SELECT id, install_id, requester, source, command, text, state, reply, created_at, updated_at FROM tasks
-         WHERE id = $1 AND ($2::uuid IS NULL OR install_id = $2)",
-    )
+    let task: Option<TaskView> = sqlx::query_as(concat!(
+        "SELECT id, install_id, requester, source, command, text, ",
+        shown_state!(),
+        ", reply, created_at, updated_at FROM tasks
+         WHERE id = $1 AND ($2::uuid IS NULL OR install_id = $2)"
+    ))
     .bind(id)
     .bind(scope.install_id)
     .fetch_optional(pool)
@@ -206,10 +229,15 @@ pub async fn output(pool: &PgPool, job: &JobView, attempt: Option<i32>) -> Resul
 /// Store failures.
 pub async fn nodes(pool: &PgPool) -> Result<Vec<NodeView>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT n.id, n.name, n.capabilities, n.last_seen_at, n.last_seen_at > now() - interval '60 seconds' AS online
+        "SELECT n.id, n.name, n.capabilities, n.last_seen_at,
+                n.last_seen_at > now() - $1 * interval '1 second' AS online,
+                (SELECT count(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('leased', 'running'))
+                    AS running_jobs,
+                n.protocol, n.agent_version
          FROM nodes n LEFT JOIN node_keys k ON k.id = n.key_id
          WHERE k.revoked_at IS NULL ORDER BY n.last_seen_at DESC",
     )
+    .bind(crate::nodes::online_within_s())
     .fetch_all(pool)
     .await
 }

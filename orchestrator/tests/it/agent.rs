@@ -463,3 +463,17 @@ async fn a_turns_commands_prefer_the_host_of_its_model_when_it_runs_sandboxes_to
     }
     panic!("the command's job does not prefer the co-located node: {:?}", prefer(a.db.pool.clone()).await);
 }
+
+#[tokio::test]
+async fn no_turn_starts_when_no_node_can_run_the_model() {
+    let a = start(AgentSettings::default()).await;
+    sqlx::query("UPDATE nodes SET last_seen_at = now() - interval '1 hour' WHERE name = 'llm'")
+        .execute(&a.db.pool)
+        .await
+        .expect("offline");
+    let r = a.say("U1", "anyone there?").await;
+    assert!(r.text.contains("No node answers questions yet") && r.text.contains("Nothing was started"), "{}", r.text);
+    assert!(a.turns().await.is_empty(), "a turn started");
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&a.db.pool).await.expect("jobs");
+    assert_eq!(queued, 0);
+}

@@ -33,6 +33,12 @@ async fn state(db: &TestDb, job: uuid::Uuid) -> String {
 async fn run_queues_a_sandbox_job_on_the_default_template() {
     let db = TestDb::new().await;
     let c = setup(&db).await;
+    let caps = cynode_protocol::Capabilities {
+        executors: vec![cynode_protocol::ExecutorKind::Docker],
+        templates: vec!["busybox".into()],
+        ..Default::default()
+    };
+    crate::support::node(&db.pool, "local", caps).await;
     let r = c.handle(&user("U1"), "run echo hi").await.expect("run");
     let job = r.job_id.expect("job");
     assert!(r.text.contains("queued on `busybox`") && r.text.contains("`echo hi`"), "{}", r.text);
@@ -50,13 +56,15 @@ async fn unknown_templates_and_bad_input_get_helpful_replies() {
     let c = setup(&db).await;
     let r = c.handle(&user("U1"), "run --template nope ls").await.expect("run");
     assert!(r.text.contains("no sandbox template `nope`") && r.text.contains("busybox, net"), "{}", r.text);
-    assert!(r.job_id.is_none());
+    assert!(r.job_id.is_none() && r.refused);
     let r = c.handle(&user("U1"), "run --frobnicate ls").await.expect("run");
     assert!(r.text.contains("unknown option") && r.text.contains("Commands:"), "{}", r.text);
+    assert!(r.refused);
     let r = c.handle(&user("U1"), "/wat").await.expect("help");
-    assert!(r.text.starts_with("I don't know `/wat`"), "{}", r.text);
+    assert!(r.text.starts_with("I don't know `/wat`") && r.refused, "{}", r.text);
     let r = c.handle(&user("U1"), "cancel deadbeef").await.expect("cancel");
-    assert!(r.text.contains("There is no job `deadbeef`"), "{}", r.text);
+    assert!(r.text.contains("There is no job `deadbeef`") && r.refused, "{}", r.text);
+    assert!(!c.handle(&user("U1"), "help").await.expect("help").refused);
     let none: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&db.pool).await.expect("count");
     assert_eq!(none, 0, "bad input creates nothing");
 }
@@ -139,6 +147,12 @@ async fn status_jobs_and_ask() {
     let c = setup(&db).await;
     let r = c.handle(&user("U9"), "jobs").await.expect("jobs");
     assert!(r.text.contains("no jobs yet"), "{}", r.text);
+    let caps = cynode_protocol::Capabilities {
+        executors: vec![cynode_protocol::ExecutorKind::Docker, cynode_protocol::ExecutorKind::Inference],
+        templates: vec!["busybox".into()],
+        ..Default::default()
+    };
+    crate::support::node(&db.pool, "both", caps).await;
     c.handle(&user("U9"), "run echo one").await.expect("run");
     let r = c.handle(&user("U9"), "what is 2+2?").await.expect("ask");
     assert!(r.text.starts_with("Thinking"), "{}", r.text);

@@ -35,7 +35,8 @@ pub async fn node_key(pool: &PgPool, name: &str, key: &str, executors: &[&str]) 
 pub async fn node(pool: &PgPool, name: &str, caps: Capabilities) -> Uuid {
     let key = format!("key-for-{name}-0123456789abcdef");
     node_key(pool, &format!("k-{name}"), &key, &["docker", "host", "inference"]).await;
-    let req = RegisterRequest { protocol_versions: vec![1], name: name.into(), capabilities: caps };
+    let req =
+        RegisterRequest { protocol_versions: vec![1], name: name.into(), capabilities: caps, agent_version: None };
     nodes::register(pool, &key, &req).await.expect("register").node_id
 }
 

@@ -124,7 +124,19 @@ async fn a_discord_approval_is_refused_to_others_and_runs_after_the_approvers_cl
     assert!(notice.content.contains("not an approver"), "{}", notice.content);
     assert_eq!(chat.job_state(job).await, ("awaiting_approval".into(), Some("pending".into())), "still held");
 
-    click(&chat, &fake, 3, APPROVER, &card.id, &approve).await;
+    let approved = click(&chat, &fake, 3, APPROVER, &card.id, &approve).await;
+    let notice = eventually(
+        LIMIT,
+        "the approver's ephemeral notice",
+        || fake.ephemerals_of(&approved).pop(),
+        || format!("{:?}", fake.ephemerals()),
+    )
+    .await;
+    assert!(
+        notice.content.contains(&format!("approved by <@{APPROVER}>")),
+        "a mention, not a raw id: {}",
+        notice.content
+    );
     let all = eventually(
         LIMIT,
         "the final status and the output",

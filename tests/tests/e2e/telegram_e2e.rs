@@ -95,6 +95,7 @@ async fn a_telegram_approval_is_refused_to_others_and_runs_after_the_approvers_c
     assert_eq!(card.reply_to, Some(10), "the card answers the request");
     assert!(card.text.contains("Approval needed") && card.text.contains("echo from-telegram"), "{}", card.text);
     assert!(callback_data(&card).iter().any(|d| d.starts_with("deny:")), "a deny button too");
+    assert!(card.text.contains(&format!("Requested by user{REQUESTER}")), "by username: {}", card.text);
     let job = chat.only_job().await;
 
     let refused = click(&chat, &fake, 1001, REQUESTER, card.message_id, &approve).await;
@@ -106,6 +107,7 @@ async fn a_telegram_approval_is_refused_to_others_and_runs_after_the_approvers_c
     )
     .await;
     assert!(answer.text.as_deref().is_some_and(|t| t.contains("not an approver")), "{answer:?}");
+    assert!(answer.text.as_deref().is_some_and(|t| !t.contains('`')), "plain text, no Markdown marks: {answer:?}");
     assert_eq!(chat.job_state(job).await, ("awaiting_approval".into(), Some("pending".into())), "still held");
 
     let approved = click(&chat, &fake, 1002, APPROVER, card.message_id, &approve).await;
@@ -117,9 +119,10 @@ async fn a_telegram_approval_is_refused_to_others_and_runs_after_the_approvers_c
     )
     .await;
     assert!(all.contains("from-telegram\nsecond"), "output in the topic:\n{all}");
-    assert!(fake.callback_answer(&approved).is_some(), "every callback query is answered");
+    let answer = fake.callback_answer(&approved).expect("every callback query is answered");
+    assert!(answer.text.as_deref().is_some_and(|t| t.contains("approved") && !t.contains('`')), "{answer:?}");
     let card = fake.message(CHAT, card.message_id).expect("card");
-    assert!(card.text.contains("Approved by"), "{}", card.text);
+    assert!(card.text.contains(&format!("Approved by user{APPROVER}")), "by username: {}", card.text);
     assert!(callback_data(&card).is_empty(), "buttons removed once decided");
     assert_eq!(chat.job_state(job).await, ("succeeded".into(), Some("approved".into())));
     assert_eq!(fake.count_429(), 0);

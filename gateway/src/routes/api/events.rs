@@ -3,7 +3,10 @@
 //! Each event's `id` is its number in the task's durable event log (`task_events`, see
 //! [`cynode_orchestrator::views::events`]); numbers are gapless and become visible in order, so a client that
 //! reconnects with `Last-Event-ID: n` receives exactly the events after `n` — from any replica, after restarts.
-//! The log is polled (every [`POLL`]), which needs nothing shared between replicas. When the task is final and
+//! The log is read again as soon as a writer in this process announces a change to the task or one of its jobs
+//! (a claim, output, a finish: [`cynode_orchestrator::views::live`]), and polled (`dispatch.event_poll_ms`,
+//! 200 ms by default) as the fallback that needs nothing shared between replicas (a node connected to another
+//! replica). When the task is final and
 //! every event has been sent, an `end` event (without an id) closes the stream. Comments keep idle connections
 //! alive.
 
@@ -15,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use cynode_orchestrator::api_tokens::Role;
+use cynode_orchestrator::views::live::Follower;
 use cynode_orchestrator::views::{self, FINAL_TASK_STATES};
 use futures_util::Stream;
 use sqlx::PgPool;
@@ -25,8 +29,6 @@ use super::model::{EndEvent, not_found, parse_id};
 use crate::error::ApiError;
 use crate::server::AppState;
 
-/// How often an open stream looks for new events.
-pub const POLL: Duration = Duration::from_millis(200);
 /// Events read per query.
 const BATCH: i64 = 256;
 
@@ -39,7 +41,12 @@ pub(super) async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Role::Viewer)?;
     let task = parse_id("task", &id)?;
-    views::task(&state.pool, caller.scope(), task).await?.ok_or_else(|| not_found("task", &id))?;
+    let view = views::task(&state.pool, caller.scope(), task).await?.ok_or_else(|| not_found("task", &id))?;
+    let mut follower = state.dispatcher.events().follower();
+    follower.follow(task);
+    for job in &view.jobs {
+        follower.follow(job.id);
+    }
     let after = match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
         None => 0,
         Some(Ok(v)) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -47,7 +54,15 @@ pub(super) async fn stream(
         })?,
         Some(Err(_)) => return Err(ApiError::client(StatusCode::BAD_REQUEST, "invalid_request", "bad Last-Event-ID")),
     };
-    let cursor = Cursor { pool: state.pool.clone(), task, after, pending: VecDeque::new(), done: false };
+    let cursor = Cursor {
+        pool: state.pool.clone(),
+        task,
+        after,
+        pending: VecDeque::new(),
+        done: false,
+        follower,
+        poll: state.dispatcher.settings().event_poll_fallback,
+    };
     let events = futures_util::stream::unfold(cursor, |mut c| async move {
         let event = c.next().await?;
         Some((Ok(event), c))
@@ -61,6 +76,10 @@ struct Cursor {
     after: i64,
     pending: VecDeque<Event>,
     done: bool,
+    /// Wakes the cursor when a writer here announces a change to the task or one of its jobs.
+    follower: Follower,
+    /// The fallback poll interval.
+    poll: Duration,
 }
 
 impl Cursor {
@@ -75,7 +94,12 @@ impl Cursor {
             }
             match self.fill().await {
                 Ok(true) => {}
-                Ok(false) => tokio::time::sleep(POLL).await,
+                Ok(false) => {
+                    tokio::select! {
+                        () = self.follower.wait() => {}
+                        () = tokio::time::sleep(self.poll) => {}
+                    }
+                }
                 Err(e) => {
                     // The client reconnects with Last-Event-ID and loses nothing.
                     tracing::warn!(task.id = %self.task, error = %e, "reading task events failed; closing the stream");
@@ -95,6 +119,10 @@ impl Cursor {
         let batch = views::events::after(&self.pool, self.task, self.after, BATCH).await?;
         for ev in &batch {
             self.after = ev.seq();
+            if let views::events::TaskEvent::Job { job_id, .. } = ev {
+                // A job created after the stream started (a retry's job, an agent's next step).
+                self.follower.follow(*job_id);
+            }
             let sse = Event::default().id(ev.seq().to_string()).event(ev.name());
             self.pending.push_back(sse.json_data(ev).unwrap_or_else(|_| Event::default().comment("unencodable")));
         }

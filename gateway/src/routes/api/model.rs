@@ -43,6 +43,9 @@ pub struct SubmitResponse {
     pub reply: String,
     /// The approval the job waits for, if any.
     pub approval: Option<ApprovalView>,
+    /// The command was refused or not understood and nothing was done (`cynode say` exits non-zero).
+    #[serde(default)]
+    pub refused: bool,
     /// The task as it is now.
     pub task: TaskView,
 }

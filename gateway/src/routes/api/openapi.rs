@@ -104,9 +104,10 @@ pub fn schemas() -> Map<String, Value> {
             json!({
         "task_id": uuid(), "job_id": { "type": ["string", "null"], "format": "uuid" }, "reply": s("The reply"),
         "approval": { "oneOf": [{ "$ref": "#/components/schemas/Approval" }, { "type": "null" }] },
+        "refused": { "type": "boolean", "description": "The command was refused or not understood; nothing was done" },
         "task": task_ref }),
             json!({ "task_id": TASK_ID, "job_id": JOB_ID, "reply": "Job `5f1c2d3e` queued on `busybox`: `echo hi`",
-                "approval": null, "task": task_example() }),
+                "approval": null, "refused": false, "task": task_example() }),
         ),
     );
     m.insert(
@@ -130,12 +131,15 @@ pub fn schemas() -> Map<String, Value> {
     m.insert(
         "Node".into(),
         obj(
-            &["id", "name", "capabilities", "last_seen_at", "online"],
+            &["id", "name", "capabilities", "last_seen_at", "online", "running_jobs", "protocol", "agent_version"],
             json!({
         "id": uuid(), "name": s("Node name"), "capabilities": { "type": "object" }, "last_seen_at": ts,
-        "online": { "type": "boolean" } }),
+        "online": { "type": "boolean", "description": "Heard from within the last 10 s" },
+        "running_jobs": { "type": "integer", "description": "Jobs it holds now (leased or running)" },
+        "protocol": { "type": "integer", "description": "Negotiated node protocol version" },
+        "agent_version": { "type": ["string", "null"], "description": "The agent's build, as it reported it" } }),
             json!({ "id": TASK_ID, "name": "gpu-1", "capabilities": { "executors": ["docker"] }, "last_seen_at": TS,
-                "online": true }),
+                "online": true, "running_jobs": 1, "protocol": 2, "agent_version": "0.1.0" }),
         ),
     );
     m.insert(

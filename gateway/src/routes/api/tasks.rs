@@ -40,7 +40,8 @@ pub(super) async fn submit(
     tracing::info!(task.id = %task_id, token.id = %caller.token.id, command = %task.command, "task submitted via API");
     let approval =
         reply.approval.map(|a| ApprovalView { approval_id: a.approval_id, approvers: a.approvers, reason: a.reason });
-    let body = SubmitResponse { task_id, job_id: reply.job_id, reply: reply.text, approval, task };
+    let body =
+        SubmitResponse { task_id, job_id: reply.job_id, reply: reply.text, approval, refused: reply.refused, task };
     Ok((StatusCode::CREATED, Json(body)))
 }
 

@@ -143,8 +143,50 @@ impl ThreadSink for DiscordSink {
         async move {
             let Some(token) = live_token(target) else { return Err(PlatformError::Expired) };
             let client = self.client(target).await?;
-            client.follow_up(token, &DiscordMessage::plain(text).ephemeral()).await.map(drop)
+            let text = mention(text, &target.requester);
+            client.follow_up(token, &DiscordMessage::plain(&text).ephemeral()).await.map(drop)
         }
         .boxed()
+    }
+}
+
+/// A private notice to `user` (a snowflake) with each bare mention of that user as a Discord mention (`<@id>`,
+/// shown as the name), as in "Job `…` approved by 1000000000000000001.".
+fn mention(text: &str, user: &str) -> String {
+    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_digit()) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(at) = rest.find(user) {
+        let before = &rest[..at];
+        let after = &rest[at + user.len()..];
+        let bounded = !before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '@')
+            && !after.starts_with(|c: char| c.is_ascii_alphanumeric());
+        out.push_str(before);
+        if bounded {
+            out.push_str(&format!("<@{user}>"));
+        } else {
+            out.push_str(user);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use super::mention;
+
+    #[test]
+    fn the_approver_is_mentioned_not_shown_as_a_raw_id() {
+        let id = "1000000000000000001";
+        assert_eq!(
+            mention(&format!("Job `ab12cd34` approved by {id}."), id),
+            format!("Job `ab12cd34` approved by <@{id}>.")
+        );
+        assert_eq!(mention(&format!("already <@{id}> and x{id}"), id), format!("already <@{id}> and x{id}"));
+        assert_eq!(mention("by U123.", "U123"), "by U123.", "only Discord snowflakes");
     }
 }

@@ -54,6 +54,12 @@ fn private_chat(target: &Target) -> bool {
     target.thread.channel.parse::<i64>().is_ok_and(|id| id > 0)
 }
 
+/// A notice as `answerCallbackQuery` shows it: plain text, no entities, so the Markdown code marks of the
+/// neutral reply would show as raw backticks.
+fn plain(text: &str) -> String {
+    text.replace("```", "").replace('`', "")
+}
+
 /// The draft id of message `index` of a task's stream: stable across replicas (a replica taking over updates
 /// the same draft), different per message, non-zero and within 31 bits.
 fn draft_id(task: Uuid, index: usize) -> i64 {
@@ -146,7 +152,7 @@ impl ThreadSink for TelegramSink {
                 return Err(PlatformError::Expired);
             };
             let client = self.client(target).await?;
-            client.answer_callback_query(callback_query_id, Some(text), false).await
+            client.answer_callback_query(callback_query_id, Some(&plain(text)), false).await
         }
         .boxed()
     }
@@ -154,7 +160,13 @@ impl ThreadSink for TelegramSink {
 
 #[cfg(test)]
 mod tests {
-    use super::draft_id;
+    use super::{draft_id, plain};
+
+    #[test]
+    fn callback_answers_carry_no_markdown_marks() {
+        assert_eq!(plain("Job `abcd1234` approved by ada."), "Job abcd1234 approved by ada.");
+        assert_eq!(plain("You are not an approver for job `abcd1234`."), "You are not an approver for job abcd1234.");
+    }
     use uuid::Uuid;
 
     #[test]
