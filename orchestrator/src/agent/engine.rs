@@ -69,14 +69,29 @@ struct Local {
     shown_at: Option<Instant>,
     /// The jobs the turn waits for now (its model step or its tool calls' jobs).
     waiting: Vec<Uuid>,
+    /// When this replica last renewed its claim.
+    renewed_at: Option<Instant>,
 }
 
-const RENEW: &str = "
-UPDATE agent_turns SET claimed_until = now() + $3 * interval '1 millisecond', updated_at = now()
-WHERE id = $1 AND claim_token = $2 AND state = 'running'
-RETURNING id, task_id, steps_task_id, conversation_id, install_id, requester, phase, step, max_steps,
-          max_output_tokens, deadline < now() AS overdue, model_job, tokens_in, tokens_out, cancel_requested,
-          seen_upto, retries";
+/// The columns of [`Turn`].
+macro_rules! turn_columns {
+    () => {
+        "id, task_id, steps_task_id, conversation_id, install_id, requester, phase, step, max_steps, \
+         max_output_tokens, deadline < now() AS overdue, model_job, tokens_in, tokens_out, cancel_requested, \
+         seen_upto, retries"
+    };
+}
+
+/// Renews the claim and reads the turn (a write: done when a third of the claim has passed).
+const RENEW: &str = concat!(
+    "UPDATE agent_turns SET claimed_until = now() + $3 * interval '1 millisecond', updated_at = now() \
+     WHERE id = $1 AND claim_token = $2 AND state = 'running' RETURNING ",
+    turn_columns!()
+);
+
+/// Reads the turn while the claim is fresh (no write, no commit to wait for).
+const READ: &str =
+    concat!("SELECT ", turn_columns!(), " FROM agent_turns WHERE id = $1 AND claim_token = $2 AND state = 'running'");
 
 /// Failed model steps retried per turn before it gives up.
 const MODEL_RETRIES: i32 = 2;
@@ -179,15 +194,16 @@ impl AgentWorker {
 
     /// One step; `None` when the turn ended or is no longer ours, else when to look again.
     async fn step(&self, id: Uuid, token: Uuid, local: &mut Local) -> Result<Option<Duration>, sqlx::Error> {
-        let Some(turn) = sqlx::query_as::<_, Turn>(RENEW)
-            .bind(id)
-            .bind(token)
-            .bind(self.ttl_ms())
-            .fetch_optional(self.pool())
-            .await?
-        else {
+        let claim = self.commands.settings().agent.claim_ttl;
+        let renew = local.renewed_at.is_none_or(|t| t.elapsed() >= claim / 3);
+        let query = sqlx::query_as::<_, Turn>(if renew { RENEW } else { READ }).bind(id).bind(token);
+        let query = if renew { query.bind(self.ttl_ms()) } else { query };
+        let Some(turn) = query.fetch_optional(self.pool()).await? else {
             return Ok(None);
         };
+        if renew {
+            local.renewed_at = Some(Instant::now());
+        }
         let settings = &self.commands.settings().agent;
         if turn.cancel_requested {
             self.end(&turn, token, "cancelled", "⏹ Stopped on request", None).await?;
@@ -204,9 +220,7 @@ impl AgentWorker {
         let Some(job) = turn.model_job else {
             return self.next_model_step(&turn, token, local).await;
         };
-        let (state, result): (String, Option<serde_json::Value>) =
-            sqlx::query_as("SELECT state, result FROM jobs WHERE id = $1").bind(job).fetch_one(self.pool()).await?;
-        let text = model_text(self.pool(), job).await?;
+        let (state, result, text) = model_step(self.pool(), job).await?;
         match state.as_str() {
             "succeeded" => {
                 let result = result.unwrap_or_default();
@@ -659,16 +673,18 @@ async fn cancel_jobs(conn: &mut PgConnection, jobs: &[Uuid], why: &str) -> Resul
     Ok(())
 }
 
-/// The model's text of a step so far (the latest attempt's generated tokens).
-async fn model_text(pool: &PgPool, job: Uuid) -> Result<String, sqlx::Error> {
-    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT data FROM job_output_chunks WHERE job_id = $1 AND stream = 'stdout'
-           AND attempt = (SELECT attempt FROM jobs WHERE id = $1) ORDER BY seq",
+/// A model step's state, result and text so far (the latest attempt's generated tokens), in one query.
+async fn model_step(pool: &PgPool, job: Uuid) -> Result<(String, Option<serde_json::Value>, String), sqlx::Error> {
+    let (state, result, text): (String, Option<serde_json::Value>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT j.state, j.result,
+                (SELECT string_agg(c.data, ''::bytea ORDER BY c.seq) FROM job_output_chunks c
+                 WHERE c.job_id = j.id AND c.attempt = j.attempt AND c.stream = 'stdout')
+         FROM jobs j WHERE j.id = $1",
     )
     .bind(job)
-    .fetch_all(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(String::from_utf8_lossy(&chunks.concat()).into_owned())
+    Ok((state, result, String::from_utf8_lossy(&text.unwrap_or_default()).into_owned()))
 }
 
 fn command_of(call: &Call) -> String {
