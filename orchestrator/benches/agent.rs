@@ -55,7 +55,12 @@ fn main() {
 
 async fn run(turns: usize, concurrent: usize, seconds: u64) {
     let db = TestDb::new().await;
-    let pool = db.pool.clone();
+    // As in production: the gateway's pool (`database.max_connections`, 16), the stream worker's own (4), and one
+    // for the harness's own look-ups.
+    let settings = PoolSettings { max_connections: 16, acquire_timeout: Duration::from_secs(30) };
+    let pool = store::connect(&db.url, &settings).await.expect("pool");
+    let stream_pool = store::sibling(&pool, 4, "cynode stream");
+    let probe = store::sibling(&pool, 4, "bench");
     let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
     let file = cynode_orchestrator::bootstrap::BootstrapFile::parse(
         "templates:\n  - { name: busybox, image: 'cynode/busybox:latest' }\n",
@@ -89,7 +94,7 @@ async fn run(turns: usize, concurrent: usize, seconds: u64) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http");
     let sinks = Sinks::new().with(Arc::new(SlackSink::new(http, installs, StreamRates::default().slack)));
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    spawn_stream_worker(pool.clone(), sinks, StreamSettings::default(), shutdown.clone());
+    spawn_stream_worker(stream_pool, sinks, StreamSettings::default(), shutdown.clone());
     let dispatcher = Dispatcher::new(pool.clone(), DispatchSettings::default());
     dispatcher.spawn_background(shutdown.clone());
     let commands = Commands::new(
@@ -112,7 +117,7 @@ async fn run(turns: usize, concurrent: usize, seconds: u64) {
     for i in 0..turns {
         let th = &threads[i % n];
         visible.push((i % n, th.started.elapsed()));
-        turn(&commands, &pool, th, &format!("sequential turn {i}")).await;
+        turn(&commands, &probe, th, &format!("sequential turn {i}")).await;
     }
     let seq_elapsed = t0.elapsed();
     report(&pool, "one at a time", turns, seq_elapsed).await;
@@ -123,7 +128,7 @@ async fn run(turns: usize, concurrent: usize, seconds: u64) {
     let t1 = Instant::now();
     let mut workers = Vec::new();
     for w in 0..n {
-        let (commands, pool, threads) = (commands.clone(), pool.clone(), threads.clone());
+        let (commands, pool, threads) = (commands.clone(), probe.clone(), threads.clone());
         workers.push(tokio::spawn(async move {
             let mut done = 0;
             while Instant::now() < deadline {
@@ -161,7 +166,7 @@ async fn turn(commands: &Commands, pool: &PgPool, th: &Thread, text: &str) {
             assert_eq!(state, "succeeded", "turn {text}");
             return;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
