@@ -63,6 +63,9 @@ pub struct Config {
     /// Agent turns (free text in a thread).
     #[serde(default)]
     pub agent: AgentConfig,
+    /// Daily token budgets per install and per requester (0 = unlimited).
+    #[serde(default)]
+    pub usage: cynode_orchestrator::usage::Budgets,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -679,6 +682,7 @@ impl Config {
                 approval_ttl: Duration::from_secs(self.commands.approval_ttl_s),
                 max_attempts: self.commands.max_attempts,
                 agent: self.agent.settings(),
+                usage: self.usage,
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),

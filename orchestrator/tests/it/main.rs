@@ -15,3 +15,4 @@ mod stream_live;
 mod stream_slack;
 mod stream_slack_live;
 mod support;
+mod usage;
