@@ -1,6 +1,7 @@
 //! The user API under `/v1`: bearer API tokens, JSON errors, tasks and jobs, live task events (SSE), nodes,
-//! webhook subscriptions with their deliveries, token usage, and its own OpenAPI document. One table ([`operations`]) describes every operation; the router and the
-//! OpenAPI document are both built from it, so they cannot disagree.
+//! webhook subscriptions with their deliveries, token usage, and its own OpenAPI document. One table
+//! ([`operations`]) describes every operation; the router and the OpenAPI document are both built from it, so
+//! they cannot disagree.
 
 pub mod auth;
 mod deliveries;
