@@ -38,6 +38,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// List registered nodes.
     Nodes(ClientArgs),
+    /// Model tokens per UTC day from the usage ledger (a tenant token sees its install only).
+    Usage(UsageArgs),
     /// Outbound webhook subscriptions: add, list, test, replay, rotate, remove.
     #[command(subcommand)]
     Subs(SubsCommand),
@@ -87,6 +89,33 @@ pub struct TasksArgs {
     /// API access.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `cynode usage`.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// The last N UTC days, today included (1–366).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
+    /// One row per day and this.
+    #[arg(long, value_enum, default_value_t = UsageGroup::Install)]
+    pub by: UsageGroup,
+    /// API access.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// What `cynode usage` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UsageGroup {
+    /// Per install.
+    Install,
+    /// Per requester of an install.
+    Requester,
+    /// Per channel of an install.
+    Channel,
+    /// Per model.
+    Model,
 }
 
 /// `cynode logs`.

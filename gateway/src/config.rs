@@ -70,6 +70,9 @@ pub struct Config {
     /// Outbound requests to tenant-set URLs (webhook receivers): internal ranges allowed anyway.
     #[serde(default)]
     pub outbound: OutboundConfig,
+    /// Daily token budgets per install and per requester (0 = unlimited).
+    #[serde(default)]
+    pub usage: cynode_orchestrator::usage::Budgets,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -725,6 +728,7 @@ impl Config {
                 approval_ttl: Duration::from_secs(self.commands.approval_ttl_s),
                 max_attempts: self.commands.max_attempts,
                 agent: self.agent.settings(),
+                usage: self.usage,
             },
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),

@@ -25,6 +25,7 @@ use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::nodes;
+use cynode_orchestrator::store::{self, PoolSettings};
 use cynode_orchestrator::stream::{Sinks, SlackSink, StreamRates, StreamSettings, spawn_stream_worker};
 use cynode_orchestrator::tasks::Origin;
 use cynode_protocol::{

@@ -1,7 +1,7 @@
 //! CyNode orchestrator: the store (PostgreSQL + pgvector, embedded or external), secrets at rest, the
 //! bootstrap import, the audit log, installs and the durable record of inbound requests (with their
-//! interpretation), commands, approval policy, node registration and dispatch with fenced leases. It never
-//! speaks HTTP itself: the gateway exposes it.
+//! interpretation), commands, approval policy, node registration and dispatch with fenced leases, and the
+//! usage ledger with daily token budgets. It never speaks HTTP itself: the gateway exposes it.
 
 pub mod admin;
 pub mod agent;
@@ -21,4 +21,5 @@ pub mod policy;
 pub mod store;
 pub mod stream;
 pub mod tasks;
+pub mod usage;
 pub mod views;

@@ -224,6 +224,7 @@ pub(super) async fn dispatch(command: crate::cli::Command, config: &crate::confi
         Command::Tasks(args) => super::tasks::run(&args, &api(&args.client)?).await,
         Command::Logs(args) => super::logs::run(&args, &api(&args.client)?).await,
         Command::Nodes(args) => super::nodes::run(&args, &api(&args)?).await,
+        Command::Usage(args) => super::usage::run(&args, &api(&args.client)?).await,
         Command::Subs(cmd) => {
             let client = api(cmd.client())?;
             super::subs::run(cmd, &client).await

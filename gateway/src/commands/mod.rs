@@ -10,6 +10,7 @@ mod serve;
 mod subs;
 mod tasks;
 mod up;
+mod usage;
 
 use std::net::SocketAddr;
 
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Tasks(_)
         | Command::Logs(_)
         | Command::Nodes(_)
+        | Command::Usage(_)
         | Command::Subs(_)
         | Command::Admin(_) => &RunArgs::default(),
     };
@@ -57,6 +59,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Tasks(_)
         | Command::Logs(_)
         | Command::Nodes(_)
+        | Command::Usage(_)
         | Command::Subs(_)
         | Command::Admin(_)) => client::dispatch(c, &config).await,
     }

@@ -75,6 +75,9 @@ async fn the_document_matches_the_router_and_the_types() {
                 "ReplayRangeResponse" => check::<subs::ReplayRangeResponse>(name, example),
                 "Delivery" => check::<subs::Delivery>(name, example),
                 "DeliveryList" => check::<subs::DeliveryList>(name, example),
+                "UsageReport" => check::<cynode_orchestrator::usage::UsageReport>(name, example),
+                "UsageRow" => check::<cynode_orchestrator::usage::UsageRow>(name, example),
+                "UsageTotal" => check::<cynode_orchestrator::usage::UsageTotal>(name, example),
                 other => panic!("schema {other} has an example but no type to check it against"),
             }
         }
@@ -87,6 +90,7 @@ async fn the_document_matches_the_router_and_the_types() {
     let (_, ping) = api.call("POST", "/v1/subscriptions/doc/test", &api.op, None).await;
     let path = format!("/v1/deliveries/{}", ping["delivery_id"].as_str().expect("delivery"));
     let (_, delivery) = api.call("GET", &path, &api.op, None).await;
+    let (_, usage) = api.call("GET", "/v1/usage", &api.op, None).await;
     for (schema, value) in [
         ("SubmitResponse", &sub),
         ("Task", &sub["task"]),
@@ -94,6 +98,8 @@ async fn the_document_matches_the_router_and_the_types() {
         ("CreatedSubscription", &created),
         ("Subscription", &created["subscription"]),
         ("Delivery", &delivery),
+        ("UsageReport", &usage),
+        ("UsageTotal", &usage["total"]),
     ] {
         let props: Vec<&String> = schemas[schema]["properties"].as_object().expect("props").keys().collect();
         let got: Vec<&String> = value.as_object().expect("object").keys().collect();

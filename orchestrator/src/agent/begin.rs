@@ -46,6 +46,15 @@ impl Commands {
             let reply = Reply { text: STEERED.into(), ..Reply::default() };
             return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
         }
+        // Over the day's token budget: said at once, no turn.
+        let budgets = &self.settings().usage;
+        if let Some(text) =
+            crate::usage::over_budget(self.pool(), budgets, origin.install_id, &origin.requester).await?
+        {
+            tx.rollback().await?;
+            let reply = Reply { text: format!("⚠️ {text}"), ..Reply::default() };
+            return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
+        }
         // Work nobody can do is said at once: no turn starts when no online node could run its model steps.
         let model = settings.model.clone();
         let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };

@@ -278,6 +278,11 @@ impl AgentWorker {
             self.end(turn, token, "failed", &format!("⚠️ Stopped: the turn {why}"), Some(&why)).await?;
             return Ok(None);
         }
+        let budgets = &self.commands.settings().usage;
+        if let Some(text) = crate::usage::over_budget(self.pool(), budgets, turn.install_id, &turn.requester).await? {
+            self.end(turn, token, "failed", &format!("⚠️ {text}"), Some("over the daily token budget")).await?;
+            return Ok(None);
+        }
         let stored = context::load(self.pool(), turn.conversation_id).await?;
         let templates: Vec<String> =
             sqlx::query_scalar("SELECT name FROM templates ORDER BY name").fetch_all(self.pool()).await?;

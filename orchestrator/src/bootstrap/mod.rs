@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub use import::{ImportReport, import};
 
 use crate::installs::RateLimitOverrides;
+use crate::usage::UsageOverrides;
 
 /// Errors reading or validating a bootstrap file. Messages name the file, the place and the fix; they never
 /// contain a secret value.
@@ -100,6 +101,10 @@ pub enum InstallSpec {
         /// `{ per_minute, burst }`).
         #[serde(default)]
         rate_limits: Option<RateLimitOverrides>,
+        /// Overrides of the configured daily token budgets for this install (`daily_tokens`,
+        /// `daily_tokens_per_requester`; 0 = unlimited).
+        #[serde(default)]
+        usage: Option<UsageOverrides>,
     },
     /// A Discord application (interactions over HTTP).
     Discord {
@@ -121,6 +126,10 @@ pub enum InstallSpec {
         /// `{ per_minute, burst }`).
         #[serde(default)]
         rate_limits: Option<RateLimitOverrides>,
+        /// Overrides of the configured daily token budgets for this install (`daily_tokens`,
+        /// `daily_tokens_per_requester`; 0 = unlimited).
+        #[serde(default)]
+        usage: Option<UsageOverrides>,
     },
     /// A Telegram bot with a webhook at `/telegram/{bot}`.
     Telegram {
@@ -144,6 +153,10 @@ pub enum InstallSpec {
         /// `{ per_minute, burst }`).
         #[serde(default)]
         rate_limits: Option<RateLimitOverrides>,
+        /// Overrides of the configured daily token budgets for this install (`daily_tokens`,
+        /// `daily_tokens_per_requester`; 0 = unlimited).
+        #[serde(default)]
+        usage: Option<UsageOverrides>,
     },
     /// A generic inbound webhook endpoint at `/hooks/{endpoint}`.
     Webhook {
@@ -165,6 +178,10 @@ pub enum InstallSpec {
         /// `{ per_minute, burst }`).
         #[serde(default)]
         rate_limits: Option<RateLimitOverrides>,
+        /// Overrides of the configured daily token budgets for this install (`daily_tokens`,
+        /// `daily_tokens_per_requester`; 0 = unlimited).
+        #[serde(default)]
+        usage: Option<UsageOverrides>,
     },
 }
 
@@ -461,6 +478,16 @@ impl InstallSpec {
         }
     }
 
+    /// The daily token budget overrides, if any.
+    pub fn usage(&self) -> Option<&UsageOverrides> {
+        match self {
+            Self::Slack { usage, .. }
+            | Self::Discord { usage, .. }
+            | Self::Telegram { usage, .. }
+            | Self::Webhook { usage, .. } => usage.as_ref(),
+        }
+    }
+
     /// Splits the spec into stored settings and secrets.
     pub fn record(&self) -> InstallRecord {
         use serde_json::json;
@@ -496,6 +523,9 @@ impl InstallSpec {
         // Only present when set, so installs without overrides keep the settings they always had.
         if let (Some(limits), Some(map)) = (self.rate_limits(), settings.as_object_mut()) {
             map.insert("rate_limits".into(), serde_json::to_value(limits).unwrap_or_default());
+        }
+        if let (Some(usage), Some(map)) = (self.usage(), settings.as_object_mut()) {
+            map.insert("usage".into(), serde_json::to_value(usage).unwrap_or_default());
         }
         InstallRecord {
             platform,

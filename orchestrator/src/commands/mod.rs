@@ -36,6 +36,8 @@ pub struct CommandSettings {
     pub max_attempts: i32,
     /// Agent turns (free text).
     pub agent: crate::agent::AgentSettings,
+    /// Daily token budgets, checked before each model call ([`crate::usage::over_budget`]).
+    pub usage: crate::usage::Budgets,
 }
 
 impl Default for CommandSettings {
@@ -46,6 +48,7 @@ impl Default for CommandSettings {
             approval_ttl: Duration::from_secs(3600),
             max_attempts: 3,
             agent: crate::agent::AgentSettings::default(),
+            usage: crate::usage::Budgets::default(),
         }
     }
 }
@@ -283,6 +286,12 @@ impl Commands {
     }
 
     async fn ask(&self, origin: &Origin, prompt: &str, text: &str) -> Result<Option<Reply>, CommandError> {
+        // Over a daily budget: the reply says so, and no job (no model call) is created.
+        if let Some(refusal) =
+            crate::usage::over_budget(&self.pool, &self.settings.usage, origin.install_id, &origin.requester).await?
+        {
+            return Ok(Some(reply(refusal)));
+        }
         let model = self.settings.default_model.clone();
         let spec = JobSpec::Inference(InferenceSpec {
             model: model.clone(),

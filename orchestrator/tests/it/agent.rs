@@ -477,3 +477,33 @@ async fn no_turn_starts_when_no_node_can_run_the_model() {
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&a.db.pool).await.expect("jobs");
     assert_eq!(queued, 0);
 }
+
+#[tokio::test]
+async fn a_requester_over_the_daily_budget_gets_a_clear_reply_and_no_model_call() {
+    let budgets = cynode_orchestrator::usage::Budgets { daily_tokens_per_install: 0, daily_tokens_per_requester: 150 };
+    let db_settings = AgentSettings::default();
+    let a = start(db_settings).await;
+    let commands = Commands::new(
+        a.db.pool.clone(),
+        a.dispatcher.clone(),
+        CommandSettings {
+            usage: budgets,
+            agent: AgentSettings { poll: Duration::from_millis(20), ..AgentSettings::default() },
+            ..CommandSettings::default()
+        },
+    );
+    let (_stop, shutdown) = watch::channel(false);
+    spawn_agent_worker(commands.clone(), shutdown);
+    let say = |text: &'static str| {
+        let (commands, origin) = (commands.clone(), a.origin("U1"));
+        async move { commands.handle(&origin, text).await.expect("handle") }
+    };
+    say("first question").await;
+    // Each step reports 110 tokens: the first step leaves the requester at 110, the second at 220 (over 150).
+    a.model_step("", &[("list_jobs", "{}")]).await;
+    a.model_step("An answer.", &[]).await;
+    assert_eq!(a.ended().await.0, "succeeded");
+    let r = say("second question").await;
+    assert!(r.text.contains("tokens for today") || r.text.contains("budget"), "{}", r.text);
+    assert_eq!(a.turns().await.len(), 1, "a turn started over budget");
+}

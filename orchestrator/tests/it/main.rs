@@ -17,3 +17,4 @@ mod stream_slack;
 mod stream_slack_live;
 mod support;
 mod unschedulable;
+mod usage;

@@ -1,6 +1,7 @@
 //! The user API under `/v1`: bearer API tokens, JSON errors, tasks and jobs, live task events (SSE), nodes,
-//! webhook subscriptions with their deliveries, and its own OpenAPI document. One table ([`operations`]) describes every operation; the router and the
-//! OpenAPI document are both built from it, so they cannot disagree.
+//! webhook subscriptions with their deliveries, token usage, and its own OpenAPI document. One table
+//! ([`operations`]) describes every operation; the router and the OpenAPI document are both built from it, so
+//! they cannot disagree.
 
 pub mod auth;
 mod deliveries;
@@ -11,9 +12,11 @@ pub mod model_subs;
 mod nodes;
 pub mod openapi;
 mod openapi_subs;
+mod openapi_usage;
 mod subscriptions;
 mod table_subs;
 mod tasks;
+mod usage;
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
@@ -95,6 +98,13 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
     ];
     let attempt = &[ID, Param { name: "attempt", location: "query", description: "Attempt (default: the latest)" }];
     let resume = &[ID, Param { name: "Last-Event-ID", location: "header", description: "Resume after this event" }];
+    let usage = &[
+        Param { name: "days", location: "query", description: "The last N UTC days up to `to`, 1–366 (default 7)" },
+        Param { name: "from", location: "query", description: "First UTC day, YYYY-MM-DD (instead of `days`)" },
+        Param { name: "to", location: "query", description: "Last UTC day, YYYY-MM-DD (default today)" },
+        Param { name: "by", location: "query", description: "install (default), requester, channel or model" },
+        Param { name: "limit", location: "query", description: "Most rows, 1–10000 (default 1000)" },
+    ];
     let mut rows = vec![
         (
             op(
@@ -209,6 +219,20 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
         ),
     ];
     rows.extend(table_subs::rows());
+    rows.push((
+        op(
+            "get",
+            "/v1/usage",
+            "getUsage",
+            "Model tokens per UTC day, grouped",
+            v,
+            None,
+            200,
+            Json("UsageReport"),
+            usage,
+        ),
+        get(usage::get),
+    ));
     rows
 }
 

@@ -184,6 +184,7 @@ pub fn schemas() -> Map<String, Value> {
     );
     m.insert("OpenApi".into(), json!({ "type": "object", "description": "This document" }));
     super::openapi_subs::add(&mut m);
+    super::openapi_usage::add(&mut m);
     m
 }
 
