@@ -25,6 +25,31 @@ impl Commands {
             return Ok(Interpreted::submitted_as("ask", ask));
         };
         let settings = &self.settings().agent;
+        // The checks for a new turn read other tables: done before the thread is locked, so a request never holds
+        // one pooled connection while it waits for another. A message that joins a running turn needs none.
+        let running_now: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM agent_turns WHERE conversation_id = $1 AND state = 'running')",
+        )
+        .bind(conversation)
+        .fetch_one(self.pool())
+        .await?;
+        if !running_now {
+            // Over the day's token budget: said at once, no turn.
+            let budgets = &self.settings().usage;
+            if let Some(text) =
+                crate::usage::over_budget(self.pool(), budgets, origin.install_id, &origin.requester).await?
+            {
+                let reply = Reply { text: format!("⚠️ {text}"), ..Reply::default() };
+                return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
+            }
+            // Work nobody can do is said at once: no turn starts when no online node could run its model steps.
+            let model = settings.model.clone();
+            let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
+            if let Err(why) = feasible::check(self.pool(), ExecutorKind::Inference, &requirements).await? {
+                let reply = Reply { text: format!("⚠️ {why} Nothing was started."), ..Reply::default() };
+                return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
+            }
+        }
         let mut tx = self.pool().begin().await?;
         // Turns of one thread start one at a time.
         sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE")
@@ -44,23 +69,6 @@ impl Commands {
             tx.commit().await?;
             self.agent_wake().notify_one();
             let reply = Reply { text: STEERED.into(), ..Reply::default() };
-            return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
-        }
-        // Over the day's token budget: said at once, no turn.
-        let budgets = &self.settings().usage;
-        if let Some(text) =
-            crate::usage::over_budget(self.pool(), budgets, origin.install_id, &origin.requester).await?
-        {
-            tx.rollback().await?;
-            let reply = Reply { text: format!("⚠️ {text}"), ..Reply::default() };
-            return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
-        }
-        // Work nobody can do is said at once: no turn starts when no online node could run its model steps.
-        let model = settings.model.clone();
-        let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
-        if let Err(why) = feasible::check(self.pool(), ExecutorKind::Inference, &requirements).await? {
-            tx.rollback().await?;
-            let reply = Reply { text: format!("⚠️ {why} Nothing was started."), ..Reply::default() };
             return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
         }
         let args = serde_json::json!({ "text": text });

@@ -343,6 +343,8 @@ impl AgentWorker {
         let calls: Vec<ToolCall> = serde_json::from_value(result["tool_calls"].clone()).unwrap_or_default();
         let tokens_in = result["usage"]["prompt_tokens"].as_i64().unwrap_or(0);
         let tokens_out = result["usage"]["completion_tokens"].as_i64().unwrap_or(0);
+        // Read before the transaction: a step never holds one pooled connection while it waits for another.
+        let summaries = if calls.is_empty() { self.summaries(turn.id).await? } else { Vec::new() };
         let mut tx = self.pool().begin().await?;
         if !fenced(&mut tx, turn.id, token, Fence::Stepping).await? {
             return Ok(());
@@ -387,7 +389,7 @@ impl AgentWorker {
             let mut done = turn.clone();
             done.tokens_in += tokens_in;
             done.tokens_out += tokens_out;
-            finish(&mut tx, &done, "succeeded", answer, None, &self.summaries(turn.id).await?).await?;
+            finish(&mut tx, &done, "succeeded", answer, None, &summaries).await?;
         }
         tx.commit().await?;
         Ok(())
