@@ -45,13 +45,19 @@ async fn env() -> Env {
         RegisterRequest { protocol_versions: vec![2], name: "bench".into(), capabilities: caps, agent_version: None };
     let node = nodes::register(&db.pool, KEY, &req).await.expect("register").node_id;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let state = AppState::start(db.pool.clone(), &SecretString::from(MASTER), CoreSettings::default(), rx);
+    // Leases outlive the run (the bench sends no heartbeats), so no job is re-queued under it.
+    let core = CoreSettings { dispatch: settings(), ..CoreSettings::default() };
+    let state = AppState::start(db.pool.clone(), &SecretString::from(MASTER), core, rx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let rs = RouterSettings { max_body_bytes: 1 << 20, request_timeout: Duration::from_secs(600) };
     tokio::spawn(server::serve(listener, server::router(state.clone(), rs), std::future::pending()));
     let created = api_tokens::create(&db.pool, "bench", "bench", None, Role::Admin).await.expect("token");
     Env { base, db, state, token: created.token.expose_secret().to_string(), node, _stop: stop }
+}
+
+fn settings() -> DispatchSettings {
+    DispatchSettings { lease_ttl: Duration::from_secs(3600), ..DispatchSettings::default() }
 }
 
 /// A task with one host job, leased by the bench node through `d`.
@@ -126,6 +132,6 @@ async fn main() {
     let here = e.state.dispatcher.clone();
     measure(&e, &here, 20).await; // warm-up
     summary("output commit → SSE delivery, same gateway (push)", measure(&e, &here, n).await);
-    let elsewhere = Dispatcher::new(e.db.pool.clone(), DispatchSettings::default());
+    let elsewhere = Dispatcher::new(e.db.pool.clone(), settings());
     summary("output commit → SSE delivery, other replica (poll)", measure(&e, &elsewhere, n / 5).await);
 }
