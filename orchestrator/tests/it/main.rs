@@ -14,4 +14,5 @@ mod stream_budget;
 mod stream_live;
 mod stream_slack;
 mod stream_slack_live;
+mod stream_turn;
 mod support;
