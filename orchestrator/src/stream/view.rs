@@ -102,7 +102,7 @@ pub(crate) fn render_with(
             && let Some(turn) = snap.turn
             && let Some(last) = slots.last_mut()
         {
-            last.buttons.push(stop_button(turn));
+            last.buttons.extend(stop_button(turn));
         }
         return View::Thread { shows: vec![None; slots.len()], slots, done };
     };
@@ -244,10 +244,10 @@ pub(crate) const STOP_LABEL: &str = "Stop";
 
 /// The Stop button of a running agent turn's message. A click comes back as the action `cancel` with the turn's
 /// full id, which the ingress turns into `cancel <turn id>`: the command path, so its permission check applies.
-/// `cancel:` and a UUID take 43 bytes, within every platform's limit (Telegram's 64 is the tightest).
-pub(crate) fn stop_button(turn: Uuid) -> Button {
-    Button::new(CANCEL_ACTION, &turn.to_string(), STOP_LABEL, ButtonStyle::Danger)
-        .expect("`cancel:` and a UUID fit every platform's button limits")
+/// `cancel:` and a UUID take 43 bytes, within every platform's limit (Telegram's 64 is the tightest), so this is
+/// never `None` in practice.
+pub(crate) fn stop_button(turn: Uuid) -> Option<Button> {
+    Button::new(CANCEL_ACTION, &turn.to_string(), STOP_LABEL, ButtonStyle::Danger).ok()
 }
 
 fn card(job: &JobView, a: &ApprovalView, requester: &str) -> ApprovalCard {
