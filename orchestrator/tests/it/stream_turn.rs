@@ -176,3 +176,34 @@ async fn discord_a_running_turns_message_offers_stop_until_the_turn_ends() {
     assert_eq!(dc.messages_in(DISCORD_CHANNEL).len(), 1, "the same message is edited");
     assert!(dc.rejections().is_empty(), "the fake refused: {:?}", dc.rejections());
 }
+
+#[tokio::test]
+async fn telegram_private_chats_post_the_running_turn_so_its_stop_button_shows() {
+    // Drafts (on by default) carry no buttons: a message with buttons is posted, not drafted.
+    const PRIVATE: i64 = 4_243;
+    let db = TestDb::new().await;
+    let tg = FakeTelegram::start().await;
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let install = install(&db.pool, &secrets, "telegram", BOT, tg.token(), &tg.base_url()).await;
+    let thread_ref = json!({"platform": "telegram", "install": BOT, "channel": PRIVATE.to_string(),
+                            "thread": null, "reply_to": null});
+    let (task, turn) = running_turn(&db.pool, install, thread_ref).await;
+    let installs = Arc::new(Installs::new(db.pool.clone(), secrets, Duration::from_secs(30)));
+    let sink = TelegramSink::new(reqwest::Client::new(), installs, TelegramRates::default());
+    let _stop = worker(&db.pool, Arc::new(sink));
+
+    let want = format!("cancel:{turn}");
+    wait("the Stop button in the private chat", || async {
+        tg.messages_in(PRIVATE, None).iter().any(|m| {
+            m.reply_markup.as_ref().is_some_and(|k| k["inline_keyboard"][0][0]["callback_data"] == want.as_str())
+        })
+    })
+    .await;
+    answer(&db.pool, task, turn).await;
+    wait("the answer without the button", || async {
+        tg.messages_in(PRIVATE, None).iter().any(|m| m.text.contains("two tests fail") && m.reply_markup.is_none())
+    })
+    .await;
+    assert_eq!(tg.messages_in(PRIVATE, None).len(), 1, "the same message is edited");
+    assert!(tg.rejections().is_empty(), "the fake refused: {:?}", tg.rejections());
+}
