@@ -181,7 +181,12 @@ pub async fn cancel(commands: &Commands, origin: &Origin, prefix: &str) -> Resul
     let [(turn, requester, install)] = found.as_slice() else { return Ok(None) };
     let allowed = (requester == &origin.requester && *install == origin.install_id)
         || crate::policy::is_approver(commands.pool(), *install, &origin.requester).await?;
+    let mut tx = commands.pool().begin().await?;
     if !allowed {
+        // Audited like a refused job cancel: a Stop click by someone else lands here too.
+        let detail = serde_json::json!({ "owner": requester });
+        crate::audit::append(&mut tx, &origin.requester, "turn.cancel.refused", &turn.to_string(), &detail).await?;
+        tx.commit().await?;
         return Ok(Some(Reply {
             text: format!(
                 "Turn `{}` is not yours; only its requester or an approver can stop it.",
@@ -192,8 +197,10 @@ pub async fn cancel(commands: &Commands, origin: &Origin, prefix: &str) -> Resul
     }
     sqlx::query("UPDATE agent_turns SET cancel_requested = true WHERE id = $1 AND state = 'running'")
         .bind(turn)
-        .execute(commands.pool())
+        .execute(&mut *tx)
         .await?;
+    crate::audit::append(&mut tx, &origin.requester, "turn.cancel", &turn.to_string(), &serde_json::json!({})).await?;
+    tx.commit().await?;
     commands.agent_wake().notify_one();
     Ok(Some(Reply { text: format!("Stopping turn `{}`.", tasks::short(*turn)), ..Reply::default() }))
 }

@@ -55,9 +55,11 @@ pub(super) fn drafting(settings: &StreamSettings, sink: &dyn ThreadSink, target:
 
 impl Run<'_> {
     /// Whether slot `i` (the last one, not posted yet, the job still running) is shown as a draft: not an
-    /// approval card (drafts carry no buttons).
+    /// approval card and no buttons (such as a running agent turn's Stop), since drafts carry no buttons.
     pub(super) fn draftable(&self, slot: &Reply) -> bool {
-        slot.approval.is_none() && drafting(&self.worker.settings, self.sink, self.target, &self.drafts)
+        slot.approval.is_none()
+            && slot.buttons.is_empty()
+            && drafting(&self.worker.settings, self.sink, self.target, &self.drafts)
     }
 
     /// Shows slot `i` as a draft when it changed or is about to expire.

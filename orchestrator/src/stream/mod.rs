@@ -21,6 +21,7 @@
 //!   ephemeral draft re-sent with the growing text (and again before it expires when output pauses) and posted
 //!   for real, record-before-send as above, once its page is full or the job ended. Drafts are not recorded:
 //!   re-sending one is harmless (the same draft is updated), so a replica taking over simply drafts again.
+//!   Drafts carry no buttons, so a message with buttons (an agent turn's Stop) is posted, never drafted.
 //! - **One budget per install.** Every call first takes a token from shared buckets in `outbound_budget` (per
 //!   method, channel, chat and install, see [`StreamRates`]); a platform 429 blocks the bucket for exactly its
 //!   `Retry-After` on every replica. N replicas therefore never multiply the rate.

@@ -173,6 +173,7 @@ struct Row {
     decided_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     approval_reason: Option<String>,
+    turn_id: Option<Uuid>,
 }
 
 /// A task's snapshot and where to answer; `None` when the task or its thread is unusable.
@@ -184,11 +185,15 @@ pub(crate) async fn snapshot(
         "SELECT c.install_id, i.external_id AS install_key, t.state AS task_state, t.reply, t.requester, t.created_at AS task_created_at,
                 c.thread_ref, e.payload, e.kind AS inbound_kind, e.received_at,
                 j.id AS job_id, j.state AS job_state, j.attempt, j.max_attempts, j.result, j.spec, j.unschedulable,
-                a.state AS approval_state, a.decided_by, a.decided_by_name, a.decided_at, a.expires_at, a.reason AS approval_reason
+                a.state AS approval_state, a.decided_by, a.decided_by_name, a.decided_at, a.expires_at, a.reason AS approval_reason,
+                tu.id AS turn_id
          FROM tasks t JOIN conversations c ON c.id = t.conversation_id JOIN installs i ON i.id = c.install_id
          LEFT JOIN inbound_events e ON e.id = t.inbound_id
          LEFT JOIN LATERAL (SELECT * FROM jobs WHERE task_id = t.id ORDER BY created_at DESC LIMIT 1) j ON true
          LEFT JOIN LATERAL (SELECT * FROM approvals WHERE job_id = j.id ORDER BY created_at DESC LIMIT 1) a ON true
+         -- The agent turn this task's message shows, while it runs and nobody asked it to stop (its Stop button).
+         LEFT JOIN agent_turns tu ON tu.task_id = t.id AND tu.state = 'running' AND NOT tu.cancel_requested
+                                     AND t.command = 'agent' AND t.state = 'running'
          WHERE t.id = $1",
     )
     .bind(task)
@@ -242,6 +247,7 @@ pub(crate) async fn snapshot(
         inbound_kind: r.inbound_kind,
         job,
         approval,
+        turn: r.turn_id,
     };
     Ok(Some((snap, target, r.task_created_at)))
 }

@@ -5,7 +5,9 @@ use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use cynode_adapters::split::{self, Budget};
-use cynode_adapters::{Access, Actor, ApprovalCard, ApprovalState, Reply, code_block};
+use cynode_adapters::{
+    Access, Actor, ApprovalCard, ApprovalState, Button, ButtonStyle, CANCEL_ACTION, Reply, code_block,
+};
 use cynode_protocol::JobSpec;
 use serde_json::Value;
 use uuid::Uuid;
@@ -26,6 +28,9 @@ pub(crate) struct Snapshot {
     pub(crate) inbound_kind: Option<String>,
     pub(crate) job: Option<JobView>,
     pub(crate) approval: Option<ApprovalView>,
+    /// The agent turn this task's message shows, while it runs and no stop was asked for: the message then
+    /// carries a Stop button.
+    pub(crate) turn: Option<Uuid>,
 }
 
 /// The task's (latest) job.
@@ -98,7 +103,13 @@ pub(crate) fn render_with(
             (_, false) => text::WORKING.to_owned(),
         };
         let done = interpreted && FINAL_TASK.contains(&snap.task_state.as_str());
-        let slots = paged(&text, None, None, budget, max);
+        let mut slots = paged(&text, None, None, budget, max);
+        if !done
+            && let Some(turn) = snap.turn
+            && let Some(last) = slots.last_mut()
+        {
+            last.buttons.extend(stop_button(turn));
+        }
         return View::Thread { shows: vec![None; slots.len()], slots, done };
     };
     let mut slots = Vec::new();
@@ -238,6 +249,17 @@ fn paged(text: &str, status: Option<String>, footer: Option<String>, budget: &Bu
     decorate(pages, status, footer)
 }
 
+/// The label of a running agent turn's Stop button.
+pub(crate) const STOP_LABEL: &str = "Stop";
+
+/// The Stop button of a running agent turn's message. A click comes back as the action `cancel` with the turn's
+/// full id, which the ingress turns into `cancel <turn id>`: the command path, so its permission check applies.
+/// `cancel:` and a UUID take 43 bytes, within every platform's limit (Telegram's 64 is the tightest), so this is
+/// never `None` in practice.
+pub(crate) fn stop_button(turn: Uuid) -> Option<Button> {
+    Button::new(CANCEL_ACTION, &turn.to_string(), STOP_LABEL, ButtonStyle::Danger).ok()
+}
+
 fn card(job: &JobView, a: &ApprovalView, requester: Actor) -> ApprovalCard {
     let actor = |id: &str| Actor { id: id.to_owned(), name: a.decided_by_name.clone() };
     let at = a.decided_at.map_or(0, |t| t.timestamp());
@@ -261,3 +283,6 @@ fn card(job: &JobView, a: &ApprovalView, requester: Actor) -> ApprovalCard {
 #[cfg(test)]
 #[path = "view_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "view_turn_tests.rs"]
+mod turn_tests;

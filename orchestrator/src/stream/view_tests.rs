@@ -15,6 +15,7 @@ fn snap(state: &str, job: Option<JobView>) -> Snapshot {
         inbound_kind: Some("mention".into()),
         job,
         approval: None,
+        turn: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod stream_budget;
 mod stream_live;
 mod stream_slack;
 mod stream_slack_live;
+mod stream_turn;
 mod support;
 mod unschedulable;
 mod usage;

@@ -9,6 +9,7 @@
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
 mod agent_slack;
+mod agent_stop;
 mod approval_slack;
 mod chat;
 mod chat_slack;
