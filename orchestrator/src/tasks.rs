@@ -49,7 +49,7 @@ pub async fn create_task(
     args: &serde_json::Value,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    insert_task(conn, id, origin, command, text, args, false).await?;
+    insert_task(conn, id, origin, command, text, args).await?;
     Ok(id)
 }
 
@@ -65,7 +65,7 @@ pub async fn create_task_with_id(
     text: &str,
     args: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
-    insert_task(conn, id, origin, command, text, args, true).await.map(|n| n == 1)
+    insert_task(conn, id, origin, command, text, args).await.map(|n| n == 1)
 }
 
 async fn insert_task(
@@ -75,15 +75,11 @@ async fn insert_task(
     command: &str,
     text: &str,
     args: &serde_json::Value,
-    if_new: bool,
 ) -> Result<u64, sqlx::Error> {
-    let sql = if !if_new {
-        "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    } else {
-        "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
-    };
+    // A fresh id never conflicts; a fixed one that exists already inserts nothing (a duplicate `inbound_id` is
+    // still a unique violation either way).
+    let sql = "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
     let done = sqlx::query(sql)
         .bind(id)
         .bind(origin.inbound_id)

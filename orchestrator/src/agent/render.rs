@@ -52,15 +52,7 @@ pub(crate) fn footer(status: &str, steps: i32, tokens_in: i64, tokens_out: i64) 
 }
 
 fn thousands(n: i64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::usage::thousands(u64::try_from(n).unwrap_or(0))
 }
 
 #[cfg(test)]
