@@ -13,8 +13,9 @@
 //!   ingress before it is measured by `scripts/bench-ingress`);
 //! - throughput with `CONCURRENT` threads running turns back to back for `SECONDS`.
 //!
-//! `cargo bench -p cynode-orchestrator --bench agent [-- TURNS [CONCURRENT [SECONDS]]]` (defaults: 100 turns one
-//! at a time, then 50 threads for 30 s).
+//! `cargo bench -p cynode-orchestrator --bench agent [-- TURNS [CONCURRENT [SECONDS [PAUSE_MS]]]]` (defaults: 100
+//! turns one at a time, then 50 threads for 30 s with turns back to back; `PAUSE_MS` paces each thread, so the
+//! 50 threads offer a load below saturation).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,11 +51,12 @@ fn main() {
     let turns: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
     let concurrent: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30);
+    let pause = Duration::from_millis(args.get(3).and_then(|a| a.parse().ok()).unwrap_or(0));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(run(turns, concurrent, seconds));
+    rt.block_on(run(turns, concurrent, seconds, pause));
 }
 
-async fn run(turns: usize, concurrent: usize, seconds: u64) {
+async fn run(turns: usize, concurrent: usize, seconds: u64, pause: Duration) {
     let db = TestDb::new().await;
     // As in production: the gateway's pool (`database.max_connections`, 16), the stream worker's own (4), and one
     // for the harness's own look-ups.
@@ -132,9 +134,12 @@ async fn run(turns: usize, concurrent: usize, seconds: u64) {
         let (commands, pool, threads) = (commands.clone(), probe.clone(), threads.clone());
         workers.push(tokio::spawn(async move {
             let mut done = 0;
+            // Threads start spread over one pause, so a paced run offers an even load.
+            tokio::time::sleep(pause.mul_f64(w as f64 / n as f64)).await;
             while Instant::now() < deadline {
                 turn(&commands, &pool, &threads[w], &format!("concurrent turn {w}.{done}")).await;
                 done += 1;
+                tokio::time::sleep(pause).await;
             }
             done
         }));
@@ -143,7 +148,12 @@ async fn run(turns: usize, concurrent: usize, seconds: u64) {
     for w in workers {
         total += w.await.expect("worker");
     }
-    report(&pool, &format!("{n} threads at once"), total, t1.elapsed()).await;
+    let label = if pause.is_zero() {
+        format!("{n} threads at once, turns back to back")
+    } else {
+        format!("{n} threads at once, {} ms between a thread's turns", pause.as_millis())
+    };
+    report(&pool, &label, total, t1.elapsed()).await;
 }
 
 /// Starts a turn in `th` and waits until it ended.
