@@ -12,10 +12,15 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::context;
-use super::render::{TurnText, footer};
-use super::tools::{self, Scope, Started};
+use super::render::TurnText;
+use super::tools;
 use crate::commands::Commands;
-use crate::tasks::{self, NewJob, short};
+use crate::tasks::{self, NewJob};
+
+mod close;
+mod tools_phase;
+
+use close::finish;
 
 /// Drives agent turns. One per process.
 #[derive(Debug)]
@@ -395,131 +400,6 @@ impl AgentWorker {
         Ok(())
     }
 
-    /// Runs the current step's tool calls; once all have results, they join the conversation and the next model
-    /// step is due.
-    async fn tools(&self, turn: &Turn, token: Uuid, local: &mut Local) -> Result<Option<Duration>, sqlx::Error> {
-        let settings = &self.commands.settings().agent;
-        let calls: Vec<Call> = sqlx::query_as(
-            "SELECT idx, name, arguments, state, job_id, summary FROM agent_tool_calls
-             WHERE turn_id = $1 AND step = $2 ORDER BY idx",
-        )
-        .bind(turn.id)
-        .bind(turn.step)
-        .fetch_all(self.pool())
-        .await?;
-        let scope = Scope {
-            turn: turn.id,
-            conversation: turn.conversation_id,
-            install: turn.install_id,
-            requester: turn.requester.clone(),
-        };
-        let mut open = 0;
-        local.waiting.clear();
-        for call in &calls {
-            match (call.state.as_str(), call.job_id) {
-                ("pending", _) => {
-                    let started =
-                        tools::start(&self.commands, &scope, (turn.step, call.idx), &call.name, &call.arguments)
-                            .await?;
-                    match started {
-                        Started::Done { result, summary } => self.call_done(turn, call.idx, &result, &summary).await?,
-                        Started::Job(job) => {
-                            open += 1;
-                            local.waiting.push(job);
-                            sqlx::query(
-                                "UPDATE agent_tool_calls SET state = 'running', job_id = $4, summary = $5
-                                 WHERE turn_id = $1 AND step = $2 AND idx = $3 AND state = 'pending'",
-                            )
-                            .bind(turn.id)
-                            .bind(turn.step)
-                            .bind(call.idx)
-                            .bind(job)
-                            .bind(format!("run_command `{}` → queued (job `{}`)", command_of(call), short(job)))
-                            .execute(self.pool())
-                            .await?;
-                        }
-                    }
-                }
-                ("running", Some(job)) => {
-                    let (state, result): (String, Option<serde_json::Value>) =
-                        sqlx::query_as("SELECT state, result FROM jobs WHERE id = $1")
-                            .bind(job)
-                            .fetch_one(self.pool())
-                            .await?;
-                    let cmd = command_of(call);
-                    if ["succeeded", "failed", "cancelled", "timed_out"].contains(&state.as_str()) {
-                        let text =
-                            tools::job_result(self.pool(), job, &state, result.as_ref(), settings.tool_result_bytes)
-                                .await?;
-                        let summary = format!("run_command `{cmd}` → {}", outcome_word(&state, result.as_ref()));
-                        self.call_done(turn, call.idx, &text, &summary).await?;
-                    } else {
-                        open += 1;
-                        local.waiting.push(job);
-                        let now = match state.as_str() {
-                            "awaiting_approval" => "waiting for approval",
-                            "queued" => "queued",
-                            _ => "running",
-                        };
-                        let summary = format!("run_command `{cmd}` → {now} (job `{}`)", short(job));
-                        if call.summary.as_deref() != Some(summary.as_str()) {
-                            sqlx::query("UPDATE agent_tool_calls SET summary = $4 WHERE turn_id = $1 AND step = $2 AND idx = $3")
-                                .bind(turn.id)
-                                .bind(turn.step)
-                                .bind(call.idx)
-                                .bind(&summary)
-                                .execute(self.pool())
-                                .await?;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let summaries = self.summaries(turn.id).await?;
-        if open > 0 {
-            let live = TurnText { calls: &summaries, text: "", step: turn.step, footer: None }.render();
-            self.show(turn, local, live).await?;
-            return Ok(Some(settings.poll));
-        }
-        // Every call has its result: they join the conversation, and the next model step is due.
-        let mut tx = self.pool().begin().await?;
-        if !fenced(&mut tx, turn.id, token, Fence::Tools).await? {
-            return Ok(Some(settings.poll));
-        }
-        sqlx::query(
-            "INSERT INTO conversation_messages (conversation_id, turn_id, role, content, tool_call_id)
-             SELECT $3, turn_id, 'tool', coalesce(result, ''), call_id FROM agent_tool_calls
-             WHERE turn_id = $1 AND step = $2 ORDER BY idx",
-        )
-        .bind(turn.id)
-        .bind(turn.step)
-        .bind(turn.conversation_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE agent_turns SET phase = 'model', updated_at = now() WHERE id = $1")
-            .bind(turn.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Duration::ZERO))
-    }
-
-    async fn call_done(&self, turn: &Turn, idx: i32, result: &str, summary: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE agent_tool_calls SET state = 'done', result = $4, summary = $5, finished_at = now()
-             WHERE turn_id = $1 AND step = $2 AND idx = $3 AND state <> 'done'",
-        )
-        .bind(turn.id)
-        .bind(turn.step)
-        .bind(idx)
-        .bind(result)
-        .bind(summary)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// The thread lines of the turn's tool calls so far.
     async fn summaries(&self, turn: Uuid) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
@@ -542,48 +422,6 @@ impl AgentWorker {
             .await?;
         local.shown = text;
         local.shown_at = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Ends the turn without an answer: calls still open are answered "not run" in the conversation, its jobs
-    /// are cancelled, and the thread shows `note`.
-    async fn end(
-        &self,
-        turn: &Turn,
-        token: Uuid,
-        state: &str,
-        note: &str,
-        why: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        let summaries = self.summaries(turn.id).await?;
-        let mut tx = self.pool().begin().await?;
-        if !fenced(&mut tx, turn.id, token, Fence::Any).await? {
-            return Ok(());
-        }
-        let open: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT job_id FROM agent_tool_calls WHERE turn_id = $1 AND state = 'running' AND job_id IS NOT NULL",
-        )
-        .bind(turn.id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let jobs: Vec<Uuid> = open.into_iter().chain(turn.model_job).collect();
-        cancel_jobs(&mut tx, &jobs, why.unwrap_or("the agent turn was stopped")).await?;
-        sqlx::query(
-            "INSERT INTO conversation_messages (conversation_id, turn_id, role, content, tool_call_id)
-             SELECT $2, turn_id, 'tool', 'not run: the turn was stopped', call_id FROM agent_tool_calls
-             WHERE turn_id = $1 AND state <> 'done' ORDER BY step, idx",
-        )
-        .bind(turn.id)
-        .bind(turn.conversation_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE agent_tool_calls SET state = 'done', result = 'not run: the turn was stopped' WHERE turn_id = $1 AND state <> 'done'")
-            .bind(turn.id)
-            .execute(&mut *tx)
-            .await?;
-        finish(&mut tx, turn, state, note, why, &summaries).await?;
-        tx.commit().await?;
-        tracing::info!(turn.id = %turn.id, state, reason = why.unwrap_or(""), "agent turn ended");
         Ok(())
     }
 }
@@ -622,64 +460,6 @@ async fn fenced(conn: &mut PgConnection, turn: Uuid, token: Uuid, fence: Fence) 
     Ok(row.is_some())
 }
 
-/// Closes the turn and its task, with the final message (answer or note, tool lines, footer).
-async fn finish(
-    conn: &mut PgConnection,
-    turn: &Turn,
-    state: &str,
-    text: &str,
-    why: Option<&str>,
-    calls: &[String],
-) -> Result<(), sqlx::Error> {
-    let mark = match state {
-        "succeeded" => "✅",
-        "cancelled" => "⏹",
-        _ => "⚠️",
-    };
-    let footer = footer(mark, turn.step.max(1), turn.tokens_in, turn.tokens_out);
-    let shown = TurnText { calls, text, step: turn.step, footer: Some(footer) }.render();
-    sqlx::query(
-        "UPDATE agent_turns SET state = $2, error = $3, finished_at = now(), updated_at = now(), claimed_until = NULL
-         WHERE id = $1",
-    )
-    .bind(turn.id)
-    .bind(state)
-    .bind(why)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE tasks SET state = $2, reply = $3, updated_at = now() WHERE id = $1")
-        .bind(turn.task_id)
-        .bind(state)
-        .bind(&shown)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Cancels jobs: queued or held ones at once, running ones through their node.
-async fn cancel_jobs(conn: &mut PgConnection, jobs: &[Uuid], why: &str) -> Result<(), sqlx::Error> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let settled: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE jobs SET state = 'cancelled', finished_at = now(),
-         result = jsonb_build_object('status', 'cancelled', 'duration_ms', 0, 'message', $2::text)
-         WHERE id = ANY($1) AND state IN ('queued', 'awaiting_approval') RETURNING task_id",
-    )
-    .bind(jobs)
-    .bind(why)
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE jobs SET cancel_requested = true WHERE id = ANY($1) AND state IN ('leased', 'running')")
-        .bind(jobs)
-        .execute(&mut *conn)
-        .await?;
-    for task in settled {
-        tasks::settle(conn, task).await?;
-    }
-    Ok(())
-}
-
 /// A model step's state, result and text so far (the latest attempt's generated tokens), in one query.
 async fn model_step(pool: &PgPool, job: Uuid) -> Result<(String, Option<serde_json::Value>, String), sqlx::Error> {
     let (state, result, text): (String, Option<serde_json::Value>, Option<Vec<u8>>) = sqlx::query_as(
@@ -692,21 +472,4 @@ async fn model_step(pool: &PgPool, job: Uuid) -> Result<(String, Option<serde_js
     .fetch_one(pool)
     .await?;
     Ok((state, result, String::from_utf8_lossy(&text.unwrap_or_default()).into_owned()))
-}
-
-fn command_of(call: &Call) -> String {
-    let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap_or_default();
-    let cmd = args["command"].as_str().unwrap_or_default();
-    let one_line: String = cmd.replace('\n', " ").chars().take(80).collect();
-    one_line.replace('`', "'")
-}
-
-fn outcome_word(state: &str, result: Option<&serde_json::Value>) -> String {
-    let message = result.and_then(|r| r["message"].as_str()).unwrap_or_default();
-    match (state, result.and_then(|r| r["exit_code"].as_i64())) {
-        ("succeeded" | "failed", Some(code)) => format!("exit {code}"),
-        ("cancelled", _) if message.starts_with("denied by ") => message.to_owned(),
-        ("timed_out", _) => "timed out".to_owned(),
-        (s, _) => s.to_owned(),
-    }
 }
