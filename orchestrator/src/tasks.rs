@@ -49,7 +49,7 @@ pub async fn create_task(
     args: &serde_json::Value,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    insert_task(conn, id, origin, command, text, args).await?;
+    create_task_with_id(conn, id, origin, command, text, args).await?;
     Ok(id)
 }
 
@@ -65,19 +65,8 @@ pub async fn create_task_with_id(
     text: &str,
     args: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
-    insert_task(conn, id, origin, command, text, args).await.map(|n| n == 1)
-}
-
-async fn insert_task(
-    conn: &mut PgConnection,
-    id: Uuid,
-    origin: &Origin,
-    command: &str,
-    text: &str,
-    args: &serde_json::Value,
-) -> Result<u64, sqlx::Error> {
     // A fresh id never conflicts; a fixed one that exists already inserts nothing (a duplicate `inbound_id` is
-    // still a unique violation either way).
+    // still a unique violation).
     let sql = "INSERT INTO tasks (id, inbound_id, conversation_id, install_id, requester, source, command, text, args)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
     let done = sqlx::query(sql)
@@ -92,7 +81,7 @@ async fn insert_task(
         .bind(args)
         .execute(conn)
         .await?;
-    Ok(done.rows_affected())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Creates a job of `task`, queued or held for approval, and updates the task's state.

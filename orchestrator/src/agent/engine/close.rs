@@ -4,6 +4,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::tools_phase::results_join_conversation;
 use super::{AgentWorker, Fence, Turn, fenced};
 use crate::agent::render::{TurnText, footer};
 use crate::tasks;
@@ -32,19 +33,19 @@ impl AgentWorker {
         .await?;
         let jobs: Vec<Uuid> = open.into_iter().chain(turn.model_job).collect();
         cancel_jobs(&mut tx, &jobs, why.unwrap_or("the agent turn was stopped")).await?;
+        // Calls still open get a result, and a stopped tool phase's results (those that ended too) join the
+        // conversation, so the thread's next turn sees every call answered. Only the current step can have calls
+        // without results in the conversation: a step's results join it together when the last call ends.
         sqlx::query(
-            "INSERT INTO conversation_messages (conversation_id, turn_id, role, content, tool_call_id)
-             SELECT $2, turn_id, 'tool', 'not run: the turn was stopped', call_id FROM agent_tool_calls
-             WHERE turn_id = $1 AND state <> 'done' ORDER BY step, idx",
+            "UPDATE agent_tool_calls SET state = 'done', result = 'not run: the turn was stopped', finished_at = now()
+             WHERE turn_id = $1 AND state <> 'done'",
         )
         .bind(turn.id)
-        .bind(turn.conversation_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE agent_tool_calls SET state = 'done', result = 'not run: the turn was stopped' WHERE turn_id = $1 AND state <> 'done'")
-            .bind(turn.id)
-            .execute(&mut *tx)
-            .await?;
+        if turn.phase == "tools" {
+            results_join_conversation(&mut tx, turn).await?;
+        }
         finish(&mut tx, turn, state, note, why, &summaries).await?;
         tx.commit().await?;
         tracing::info!(turn.id = %turn.id, state, reason = why.unwrap_or(""), "agent turn ended");

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{AgentWorker, Call, Fence, Local, Turn, fenced};
@@ -108,16 +109,7 @@ impl AgentWorker {
         if !fenced(&mut tx, turn.id, token, Fence::Tools).await? {
             return Ok(Some(settings.poll));
         }
-        sqlx::query(
-            "INSERT INTO conversation_messages (conversation_id, turn_id, role, content, tool_call_id)
-             SELECT $3, turn_id, 'tool', coalesce(result, ''), call_id FROM agent_tool_calls
-             WHERE turn_id = $1 AND step = $2 ORDER BY idx",
-        )
-        .bind(turn.id)
-        .bind(turn.step)
-        .bind(turn.conversation_id)
-        .execute(&mut *tx)
-        .await?;
+        results_join_conversation(&mut tx, turn).await?;
         sqlx::query("UPDATE agent_turns SET phase = 'model', updated_at = now() WHERE id = $1")
             .bind(turn.id)
             .execute(&mut *tx)
@@ -140,6 +132,22 @@ impl AgentWorker {
         .await?;
         Ok(())
     }
+}
+
+/// The results of the current step's calls join the conversation as `tool` messages, in call order (every call
+/// has one by then: its own, or "not run" when the turn was stopped).
+pub(super) async fn results_join_conversation(conn: &mut PgConnection, turn: &Turn) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO conversation_messages (conversation_id, turn_id, role, content, tool_call_id)
+         SELECT $3, turn_id, 'tool', coalesce(result, ''), call_id FROM agent_tool_calls
+         WHERE turn_id = $1 AND step = $2 ORDER BY idx",
+    )
+    .bind(turn.id)
+    .bind(turn.step)
+    .bind(turn.conversation_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 fn command_of(call: &Call) -> String {
