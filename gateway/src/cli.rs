@@ -274,6 +274,51 @@ pub enum AdminCommand {
     /// Platform installs (tenants).
     #[command(subcommand)]
     Install(InstallCommand),
+    /// External OpenAI-compatible model providers (used when no node serves a model, or the queue is long).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+}
+
+/// `cynode admin provider`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add a provider, or change the one of that name (the key is read from a file, never the command line).
+    Add {
+        /// Unique name (a-z 0-9 _ -).
+        name: String,
+        /// Base URL of its OpenAI-compatible API, without /v1 (e.g. https://api.example.com).
+        #[arg(long, value_name = "URL")]
+        base_url: String,
+        /// Models it may serve, comma-separated or repeated; the first is the default.
+        #[arg(long = "model", value_delimiter = ',', required = true, value_name = "MODEL")]
+        models: Vec<String>,
+        /// File holding its API key (`-` reads standard input); without it, no key is sent.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Only for this install (name); default: every install, the console and the API.
+        #[arg(long, value_name = "INSTALL")]
+        install: Option<String>,
+        /// Calls at once per gateway replica.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        max_concurrent: u32,
+        /// Queued inference jobs at which calls go to it although a node serves the model (0: never).
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        queue_threshold: u32,
+        /// Store it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List providers (never their keys) and how many replicas serve each.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a provider: its node key is revoked; queued calls for it fail as unschedulable.
+    Remove {
+        /// Provider name.
+        name: String,
+    },
 }
 
 /// `cynode admin node-key`.

@@ -18,6 +18,7 @@ pub mod nodes;
 pub mod outbound_guard;
 pub mod outbox;
 pub mod policy;
+pub mod providers;
 pub mod store;
 pub mod stream;
 pub mod tasks;

@@ -108,7 +108,8 @@ pub(crate) async fn import_bootstrap(config: &Config, pool: &PgPool, secrets: &S
     let Some(path) = &config.bootstrap else { return Ok(()) };
     let file = BootstrapFile::load(path)?;
     let origin = path.display().to_string();
-    let report = cynode_orchestrator::bootstrap::import(pool, secrets, &file, &origin).await?;
+    let report =
+        cynode_orchestrator::bootstrap::import_with(pool, secrets, &file, &origin, &config.outbound.guard()).await?;
     eprintln!("cynode: bootstrap {origin}: {report}");
     tracing::info!(bootstrap.created = report.created, bootstrap.updated = report.updated, "bootstrap imported");
     Ok(())

@@ -303,10 +303,17 @@ impl Commands {
             max_tokens: 512,
             timeout_s: 120,
         });
-        let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
-        let notice = match self.feasibility(ExecutorKind::Inference, &requirements).await? {
-            Ok(notice) => notice,
-            Err(refused) => return Ok(Some(refused)),
+        // A local node, else a provider (crate::providers::route); neither: refused or queued with the reason.
+        let (requirements, notice, via) = match crate::providers::route(&self.pool, origin.install_id, &model).await? {
+            Ok(routed) => (routed.requirements, None, routed.via),
+            Err(why) => match self.refuse_unschedulable(&why) {
+                None => (
+                    Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() },
+                    Some(why),
+                    crate::providers::Via::Node,
+                ),
+                Some(refused) => return Ok(Some(refused)),
+            },
         };
         let args = serde_json::json!({ "prompt": prompt });
         let Some(mut r) = self
@@ -318,7 +325,10 @@ impl Commands {
         let job = short(r.job_id.unwrap_or_default());
         r.text = match &notice {
             Some(n) => format!("⚠️ {n} Job `{job}` waits{}", self.gives_up()),
-            None => format!("Thinking… (job `{job}`)"),
+            None => match &via {
+                crate::providers::Via::Node => format!("Thinking… (job `{job}`)"),
+                crate::providers::Via::Provider { name, .. } => format!("Thinking… (job `{job}`, provider `{name}`)"),
+            },
         };
         Ok(Some(r))
     }
@@ -332,10 +342,13 @@ impl Commands {
         requirements: &Requirements,
     ) -> Result<Result<Option<Unschedulable>, Reply>, CommandError> {
         let Err(why) = feasible::check(&self.pool, executor, requirements).await? else { return Ok(Ok(None)) };
-        if self.dispatcher.settings().unschedulable_after.is_zero() {
-            return Ok(Err(refusal(format!("{why} Nothing was queued."))));
-        }
-        Ok(Ok(Some(why)))
+        Ok(self.refuse_unschedulable(&why).map_or(Ok(Some(why)), Err))
+    }
+
+    /// Work no online node could take: the refusal when such work is refused at once
+    /// (`dispatch.unschedulable_after_s` is 0); `None` when it is queued with the reason as a notice.
+    fn refuse_unschedulable(&self, why: &Unschedulable) -> Option<Reply> {
+        self.dispatcher.settings().unschedulable_after.is_zero().then(|| refusal(format!("{why} Nothing was queued.")))
     }
 
     /// How long work nobody can take waits before it fails, as the end of a sentence.

@@ -10,6 +10,7 @@ mod embedded;
 mod migrations;
 mod node_state;
 mod outbox;
+mod providers;
 mod stream;
 mod stream_budget;
 mod stream_live;
