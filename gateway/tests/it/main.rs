@@ -19,6 +19,7 @@ mod ingress_support;
 mod ingress_telegram;
 mod ingress_webhook;
 mod outbox_events;
+mod providers_cli;
 mod receiver;
 mod restart;
 mod stream_pool;
