@@ -65,7 +65,8 @@ async fn providers_are_added_listed_and_removed_and_a_running_replica_follows() 
     assert!(table.contains("cloud") && table.contains("set"), "{table}");
 
     // Bad input: one error line that says what to change, never the key.
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&[&str], Env, &str); 4] = [
         (&["--base-url", "http://127.0.0.1:9/v1", "--model", "m"], &env, "without the trailing /v1"),
         (&["--base-url", "http://127.0.0.1:9", "--model", "m"], &env[..2], "outbound.allow_cidrs"),
         (&["--base-url", "https://api.example.com", "--model", "m", "--install", "nope"], &env, "no install is named"),
