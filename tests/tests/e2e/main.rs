@@ -8,6 +8,7 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod agent_approval;
 mod agent_provider;
 mod agent_slack;
 mod agent_stop;
