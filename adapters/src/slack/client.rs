@@ -100,8 +100,8 @@ impl SlackClient {
         thread_ts: Option<&str>,
         message: &SlackMessage,
     ) -> PlatformResult<Sent> {
-        let request = SlackApiChatPostMessageRequest::new(channel_id(channel), content(message))
-            .opt_thread_ts(thread_ts.map(ts))
+        let request = SlackApiChatPostMessageRequest::new(slack_channel(channel), content(message))
+            .opt_thread_ts(thread_ts.map(slack_ts))
             .with_unfurl_links(false)
             .with_unfurl_media(false);
         let reply = self.call("chat.postMessage", |s| async move { s.chat_post_message(&request).await }).await?;
@@ -114,10 +114,10 @@ impl SlackClient {
     /// # Errors
     ///
     /// [`PlatformError`]; `TooLong` for text over 4,000 characters.
-    pub async fn update_message(&self, channel: &str, ts_: &str, message: &SlackMessage) -> PlatformResult<Sent> {
+    pub async fn update_message(&self, channel: &str, ts: &str, message: &SlackMessage) -> PlatformResult<Sent> {
         let mut content = content(message);
         content.blocks.get_or_insert_with(Vec::new);
-        let request = SlackApiChatUpdateRequest::new(channel_id(channel), content, ts(ts_));
+        let request = SlackApiChatUpdateRequest::new(slack_channel(channel), content, slack_ts(ts));
         let reply = self.call("chat.update", |s| async move { s.chat_update(&request).await }).await?;
         Ok(sent(reply.channel, reply.ts))
     }
@@ -134,9 +134,12 @@ impl SlackClient {
         thread_ts: Option<&str>,
         message: &SlackMessage,
     ) -> PlatformResult<()> {
-        let request =
-            SlackApiChatPostEphemeralRequest::new(channel_id(channel), SlackUserId(user.to_owned()), content(message))
-                .opt_thread_ts(thread_ts.map(ts));
+        let request = SlackApiChatPostEphemeralRequest::new(
+            slack_channel(channel),
+            SlackUserId(user.to_owned()),
+            content(message),
+        )
+        .opt_thread_ts(thread_ts.map(slack_ts));
         self.call("chat.postEphemeral", |s| async move { s.chat_post_ephemeral(&request).await }).await.map(drop)
     }
 
@@ -146,8 +149,8 @@ impl SlackClient {
     ///
     /// [`PlatformError`].
     pub async fn start_stream(&self, start: &StreamStart<'_>) -> PlatformResult<Sent> {
-        let request = SlackApiChatStartStreamRequest::new(channel_id(start.channel))
-            .with_thread_ts(ts(start.thread_ts))
+        let request = SlackApiChatStartStreamRequest::new(slack_channel(start.channel))
+            .with_thread_ts(slack_ts(start.thread_ts))
             .opt_recipient_user_id(start.recipient_user_id.map(|u| SlackUserId(u.to_owned())))
             .opt_recipient_team_id(start.recipient_team_id.map(|t| SlackTeamId(t.to_owned())))
             .opt_markdown_text(start.markdown_text.map(str::to_owned));
@@ -160,9 +163,9 @@ impl SlackClient {
     /// # Errors
     ///
     /// [`PlatformError`].
-    pub async fn append_stream(&self, channel: &str, ts_: &str, markdown_text: &str) -> PlatformResult<()> {
-        let request =
-            SlackApiChatAppendStreamRequest::new(channel_id(channel), ts(ts_)).with_markdown_text(markdown_text.into());
+    pub async fn append_stream(&self, channel: &str, ts: &str, markdown_text: &str) -> PlatformResult<()> {
+        let request = SlackApiChatAppendStreamRequest::new(slack_channel(channel), slack_ts(ts))
+            .with_markdown_text(markdown_text.into());
         self.call("chat.appendStream", |s| async move { s.chat_append_stream(&request).await }).await.map(drop)
     }
 
@@ -171,9 +174,9 @@ impl SlackClient {
     /// # Errors
     ///
     /// [`PlatformError`].
-    pub async fn stop_stream(&self, channel: &str, ts_: &str, markdown_text: Option<&str>) -> PlatformResult<()> {
+    pub async fn stop_stream(&self, channel: &str, ts: &str, markdown_text: Option<&str>) -> PlatformResult<()> {
         let content = SlackMessageContent::new().opt_markdown_text(markdown_text.map(str::to_owned));
-        let request = SlackApiChatStopStreamRequest::new(channel_id(channel), ts(ts_), content);
+        let request = SlackApiChatStopStreamRequest::new(slack_channel(channel), slack_ts(ts), content);
         self.call("chat.stopStream", |s| async move { s.chat_stop_stream(&request).await }).await.map(drop)
     }
 
@@ -183,9 +186,12 @@ impl SlackClient {
     /// # Errors
     ///
     /// [`PlatformError`].
-    pub async fn set_status(&self, channel_id_: &str, thread_ts: &str, status: &str) -> PlatformResult<()> {
-        let request =
-            SlackApiAssistantThreadsSetStatusRequest::new(channel_id(channel_id_), status.to_owned(), ts(thread_ts));
+    pub async fn set_status(&self, channel_id: &str, thread_ts: &str, status: &str) -> PlatformResult<()> {
+        let request = SlackApiAssistantThreadsSetStatusRequest::new(
+            slack_channel(channel_id),
+            status.to_owned(),
+            slack_ts(thread_ts),
+        );
         self.call("assistant.threads.setStatus", |s| async move { s.assistant_threads_set_status(&request).await })
             .await
             .map(drop)
@@ -247,11 +253,11 @@ struct ResponseUrlBody<'a> {
     replace_original: Option<bool>,
 }
 
-fn channel_id(channel: &str) -> SlackChannelId {
+fn slack_channel(channel: &str) -> SlackChannelId {
     SlackChannelId(channel.to_owned())
 }
 
-fn ts(ts: &str) -> SlackTs {
+fn slack_ts(ts: &str) -> SlackTs {
     SlackTs(ts.to_owned())
 }
 
