@@ -2,6 +2,20 @@
 
 CREATE EXTENSION IF NOT EXISTS vector;
 
+-- The first schema's placeholder table (content + one vector(384), no scope) was never written by CyNode. It is
+-- replaced; should an operator have put rows into it by hand, they are kept as `memories_v1_legacy`.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM memories) THEN
+        ALTER TABLE memories RENAME TO memories_v1_legacy;
+        ALTER INDEX memories_embedding_idx RENAME TO memories_v1_legacy_embedding_idx;
+        ALTER TABLE memories_v1_legacy RENAME CONSTRAINT memories_pkey TO memories_v1_legacy_pkey;
+    ELSE
+        DROP TABLE memories;
+    END IF;
+END
+$$;
+
 -- One memory. Who may see it is decided by (install_id, scope, channel, thread, user_id), always in SQL:
 --   shared   every install (install_id NULL; written by an admin of the deployment or an import)
 --   install  everyone in the install (writing one needs an approver of the install)

@@ -270,6 +270,8 @@ mod tests {
         assert!(err(r#"{"data":[{"embedding":"AAAA"}]}"#, 1).contains("not an array"));
         assert!(err(r#"{"data":[{"embedding":[1.0]},{"embedding":[1.0,2.0]}]}"#, 2).contains("different sizes"));
         assert!(err(r#"{"data":[{"embedding":[]}]}"#, 1).contains("empty"));
-        assert!(err(r#"{"data":[{"index":0,"embedding":[1.0]},{"index":0,"embedding":[1.0]}]}"#, 2).contains("repeated"));
+        assert!(
+            err(r#"{"data":[{"index":0,"embedding":[1.0]},{"index":0,"embedding":[1.0]}]}"#, 2).contains("repeated")
+        );
     }
 }

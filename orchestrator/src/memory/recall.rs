@@ -84,7 +84,10 @@ impl Memories {
             }
             Err(_) => {
                 tracing::warn!("the embedder timed out; recall falls back to keyword matches");
-                return Ok((None, Some("the embedder did not answer in time, so these are keyword matches only".into())));
+                return Ok((
+                    None,
+                    Some("the embedder did not answer in time, so these are keyword matches only".into()),
+                ));
             }
         };
         match ensure_model(self.pool(), embedder.model(), vector.len()).await? {
@@ -257,7 +260,11 @@ pub fn for_thread(query: &str, recalled: &Recalled) -> String {
             .memories
             .iter()
             .map(|(m, _)| {
-                let tag = if m.trusted { m.provenance.as_str().to_owned() } else { format!("{}, unverified", m.provenance.as_str()) };
+                let tag = if m.trusted {
+                    m.provenance.as_str().to_owned()
+                } else {
+                    format!("{}, unverified", m.provenance.as_str())
+                };
                 format!("• {} — `{}` ({}, {tag})", clip(&m.text, 300), crate::tasks::short(m.id), m.scope.as_str())
             })
             .collect();

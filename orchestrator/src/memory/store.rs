@@ -7,10 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{
-    InputKind, MAX_TEXT, Memories, Memory, MemoryError, Provenance, Scope, Viewer, clip,
-    embed::EmbedError,
-};
+use super::{InputKind, MAX_TEXT, Memories, Memory, MemoryError, Provenance, Scope, Viewer, clip, embed::EmbedError};
 use crate::audit;
 
 /// The scope filter, with the viewer's install, channel, thread and user as parameters `$p`…`$p+3`: expired
@@ -299,9 +296,7 @@ impl Memories {
             }
             Forget::User(user) => {
                 if user != &viewer.user && !viewer.approver {
-                    return Err(MemoryError::Forbidden(
-                        "only an approver can forget another user's memories".into(),
-                    ));
+                    return Err(MemoryError::Forbidden("only an approver can forget another user's memories".into()));
                 }
                 let n = sqlx::query(
                     "DELETE FROM memories WHERE install_id IS NOT DISTINCT FROM $1 AND (author = $2 OR user_id = $2)",
@@ -345,13 +340,19 @@ impl Memories {
 ///
 /// # Errors
 /// [`EmbedError::Dimension`] when the model is registered with another size; store failures as `Err(Ok(e))`.
-pub async fn ensure_model(pool: &sqlx::PgPool, model: &str, dims: usize) -> Result<Result<(), EmbedError>, sqlx::Error> {
+pub async fn ensure_model(
+    pool: &sqlx::PgPool,
+    model: &str,
+    dims: usize,
+) -> Result<Result<(), EmbedError>, sqlx::Error> {
     let dims_i = i32::try_from(dims).unwrap_or(i32::MAX);
     let known: Option<i32> =
         sqlx::query_scalar("SELECT dims FROM memory_models WHERE model = $1").bind(model).fetch_optional(pool).await?;
     let registered = match known {
         Some(d) => d,
-        None => sqlx::query_scalar("SELECT cynode_memory_index($1, $2)").bind(model).bind(dims_i).fetch_one(pool).await?,
+        None => {
+            sqlx::query_scalar("SELECT cynode_memory_index($1, $2)").bind(model).bind(dims_i).fetch_one(pool).await?
+        }
     };
     Ok(if registered == dims_i {
         Ok(())
