@@ -36,9 +36,10 @@ CREATE TABLE memories (
     author          text NOT NULL,
     text            text NOT NULL CHECK (length(text) BETWEEN 1 AND 4000),
     provenance      text NOT NULL CHECK (provenance IN ('user', 'agent', 'tool', 'import', 'admin')),
-    -- Where it came from: a conversation (thread), a message in it, a job, or a free label (an import's name).
+    -- Where it came from: a conversation (thread), the platform message (its inbound event), a job, or a free
+    -- label (an import's name).
     source_conversation uuid REFERENCES conversations (id),
-    source_message  bigint,
+    source_inbound  uuid,
     source_job      uuid,
     source_label    text,
     pinned          boolean NOT NULL DEFAULT false,

@@ -58,6 +58,8 @@ pub struct NewMemory {
     pub scope: Scope,
     /// Where it came from.
     pub provenance: Provenance,
+    /// The platform message it came from (its inbound event).
+    pub source_inbound: Option<Uuid>,
     /// The job it came from.
     pub source_job: Option<Uuid>,
     /// A label (an import's name).
@@ -71,7 +73,16 @@ pub struct NewMemory {
 impl NewMemory {
     /// A memory of `text` in `scope` with `provenance`, everything else default.
     pub fn new(text: impl Into<String>, scope: Scope, provenance: Provenance) -> Self {
-        Self { text: text.into(), scope, provenance, source_job: None, source_label: None, pinned: false, ttl: None }
+        Self {
+            text: text.into(),
+            scope,
+            provenance,
+            source_inbound: None,
+            source_job: None,
+            source_label: None,
+            pinned: false,
+            ttl: None,
+        }
     }
 }
 
@@ -140,13 +151,14 @@ impl Memories {
         };
         let ttl = new.ttl.or_else(|| self.settings().retention.iter().find(|(s, _)| *s == new.scope).map(|r| r.1));
         let ttl_s = ttl.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
-        let id = Uuid::now_v7();
+        // Random (v4), not time-ordered: the 8-character prefix people type must tell memories apart.
+        let id = Uuid::new_v4();
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(safe_sql!(
             "INSERT INTO memories AS m (id, install_id, scope, channel, thread, user_id, author, text, provenance,
-                 source_conversation, source_job, source_label, pinned, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                     now() + make_interval(secs => $14::bigint))
+                 source_conversation, source_inbound, source_job, source_label, pinned, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                     now() + make_interval(secs => $15::bigint))
              RETURNING {COLUMNS}"
         ))
         .bind(id)
@@ -159,6 +171,7 @@ impl Memories {
         .bind(text)
         .bind(new.provenance.as_str())
         .bind(viewer.conversation_id)
+        .bind(new.source_inbound)
         .bind(new.source_job)
         .bind(&new.source_label)
         .bind(new.pinned)
