@@ -177,7 +177,8 @@ impl Viewer {
 }
 
 /// One stored memory, as a reader sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Memory {
     /// Id.
     pub id: Uuid,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -99,13 +100,20 @@ impl Memories {
     }
 }
 
-/// Runs [`Memories::pass`] every `worker_poll` (backing off up to a minute while the embedder fails).
-pub fn spawn_memory_worker(memories: Memories) -> JoinHandle<()> {
+/// Runs [`Memories::pass`] every `worker_poll` (backing off up to a minute while the embedder fails) until
+/// `shutdown` turns true.
+pub fn spawn_memory_worker(memories: Memories, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let base = memories.settings().worker_poll;
         let mut wait = base;
         loop {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
             match memories.pass().await {
                 Ok(p) => {
                     if p.embedded > 0 || p.expired > 0 {
