@@ -108,3 +108,58 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
     // Five writes, one refused deletion, three deletions.
     assert_eq!(audited, 9, "writes, deletions and refused deletions are audited");
 }
+
+#[tokio::test]
+async fn cynode_memory_adds_searches_imports_and_forgets_as_a_real_process() {
+    use std::time::Duration;
+
+    use cynode_tests::process::run_to_end;
+    use cynode_tests::{BinProcess, TestDb};
+
+    let db = TestDb::new().await;
+    seed(&db.pool).await;
+    let ci = install_id(&db.pool).await;
+    let env = [("DATABASE_URL", db.url.as_str()), ("CYNODE__SECURITY__MASTER_KEY", crate::support::MASTER_KEY)];
+    let mut serve = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0"], &env);
+    let line = serve.wait_for("serving on http://", Duration::from_secs(60)).await;
+    let url = line[line.find("http://").expect("url")..].trim().to_string();
+    let op = token(&db.pool, "ci-op", Role::Operator, Some(ci)).await;
+    let cli = [("CYNODE_TOKEN", op.as_str()), ("CYNODE_URL", url.as_str())];
+
+    let (code, stdout, stderr) =
+        run_to_end("cynode", &["memory", "add", "the", "deploy", "key", "rotates", "on", "Fridays"], &cli).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("remembered ") && stdout.contains("for scope user"), "{stdout}");
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), "# runbook\nthe staging cluster is eu-2\n{\"text\": \"backups run at 02:00\"}\n")
+        .expect("write");
+    let path = file.path().to_str().expect("path");
+    let (code, stdout, stderr) = run_to_end("cynode", &["memory", "import", path, "--label", "runbook"], &cli).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("imported 2 memories under label `runbook`"), "{stdout}");
+
+    let (code, stdout, stderr) = run_to_end("cynode", &["memory", "search", "deploy", "key"], &cli).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines.len() == 2 && lines[1].contains("the deploy key rotates"), "{stdout}");
+    assert!(stderr.contains("keyword matches only"), "no embedder is configured, and the CLI says so: {stderr}");
+    let (code, stdout, _) = run_to_end("cynode", &["memory", "list", "--json"], &cli).await;
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(list["memories"].as_array().map(Vec::len), Some(3), "{list}");
+    let id = list["memories"][2]["id"].as_str().expect("id").to_owned();
+
+    let (code, stdout, _) = run_to_end("cynode", &["memory", "forget", "--label", "runbook"], &cli).await;
+    assert_eq!((code, stdout.trim()), (0, "forgot 2 memories"));
+    let (code, stdout, _) = run_to_end("cynode", &["memory", "forget", &id], &cli).await;
+    assert_eq!((code, stdout.trim()), (0, "forgot 1 memory"));
+    let (code, _, stderr) = run_to_end("cynode", &["memory", "forget", &id], &cli).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("there is no memory"), "{stderr}");
+    let (code, _, stderr) = run_to_end("cynode", &["memory", "add", "x", "--scope", "galaxy"], &cli).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unknown scope `galaxy`"), "{stderr}");
+
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(Duration::from_secs(30)).await, Some(0));
+}
