@@ -115,19 +115,17 @@ impl Memories {
         let mut tx = self.pool().begin().await?;
         let rows = if let Some((v, model)) = vector {
             let dims = v.len();
-            let model = model.replace('\'', "''");
+            let quoted = model.replace('\'', "''");
             let ef = self.settings().ef_search.clamp(1, 1000);
             sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order").execute(&mut *tx).await?;
             sqlx::query(safe_sql!("SET LOCAL hnsw.ef_search = {ef}")).execute(&mut *tx).await?;
+            let knn = knn_sql(dims, model, 7);
             let sql = format!(
-                "WITH vec AS MATERIALIZED (
-                   SELECT m.id, m.embedding::vector({dims}) <=> $7::vector({dims}) AS dist FROM memories m
-                   WHERE m.embedding_model = '{model}' AND {filter}
-                   ORDER BY m.embedding::vector({dims}) <=> $7::vector({dims}) LIMIT $5),
+                "WITH vec AS MATERIALIZED ({knn}),
                  vr AS (SELECT id, row_number() OVER (ORDER BY dist, id) AS r FROM vec),
                  {keyword}
                  SELECT {COLUMNS}, vr.r AS vector_rank, kw.r AS keyword_rank,
-                        CASE WHEN m.embedding_model = '{model}' THEN m.embedding END AS emb
+                        CASE WHEN m.embedding_model = '{quoted}' THEN m.embedding END AS emb
                  FROM memories m LEFT JOIN vr ON vr.id = m.id LEFT JOIN kw ON kw.id = m.id
                  WHERE vr.id IS NOT NULL OR kw.id IS NOT NULL"
             );
@@ -170,6 +168,20 @@ impl Memories {
         }
         Ok(out)
     }
+}
+
+/// The vector half of recall: the `$5` nearest memories of `model` (with `dims` dimensions) to the vector in
+/// parameter `$vparam` that the viewer in `$1`…`$4` may see, as `(id, dist)`, by the model's partial HNSW index.
+/// Run it with `hnsw.iterative_scan` on (as recall does) so the scope filter cannot starve the result. `model`
+/// must be a validated name ([`super::EmbedderConfig::validate`]); it is quote-escaped here again.
+pub fn knn_sql(dims: usize, model: &str, vparam: usize) -> String {
+    let model = model.replace('\'', "''");
+    format!(
+        "SELECT m.id, m.embedding::vector({dims}) <=> ${vparam}::vector({dims}) AS dist FROM memories m
+         WHERE m.embedding_model = '{model}' AND {}
+         ORDER BY m.embedding::vector({dims}) <=> ${vparam}::vector({dims}) LIMIT $5",
+        visible(1)
+    )
 }
 
 /// RRF over both rankings, weighted by age: a memory loses up to half its score, with the configured
