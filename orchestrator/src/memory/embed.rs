@@ -210,7 +210,10 @@ fn parse(text: &str, n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let idx = item["index"].as_u64().map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
         let slot = out.get_mut(idx).ok_or_else(|| bad("an `index` out of range"))?;
         let arr = item["embedding"].as_array().ok_or_else(|| bad("an `embedding` that is not an array of numbers"))?;
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "counts and ranks far below 2^52; vector components are f32 by design"
+        )]
         let vec: Option<Vec<f32>> = arr.iter().map(|x| x.as_f64().map(|f| f as f32)).collect();
         let vec = vec.ok_or_else(|| bad("an `embedding` that is not an array of numbers"))?;
         if vec.is_empty() || vec.iter().any(|x| !x.is_finite()) {

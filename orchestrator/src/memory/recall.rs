@@ -188,7 +188,10 @@ pub fn knn_sql(dims: usize, model: &str, vparam: usize) -> String {
 /// half-life; pinned memories do not decay. Best first.
 fn score(candidates: Vec<Candidate>, half_life_s: f64) -> Vec<(Candidate, f64)> {
     let now = chrono::Utc::now();
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "counts and ranks far below 2^52; vector components are f32 by design"
+    )]
     let mut scored: Vec<(Candidate, f64)> = candidates
         .into_iter()
         .map(|c| {
