@@ -32,15 +32,45 @@ impl Memories {
     pub async fn embed_pending(&self) -> Result<Result<usize, String>, sqlx::Error> {
         let Some(embedder) = self.embedder() else { return Ok(Ok(0)) };
         let model = embedder.model().to_owned();
+        let batch = self.settings().embed_batch.clamp(1, 512);
         let mut tx = self.pool().begin().await?;
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT id, text FROM memories WHERE embedding_model IS DISTINCT FROM $1
-             ORDER BY (embedding IS NOT NULL), created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        // Never embedded first (a partial index finds them); then memories of another model, which exist only
+        // while another model is registered — so an idle pass reads no table.
+        let mut rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, text FROM memories WHERE embedding IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
-        .bind(&model)
-        .bind(self.settings().embed_batch.clamp(1, 512))
+        .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
+        if rows.is_empty() {
+            let others: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM memory_models WHERE model <> $1)")
+                .bind(&model)
+                .fetch_one(&mut *tx)
+                .await?;
+            if others {
+                rows = sqlx::query_as(
+                    "SELECT id, text FROM memories WHERE embedding_model <> $1 ORDER BY created_at LIMIT $2
+                     FOR UPDATE SKIP LOCKED",
+                )
+                .bind(&model)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
+                if rows.is_empty() {
+                    // Every memory has a vector of the current model: the old models are done with (their
+                    // indexes stay, empty, until an operator drops them).
+                    sqlx::query(
+                        "DELETE FROM memory_models mm WHERE model <> $1
+                           AND NOT EXISTS (SELECT 1 FROM memories WHERE embedding_model = mm.model)",
+                    )
+                    .bind(&model)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Ok(0));
+                }
+            }
+        }
         if rows.is_empty() {
             return Ok(Ok(0));
         }

@@ -358,6 +358,13 @@ async fn a_model_change_re_embeds_and_a_wrong_dimension_is_refused() {
     .await
     .expect("index");
     assert!(index.is_some_and(|i| i.contains("hnsw") && i.contains("vector(64)")), "the new model got its own index");
+    // Once nothing of the old model is left, it is unregistered, so idle passes read no table.
+    assert_eq!(new.pass().await.expect("pass").embedded, 0);
+    let models: Vec<String> = sqlx::query_scalar("SELECT model FROM memory_models ORDER BY model")
+        .fetch_all(&env.db.pool)
+        .await
+        .expect("models");
+    assert_eq!(models, ["fake-64"], "models without memories are unregistered (re-registered if configured again)");
     let r = new.recall(&u1, &Recall { query: "gamma".into(), limit: 1 }).await.expect("recall");
     assert!(r.hybrid);
     assert_eq!(r.memories[0].0.text, "gamma delta");
