@@ -43,6 +43,9 @@ pub enum Command {
     /// Outbound webhook subscriptions: add, list, test, replay, rotate, remove.
     #[command(subcommand)]
     Subs(SubsCommand),
+    /// Memories, as the token's identity: add, search, list, forget, import.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -258,6 +261,91 @@ impl SubsCommand {
             | Self::Disable { client, .. }
             | Self::Enable { client, .. }
             | Self::Rm { client, .. } => client,
+        }
+    }
+}
+
+/// `cynode memory`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Remember a text (yours only by default).
+    Add {
+        /// The text (quote it).
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// Who may see it: user (default), install (admin token), shared (global admin token).
+        #[arg(long, default_value = "user")]
+        scope: String,
+        /// Exempt from decay.
+        #[arg(long)]
+        pinned: bool,
+        /// Expire after this many days.
+        #[arg(long, value_name = "DAYS")]
+        ttl_days: Option<u32>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Recall memories (hybrid: meaning and keywords).
+    Search {
+        /// What to look for.
+        #[arg(required = true, num_args = 1.., value_name = "QUERY")]
+        query: Vec<String>,
+        /// How many (1–50).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List memories you may see, newest first.
+    List {
+        /// How many (1–200).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget one memory by id, or everything of a user (`--user`) or an import (`--label`).
+    Forget {
+        /// Memory id (UUID).
+        #[arg(value_name = "ID", required_unless_present_any = ["user", "label"])]
+        id: Option<uuid::Uuid>,
+        /// Everything this user wrote or owns (others than yourself: admin token).
+        #[arg(long, conflicts_with_all = ["id", "label"])]
+        user: Option<String>,
+        /// Everything of this import.
+        #[arg(long, conflicts_with_all = ["id", "user"])]
+        label: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Import memories from a file: one text a line, or JSON lines ({"text": …, "scope": …}); provenance
+    /// `import`, under a label (default: the file name).
+    Import {
+        /// The file (`-` for standard input).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The import's label.
+        #[arg(long)]
+        label: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl MemoryCommand {
+    /// The API access options of any subcommand.
+    pub fn client(&self) -> &ClientArgs {
+        match self {
+            Self::Add { client, .. }
+            | Self::Search { client, .. }
+            | Self::List { client, .. }
+            | Self::Forget { client, .. }
+            | Self::Import { client, .. } => client,
         }
     }
 }

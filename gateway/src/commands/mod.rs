@@ -4,6 +4,7 @@ pub mod admin;
 pub mod client;
 mod local_node;
 mod logs;
+mod memory;
 mod nodes;
 pub mod say;
 mod serve;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Nodes(_)
         | Command::Usage(_)
         | Command::Subs(_)
+        | Command::Memory(_)
         | Command::Admin(_) => &RunArgs::default(),
     };
     let overrides =
@@ -61,6 +63,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Nodes(_)
         | Command::Usage(_)
         | Command::Subs(_)
+        | Command::Memory(_)
         | Command::Admin(_)) => client::dispatch(c, &config).await,
     }
 }

@@ -2,6 +2,7 @@
 
 mod api_cli;
 mod api_events;
+mod api_memories;
 mod api_openapi;
 mod api_subs;
 mod api_support;

@@ -3,6 +3,7 @@
 
 pub mod grammar;
 mod interpret;
+mod memory;
 mod status;
 mod submit;
 
@@ -108,6 +109,7 @@ pub struct Commands {
     dispatcher: Arc<Dispatcher>,
     settings: CommandSettings,
     agent_wake: Arc<tokio::sync::Notify>,
+    memories: crate::memory::Memories,
 }
 
 fn reply(text: impl Into<String>) -> Reply {
@@ -140,7 +142,21 @@ fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<
 impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
-        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()) }
+        let memories = crate::memory::Memories::new(pool.clone(), None, crate::memory::MemorySettings::default());
+        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()), memories }
+    }
+
+    /// The same commands with `memories` (an embedder, memory settings) for `remember`, `recall`, `forget` and
+    /// the agent's memory tools; without, memory is keyword-only with default settings.
+    #[must_use]
+    pub fn with_memories(mut self, memories: crate::memory::Memories) -> Self {
+        self.memories = memories;
+        self
+    }
+
+    /// The memory service.
+    pub fn memories(&self) -> &crate::memory::Memories {
+        &self.memories
     }
 
     /// The store.
@@ -205,6 +221,9 @@ impl Commands {
             Command::Cancel { job } => answered(self.cancel(origin, &job).await?),
             Command::Approve { job } => answered(self.decide(origin, &job, true).await?),
             Command::Deny { job } => answered(self.decide(origin, &job, false).await?),
+            Command::Remember { scope, text } => answered(self.remember(origin, scope, &text).await?),
+            Command::Recall { query } => answered(self.recall(origin, &query).await?),
+            Command::Forget { memory } => answered(self.forget(origin, memory.as_deref()).await?),
         })
     }
 

@@ -7,6 +7,7 @@ mod commands;
 mod dispatch;
 mod dispatch_finish;
 mod embedded;
+mod memory;
 mod migrations;
 mod node_state;
 mod outbox;

@@ -20,6 +20,7 @@ mod docker;
 mod failover;
 mod host;
 mod inference;
+mod memory_slack;
 mod orphans;
 mod proxy;
 mod refusals;
