@@ -46,6 +46,37 @@ pub enum Command {
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The hash-chained audit log, straight on the database: verify it, export it, make a checkpoint key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `cynode audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain and its signed checkpoints; name the first broken link (exit code 1 when broken).
+    Verify {
+        /// Public key (base64) trusted for checkpoints; default security.audit_public_key, else the public half
+        /// of security.audit_signing_key.
+        #[arg(long, value_name = "BASE64")]
+        public_key: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write entries as JSON lines (one object per line, oldest first).
+    Export {
+        /// From: RFC 3339 time or an age such as 30m, 2h, 7d.
+        #[arg(long, value_name = "WHEN")]
+        since: String,
+        /// Until (exclusive; default now): RFC 3339 time or an age.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+    },
+    /// Sign a checkpoint of the chain head now (with security.audit_signing_key).
+    Checkpoint,
+    /// Print a fresh checkpoint signing key for security.audit_signing_key (its public key goes to stderr).
+    Keygen,
 }
 
 /// How the client commands reach the API. `--url` and `--token` may also come from the environment

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod agent;
 pub mod api_tokens;
+pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod commands;

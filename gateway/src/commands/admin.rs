@@ -51,7 +51,7 @@ pub async fn ensure_local_token(pool: &PgPool, data_dir: &Path) -> anyhow::Resul
 }
 
 /// Connects to `DATABASE_URL`, else to the embedded PostgreSQL of a `cynode up` running on `data_dir`.
-async fn database(config: &Config, data_dir: &Path) -> anyhow::Result<PgPool> {
+pub(crate) async fn database(config: &Config, data_dir: &Path) -> anyhow::Result<PgPool> {
     if let Some(url) = &config.database.url {
         return super::connect(config, url).await;
     }

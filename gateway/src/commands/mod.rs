@@ -1,6 +1,7 @@
 //! What each subcommand does. Every failure surfaces as one line saying what is wrong and what to do.
 
 pub mod admin;
+mod audit;
 pub mod client;
 mod local_node;
 mod logs;
@@ -41,7 +42,8 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Nodes(_)
         | Command::Usage(_)
         | Command::Subs(_)
-        | Command::Admin(_) => &RunArgs::default(),
+        | Command::Admin(_)
+        | Command::Audit(_) => &RunArgs::default(),
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -51,6 +53,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Up(_) => up::up(config).await,
         Command::Serve(_) => serve::serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Audit(c) => audit::run(c, &config).await,
         Command::Keygen => {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())

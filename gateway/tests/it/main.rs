@@ -7,6 +7,7 @@ mod api_subs;
 mod api_support;
 mod api_tasks;
 mod api_usage;
+mod audit_cli;
 mod cli;
 mod config;
 mod health;

@@ -248,6 +248,12 @@ pub struct PolicyRuleSpec {
     /// Platform user ids allowed to approve.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// How many distinct approvers must approve (N of M; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+    /// Whether a requester who is an approver may approve their own job (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requester_may_approve: bool,
 }
 
 /// Conditions of a policy rule; absent fields match anything.
@@ -389,6 +395,14 @@ impl BootstrapFile {
                 && !names.contains(&inst.as_str())
             {
                 return Err(invalid(format!("policy[{i}]"), &format!("no install named `{inst}` in this file")));
+            }
+            if let Some(n) = r.approvals
+                && (n == 0 || (!r.approvers.is_empty() && n as usize > r.approvers.len()))
+            {
+                return Err(invalid(
+                    format!("policy[{i}]"),
+                    &format!("approvals must be between 1 and the number of approvers ({})", r.approvers.len()),
+                ));
             }
         }
         for (i, s) in self.subscriptions.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! Commands from chat and the API: one grammar (see [`grammar`]) for every platform, executed against the
 //! store. Every user mistake becomes a reply, never an error.
 
+mod decide;
 pub mod grammar;
 mod interpret;
 mod status;
@@ -79,6 +80,10 @@ pub struct ApprovalRequest {
     pub approvers: Vec<String>,
     /// Why it is needed.
     pub reason: String,
+    /// Who may approve, in words (`2 of U1, U2, U3`).
+    pub who: String,
+    /// How many distinct approvers must approve.
+    pub required: u32,
 }
 
 /// What `run` runs.
@@ -446,100 +451,5 @@ impl Commands {
         tx.commit().await?;
         self.dispatcher.events().announce([id]);
         Ok(Reply { text, job_id: Some(id), ..Reply::default() })
-    }
-
-    async fn decide(&self, origin: &Origin, job: &str, approve: bool) -> Result<Reply, CommandError> {
-        let id = match self.find(job).await? {
-            Ok(id) => id,
-            Err(r) => return Ok(r),
-        };
-        let mut tx = self.pool.begin().await?;
-        let pending: Option<(Uuid, serde_json::Value, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "SELECT a.id, a.approvers, j.task_id, t.install_id
-             FROM approvals a JOIN jobs j ON j.id = a.job_id JOIN tasks t ON t.id = j.task_id
-             WHERE a.job_id = $1 AND a.state = 'pending' AND j.state = 'awaiting_approval' FOR UPDATE OF a, j",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((approval, approvers, task, install_id)) = pending else {
-            let last: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT state, decided_by FROM approvals WHERE job_id = $1 ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let why = match last {
-                Some((state, Some(by))) if state == "approved" || state == "denied" => {
-                    format!(": it was already {state} by {by}")
-                }
-                Some((state, _)) if state == "expired" => {
-                    ": its approval request expired and the job was cancelled; run the command again to ask anew".into()
-                }
-                _ => String::new(),
-            };
-            return Ok(refusal(format!("Job `{}` is not waiting for approval{why}.", short(id))));
-        };
-        let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
-        if !approvers.iter().any(|a| a == &origin.requester) {
-            let detail = serde_json::json!({ "approve": approve });
-            audit::append(&mut tx, &origin.requester, "approval.refused", &approval.to_string(), &detail).await?;
-            tx.commit().await?;
-            return Ok(refusal(format!("You are not an approver for job `{}`.", short(id))));
-        }
-        let verdict = if approve { "approved" } else { "denied" };
-        // The name the platform sent with this very request (never used to authorise, only to show).
-        sqlx::query(
-            "UPDATE approvals SET state = $2, decided_by = $3, decided_at = now(),
-                 decided_by_name = (SELECT left(e.payload->'actor'->>'name', 80) FROM inbound_events e
-                                    WHERE e.id = $4 AND e.payload->'actor'->>'id' = $3)
-             WHERE id = $1",
-        )
-        .bind(approval)
-        .bind(verdict)
-        .bind(&origin.requester)
-        .bind(origin.inbound_id)
-        .execute(&mut *tx)
-        .await?;
-        if approve {
-            sqlx::query("UPDATE jobs SET state = 'queued', run_after = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_at = now(),
-                 result = jsonb_build_object('status', 'cancelled', 'duration_ms', 0, 'message', $2::text)
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(format!("denied by {}", origin.requester))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tasks::settle(&mut tx, task).await?;
-        let detail = serde_json::json!({ "job": id, "verdict": verdict });
-        audit::append(&mut tx, &origin.requester, "approval.resolved", &approval.to_string(), &detail).await?;
-        let event = serde_json::json!({
-            "approval_id": approval, "job_id": id, "task_id": task, "install_id": install_id, "verdict": verdict,
-            "by": origin.requester,
-        });
-        let emitted =
-            crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;
-        tx.commit().await?;
-        self.dispatcher.events().announce([id]);
-        if emitted > 0 {
-            self.dispatcher.announce_outbox();
-        }
-        if approve {
-            self.dispatcher.announce();
-        }
-        Ok(Reply {
-            text: format!("Job `{}` {verdict} by {}.", short(id), origin.requester),
-            job_id: Some(id),
-            task_id: Some(task),
-            approval: None,
-            refused: false,
-        })
     }
 }
