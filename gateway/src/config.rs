@@ -176,7 +176,7 @@ impl SecurityConfig {
     ///
     /// # Errors
     /// A key that does not parse.
-    pub fn audit_verifying_key(&self) -> anyhow::Result<Option<ed25519_dalek::VerifyingKey>> {
+    pub fn audit_verifying_key(&self) -> anyhow::Result<Option<cynode_orchestrator::audit::checkpoint::VerifyingKey>> {
         if let Some(p) = &self.audit_public_key {
             let key = cynode_orchestrator::audit::checkpoint::parse_public_key(p)
                 .map_err(|e| anyhow::anyhow!("security.audit_public_key: {e}"))?;

@@ -75,7 +75,11 @@ pub fn who_may_approve(approvers: &[String], required: u32, requester: &str, req
     if approvers.is_empty() {
         return "an admin".into();
     }
-    let list = approvers.join(", ");
+    let list = approvers
+        .iter()
+        .map(|a| a.strip_prefix("role:").map_or_else(|| a.clone(), |r| format!("any {r}")))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut s = match (required, approvers.len()) {
         (1, 1) => list,
         (1, _) => format!("one of {list}"),

@@ -22,5 +22,6 @@ pub mod policy;
 pub mod store;
 pub mod stream;
 pub mod tasks;
+pub mod team;
 pub mod usage;
 pub mod views;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{CommandError, Commands, Reply, refusal};
 use crate::tasks::{self, Origin, short};
+use crate::team::TeamRole;
 use crate::{approvals, audit};
 
 /// The pending approval of a job, locked with the job.
@@ -65,7 +66,16 @@ impl Commands {
         let required = u32::try_from(p.required).unwrap_or(1).max(1);
         let who = approvals::who_may_approve(&approvers, required, &p.requested_by, p.requester_may_approve);
         let current = approvals::stored_spec_hash(&p.spec);
-        if let Some(why) = refusal_reason(origin, &p, &approvers, approve, current.as_ref()) {
+        // `role:approver` / `role:admin` entries: anyone with that role (or admin) in the job's install.
+        let by_role = if approvers.iter().any(|a| a.starts_with("role:")) && origin.install_id == p.install_id {
+            self.standing(origin).await?.is_some_and(|s| {
+                let has = |r: &str| approvers.iter().any(|a| a.strip_prefix("role:") == Some(r));
+                (has("approver") && s.role >= TeamRole::Approver) || (has("admin") && s.role == TeamRole::Admin)
+            })
+        } else {
+            false
+        };
+        if let Some(why) = refusal_reason(origin, &p, &approvers, by_role, approve, current.as_ref()) {
             let detail = serde_json::json!({ "job": id, "approve": approve, "refused": why.code() });
             audit::append(&mut tx, &origin.requester, "approval.refused", &p.id.to_string(), &detail).await?;
             tx.commit().await?;
@@ -231,13 +241,14 @@ fn refusal_reason(
     origin: &Origin,
     p: &Pending,
     approvers: &[String],
+    by_role: bool,
     approve: bool,
     current: Option<&[u8; 32]>,
 ) -> Option<Refused> {
     if origin.install_id.is_some() && origin.install_id != p.install_id {
         return Some(Refused::OtherInstall);
     }
-    if !approvers.iter().any(|a| a == &origin.requester) {
+    if !by_role && !approvers.iter().any(|a| a == &origin.requester) {
         return Some(Refused::NotApprover);
     }
     if approve && origin.requester == p.requested_by && !p.requester_may_approve {

@@ -4,6 +4,7 @@
 mod decide;
 pub mod grammar;
 mod interpret;
+mod roles;
 mod status;
 mod submit;
 
@@ -197,6 +198,9 @@ impl Commands {
         };
         let verb = interpret::verb(&command);
         let answered = |r: Reply| Interpreted::answered(verb, r);
+        if let Some(refused) = self.command_refusal(origin, verb).await? {
+            return Ok(answered(refused));
+        }
         Ok(match command {
             Command::Help { .. } => answered(reply(HELP)), // answered above; kept for exhaustiveness
             Command::Run { template, gpu, command } => {
@@ -233,6 +237,9 @@ impl Commands {
             let list = if names.is_empty() { "none are configured".to_string() } else { names.join(", ") };
             return Ok(Some(refusal(format!("There is no sandbox template `{name}` (available: {list})."))));
         };
+        if let Some(refused) = self.job_refusal(origin, &t.name, gpu || t.gpu, t.network).await? {
+            return Ok(Some(refused));
+        }
         let job_spec = JobSpec::Sandbox(SandboxSpec {
             template: t.name.clone(),
             image: t.image.clone(),
@@ -397,7 +404,11 @@ impl Commands {
         .bind(id)
         .fetch_one(&self.pool)
         .await?;
+        let admin = install.is_some()
+            && install == origin.install_id
+            && self.standing(origin).await?.is_some_and(|s| s.role == crate::team::TeamRole::Admin);
         let allowed = owner == origin.requester && install == origin.install_id
+            || admin
             || policy::is_approver(&self.pool, install, &origin.requester).await?;
         let mut tx = self.pool.begin().await?;
         if !allowed {

@@ -10,6 +10,7 @@ mod dispatch_finish;
 mod embedded;
 mod migrations;
 mod node_state;
+mod roles;
 mod outbox;
 mod stream;
 mod stream_budget;
