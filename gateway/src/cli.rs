@@ -46,9 +46,74 @@ pub enum Command {
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// CyNode users: link chat identities and API tokens to a user, list and show them (on the database).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// The hash-chained audit log, straight on the database: verify it, export it, make a checkpoint key.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// `cynode users`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Link a chat identity (--install and --user) or an API token (--token) to a user (created when new).
+    Link {
+        /// The CyNode user's name.
+        name: String,
+        /// Install id, name or external id of the chat identity.
+        #[arg(long, requires = "user", conflicts_with = "token")]
+        install: Option<String>,
+        /// The platform's user id (Slack `U…`, a Discord or Telegram id).
+        #[arg(long, requires = "install")]
+        user: Option<String>,
+        /// Display name for the identity (default: the name the platform sends).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// API token id or name.
+        #[arg(long, required_unless_present = "install")]
+        token: Option<String>,
+    },
+    /// List users with their identities, tokens and roles.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        /// Name or id.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `cynode admin role`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Grant a chat user a role in an install (or in one channel of it).
+    Set {
+        /// Install id, name or external id.
+        install: String,
+        /// The platform's user id.
+        user: String,
+        /// admin, approver, member, viewer or none.
+        role: String,
+        /// Only in this channel (overrides the install-wide role there).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// List role grants.
+    List {
+        /// Only this install (id, name or external id).
+        #[arg(long)]
+        install: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `cynode audit`.
@@ -305,6 +370,9 @@ pub enum AdminCommand {
     /// Platform installs (tenants).
     #[command(subcommand)]
     Install(InstallCommand),
+    /// Team roles of chat users per install (and per channel).
+    #[command(subcommand)]
+    Role(RoleCommand),
 }
 
 /// `cynode admin node-key`.

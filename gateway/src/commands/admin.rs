@@ -112,6 +112,7 @@ pub async fn run(cmd: AdminCommand, config: &Config, data_dir: &Path) -> anyhow:
         }
         AdminCommand::NodeKey(c) => node_key(&pool, actor, c).await?,
         AdminCommand::Install(c) => install(&pool, actor, c).await?,
+        AdminCommand::Role(c) => super::team::role(&pool, actor, c).await?,
     }
     pool.close().await;
     Ok(())

@@ -10,6 +10,7 @@ pub mod say;
 mod serve;
 mod subs;
 mod tasks;
+mod team;
 mod up;
 mod usage;
 
@@ -43,7 +44,8 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Usage(_)
         | Command::Subs(_)
         | Command::Admin(_)
-        | Command::Audit(_) => &RunArgs::default(),
+        | Command::Audit(_)
+        | Command::Users(_) => &RunArgs::default(),
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -54,6 +56,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Serve(_) => serve::serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Audit(c) => audit::run(c, &config).await,
+        Command::Users(c) => team::users(c, &config).await,
         Command::Keygen => {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())

@@ -25,3 +25,4 @@ mod restart;
 mod stream_pool;
 mod subs_cli;
 mod support;
+mod team_cli;

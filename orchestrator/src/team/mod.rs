@@ -255,6 +255,19 @@ pub async fn set_team_settings(
     tx.commit().await
 }
 
+/// The id of the install named by id, name or external id.
+///
+/// # Errors
+/// Store failures.
+pub async fn find_install(pool: &PgPool, install: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM installs WHERE id::text = $1 OR name = $1 OR external_id = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(install)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Every role grant of `install` (or of all installs), ordered.
 ///
 /// # Errors
