@@ -49,6 +49,9 @@ pub enum Command {
     /// CyNode users: link chat identities and API tokens to a user, list and show them (on the database).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Policy as code (Rego): test a policy file locally, import it, explain a job's decision.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// The hash-chained audit log, straight on the database: verify it, export it, make a checkpoint key.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -113,6 +116,37 @@ pub enum RoleCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `cynode policy`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate FILE (Rego, `package cynode`) for the input in INPUT.json and print the decision (no database).
+    Test {
+        /// The Rego policy.
+        file: PathBuf,
+        /// The input document (JSON), as `cynode policy explain` shows it.
+        input: PathBuf,
+    },
+    /// Check and store FILE as the policy of an install (or of all installs); a syntax error names file and line.
+    Import {
+        /// The Rego policy.
+        file: PathBuf,
+        /// Install id, name or external id (default: every install without its own policy).
+        #[arg(long)]
+        install: Option<String>,
+        /// shadow (record what it would decide) or enforce.
+        #[arg(long, default_value = "shadow")]
+        mode: String,
+        /// What an evaluation error does in enforce mode: closed (refuse the job) or open (built-in rules decide).
+        #[arg(long, default_value = "closed")]
+        on_error: String,
+    },
+    /// Show the policy input of a job's request and what the policy in force decides for it.
+    Explain {
+        /// Job id (or its first characters).
+        job: String,
     },
 }
 

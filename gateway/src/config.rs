@@ -791,9 +791,12 @@ impl Config {
             disable_slack_streaming: !self.stream.slack_streaming,
             stream_connections: self.database.stream_connections,
             // A bad key is refused before serving (`run_gateway`); here it only means no checkpoints.
-            audit_checkpoints: self.security.audit_key().ok().flatten().map(|k| {
-                (k, Duration::from_secs(self.security.audit_checkpoint_interval_s.max(1)))
-            }),
+            audit_checkpoints: self
+                .security
+                .audit_key()
+                .ok()
+                .flatten()
+                .map(|k| (k, Duration::from_secs(self.security.audit_checkpoint_interval_s.max(1)))),
         }
     }
 

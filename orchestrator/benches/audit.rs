@@ -71,9 +71,8 @@ async fn run(pool: &PgPool, how: Write, writers: usize, total: usize) -> (f64, f
 async fn main() {
     let total: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3000);
     let db = TestDb::new().await;
-    let pool = store::connect(&db.url, &PoolSettings { max_connections: 24, ..PoolSettings::default() })
-        .await
-        .expect("pool");
+    let pool =
+        store::connect(&db.url, &PoolSettings { max_connections: 24, ..PoolSettings::default() }).await.expect("pool");
     sqlx::query(
         "CREATE TABLE bench_unchained (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(),
          actor text NOT NULL, action text NOT NULL, subject text NOT NULL, detail jsonb NOT NULL)",
@@ -84,15 +83,14 @@ async fn main() {
     // Warm up both paths.
     run(&pool, Write::Chained, 4, 200).await;
     run(&pool, Write::Unchained, 4, 200).await;
-    println!("| writers | chained appends/s | p50 ms | p99 ms | unchained rows/s | p50 ms | p99 ms | chained/unchained |");
+    println!(
+        "| writers | chained appends/s | p50 ms | p99 ms | unchained rows/s | p50 ms | p99 ms | chained/unchained |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for writers in [1, 4, 16] {
         let (c, c50, c99) = run(&pool, Write::Chained, writers, total).await;
         let (u, u50, u99) = run(&pool, Write::Unchained, writers, total).await;
-        println!(
-            "| {writers} | {c:.0} | {c50:.2} | {c99:.2} | {u:.0} | {u50:.2} | {u99:.2} | {:.2} |",
-            c / u
-        );
+        println!("| {writers} | {c:.0} | {c50:.2} | {c99:.2} | {u:.0} | {u50:.2} | {u99:.2} | {:.2} |", c / u);
     }
     let t = Instant::now();
     let report = audit::verify(&pool, None).await.expect("verify");

@@ -1,6 +1,8 @@
 //! Approval policy: ordered rules per install decide whether a job waits for approval, who may approve, how many
 //! of them must, and whether the requester may approve their own job.
 
+pub mod rego;
+
 use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;

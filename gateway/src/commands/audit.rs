@@ -67,7 +67,9 @@ async fn verify(pool: &sqlx::PgPool, config: &Config, public_key: Option<&str>, 
         println!("{v}");
     } else if report.broken.is_none() {
         let cps = match report.last_checkpoint {
-            Some(seq) => format!("{} signed checkpoints verified, the newest at entry {seq}", report.checkpoints_checked),
+            Some(seq) => {
+                format!("{} signed checkpoints verified, the newest at entry {seq}", report.checkpoints_checked)
+            }
             None => "no signed checkpoint verified".to_string(),
         };
         println!("audit log intact: {} entries, head {}; {cps}", report.entries, report.head.unwrap_or(0));

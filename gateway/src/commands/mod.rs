@@ -6,6 +6,7 @@ pub mod client;
 mod local_node;
 mod logs;
 mod nodes;
+mod policy;
 pub mod say;
 mod serve;
 mod subs;
@@ -45,7 +46,8 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Subs(_)
         | Command::Admin(_)
         | Command::Audit(_)
-        | Command::Users(_) => &RunArgs::default(),
+        | Command::Users(_)
+        | Command::Policy(_) => &RunArgs::default(),
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -57,6 +59,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Migrate => migrate(config).await,
         Command::Audit(c) => audit::run(c, &config).await,
         Command::Users(c) => team::users(c, &config).await,
+        Command::Policy(c) => policy::run(c, &config).await,
         Command::Keygen => {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())

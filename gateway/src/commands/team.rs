@@ -44,7 +44,9 @@ async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
             }
         }
         UsersCommand::Show { name, json } => {
-            let u = users::show(pool, &name).await?.with_context(|| format!("no CyNode user `{name}` (see `cynode users list`)"))?;
+            let u = users::show(pool, &name)
+                .await?
+                .with_context(|| format!("no CyNode user `{name}` (see `cynode users list`)"))?;
             if json {
                 println!("{}", serde_json::to_string(&u)?);
             } else {
@@ -81,13 +83,16 @@ pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow
                 .await?
                 .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
             team::set_role(pool, actor, id, channel.as_deref(), &user, r).await?;
-            let place = channel.map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
+            let place =
+                channel.map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
             println!("{user} is {} in {place}", r.as_str());
         }
         RoleCommand::List { install, json } => {
             let id = match install {
                 Some(i) => Some(
-                    team::find_install(pool, &i).await?.with_context(|| format!("no install `{i}` (see `cynode admin install list`)"))?,
+                    team::find_install(pool, &i)
+                        .await?
+                        .with_context(|| format!("no install `{i}` (see `cynode admin install list`)"))?,
                 ),
                 None => None,
             };

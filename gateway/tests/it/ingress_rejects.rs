@@ -119,16 +119,16 @@ async fn bad_slack_requests_get_the_right_status_a_metric_and_store_nothing() {
     }
     // The refusals (401s) are in the audit log, counted per reason (the flusher may have split them in time).
     app.state.ingress.refusals.flush(&app.db.pool).await.expect("flush");
-    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "SELECT subject, detail FROM audit_log WHERE action = 'ingress.refused' ORDER BY seq",
-    )
-    .fetch_all(&app.db.pool)
-    .await
-    .expect("audit");
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT subject, detail FROM audit_log WHERE action = 'ingress.refused' ORDER BY seq")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("audit");
     let mut counted = std::collections::BTreeMap::<String, u64>::new();
     for (platform, d) in rows {
         assert_eq!(platform, "slack");
-        *counted.entry(d["reason"].as_str().expect("reason").to_string()).or_default() += d["count"].as_u64().expect("n");
+        *counted.entry(d["reason"].as_str().expect("reason").to_string()).or_default() +=
+            d["count"].as_u64().expect("n");
     }
     let want: std::collections::BTreeMap<String, u64> = [
         ("bad_header", 1),

@@ -44,11 +44,9 @@ async fn users_and_roles_through_the_cli() {
     let (code, _, err) = run_to_end("cynode", &["users", "show", "carol"], &env).await;
     assert!(code == 1 && err.contains("no CyNode user `carol`"), "{err}");
 
-    let actions: Vec<String> = sqlx::query_scalar(
-        "SELECT action FROM audit_log WHERE actor = 'cli' ORDER BY seq",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .expect("audit");
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = 'cli' ORDER BY seq")
+        .fetch_all(&db.pool)
+        .await
+        .expect("audit");
     assert_eq!(actions, ["role.set", "role.set", "user.link"]);
 }

@@ -137,7 +137,9 @@ pub async fn verify(pool: &PgPool, key: Option<&VerifyingKey>) -> Result<VerifyR
         let head = report.head.unwrap_or(0);
         report.broken = Some(Broken::Checkpoint {
             seq,
-            reason: format!("the chain ends at entry {head}, but a checkpoint covers entry {seq} (entries were removed)"),
+            reason: format!(
+                "the chain ends at entry {head}, but a checkpoint covers entry {seq} (entries were removed)"
+            ),
         });
     }
     Ok(report)

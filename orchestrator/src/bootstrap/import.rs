@@ -308,14 +308,13 @@ async fn import_team(
     let wide = t.roles.iter().map(|(u, r)| ("", u, r));
     let per_channel = t.channels.iter().flat_map(|(c, m)| m.iter().map(move |(u, r)| (c.as_str(), u, r)));
     for (channel, user, role) in wide.chain(per_channel) {
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT role FROM role_grants WHERE install_id = $1 AND channel = $2 AND user_id = $3",
-        )
-        .bind(install)
-        .bind(channel)
-        .bind(user)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT role FROM role_grants WHERE install_id = $1 AND channel = $2 AND user_id = $3")
+                .bind(install)
+                .bind(channel)
+                .bind(user)
+                .fetch_optional(&mut **tx)
+                .await?;
         if current.as_deref() == Some(role.as_str()) {
             changes.push(Change::Unchanged);
             continue;

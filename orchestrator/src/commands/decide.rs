@@ -169,8 +169,7 @@ impl Commands {
             "approval_id": p.id, "job_id": id, "task_id": p.task_id, "install_id": p.install_id, "verdict": state,
             "by": decided_by,
         });
-        let emitted =
-            crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, p.id, &event).await?;
+        let emitted = crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, p.id, &event).await?;
         tx.commit().await?;
         self.dispatcher.events().announce([id]);
         if emitted > 0 {

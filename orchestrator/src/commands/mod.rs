@@ -4,6 +4,7 @@
 mod decide;
 pub mod grammar;
 mod interpret;
+mod rego;
 mod roles;
 mod status;
 mod submit;
@@ -114,6 +115,7 @@ pub struct Commands {
     dispatcher: Arc<Dispatcher>,
     settings: CommandSettings,
     agent_wake: Arc<tokio::sync::Notify>,
+    rego: Arc<policy::rego::Cache>,
 }
 
 fn reply(text: impl Into<String>) -> Reply {
@@ -146,7 +148,13 @@ fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<
 impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
-        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()) }
+        Self {
+            pool,
+            dispatcher,
+            settings,
+            agent_wake: Arc::new(tokio::sync::Notify::new()),
+            rego: Arc::new(policy::rego::Cache::default()),
+        }
     }
 
     /// The store.
@@ -276,6 +284,10 @@ impl Commands {
             },
         )
         .await?;
+        let decision = match self.apply_rego(origin, "run", &job_spec, decision).await? {
+            Ok(d) => d,
+            Err(refused) => return Ok(Some(refused)),
+        };
         let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
         let Some(mut r) =
             self.submit(origin, new_id, "run", text, &args, job_spec, requirements, &decision, notice.as_ref()).await?

@@ -5,11 +5,11 @@ use cynode_protocol::{JobSpec, Requirements};
 use uuid::Uuid;
 
 use super::{ApprovalRequest, CommandError, Commands, Reply};
-use crate::{approvals, audit};
 use crate::dispatch::feasible::Unschedulable;
 use crate::outbox::{self, EventType};
 use crate::policy::Decision;
 use crate::tasks::{self, NewJob, Origin, short};
+use crate::{approvals, audit};
 
 impl Commands {
     /// Records the task (or takes over the recorded one) and its job. `None` when the recorded task already left

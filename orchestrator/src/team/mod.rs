@@ -30,7 +30,8 @@ pub enum TeamRole {
 }
 
 /// Every role, most powerful first.
-pub const ROLES: [TeamRole; 5] = [TeamRole::Admin, TeamRole::Approver, TeamRole::Member, TeamRole::Viewer, TeamRole::None];
+pub const ROLES: [TeamRole; 5] =
+    [TeamRole::Admin, TeamRole::Approver, TeamRole::Member, TeamRole::Viewer, TeamRole::None];
 
 impl TeamRole {
     /// The stored name.
@@ -106,7 +107,9 @@ impl Standing {
             return Ok(());
         }
         let what = match (&self.grant.commands, self.role) {
-            (Some(list), _) => format!("it allows {}", list.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")),
+            (Some(list), _) => {
+                format!("it allows {}", list.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+            }
             (None, TeamRole::Viewer) => "it can see `status` and your own jobs (`jobs`)".to_string(),
             (None, _) => "it allows nothing but `help`".to_string(),
         };
@@ -149,20 +152,24 @@ pub async fn standing(
     conversation: Option<Uuid>,
     user: &str,
 ) -> Result<Standing, sqlx::Error> {
-    let (channel_role, install_role, default_role, grants): (Option<String>, Option<String>, Option<String>, Option<serde_json::Value>) =
-        sqlx::query_as(
-            "SELECT (SELECT g.role FROM role_grants g JOIN conversations c ON c.id = $3
+    let (channel_role, install_role, default_role, grants): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<serde_json::Value>,
+    ) = sqlx::query_as(
+        "SELECT (SELECT g.role FROM role_grants g JOIN conversations c ON c.id = $3
                      WHERE g.install_id = $1 AND g.user_id = $2 AND g.channel <> ''
                        AND g.channel = c.channel),
                     (SELECT role FROM role_grants WHERE install_id = $1 AND user_id = $2 AND channel = ''),
                     (SELECT default_role FROM team_settings WHERE install_id = $1),
                     (SELECT grants FROM team_settings WHERE install_id = $1)",
-        )
-        .bind(install)
-        .bind(user)
-        .bind(conversation)
-        .fetch_one(pool)
-        .await?;
+    )
+    .bind(install)
+    .bind(user)
+    .bind(conversation)
+    .fetch_one(pool)
+    .await?;
     let (name, from) = match (channel_role, install_role, default_role) {
         (Some(r), _, _) => (r, "channel"),
         (None, Some(r), _) => (r, "install"),
@@ -171,8 +178,7 @@ pub async fn standing(
     };
     // An unknown stored name (impossible under the CHECK) grants nothing: fail closed.
     let role = TeamRole::parse(&name).unwrap_or(TeamRole::None);
-    let grants: BTreeMap<String, RoleGrant> =
-        grants.and_then(|g| serde_json::from_value(g).ok()).unwrap_or_default();
+    let grants: BTreeMap<String, RoleGrant> = grants.and_then(|g| serde_json::from_value(g).ok()).unwrap_or_default();
     let grant = grants.get(role.as_str()).cloned().unwrap_or_default();
     Ok(Standing { role, from, grant })
 }

@@ -85,7 +85,11 @@ async fn principal(tx: &mut sqlx::PgConnection, name: &str, create: bool) -> Res
         (None, false) => Err(UserError::NoUser(name.to_string())),
         (None, true) => {
             let id = Uuid::now_v7();
-            sqlx::query("INSERT INTO principals (id, name) VALUES ($1, $2)").bind(id).bind(name).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO principals (id, name) VALUES ($1, $2)")
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             Ok(id)
         }
     }
@@ -105,7 +109,9 @@ pub async fn link_identity(
     display_name: Option<&str>,
 ) -> Result<(), UserError> {
     if user_id.trim().is_empty() {
-        return Err(UserError::Invalid("--user needs the platform's user id (Slack `U…`, a Discord or Telegram id)".into()));
+        return Err(UserError::Invalid(
+            "--user needs the platform's user id (Slack `U…`, a Discord or Telegram id)".into(),
+        ));
     }
     let mut tx = pool.begin().await?;
     let install = install_id(&mut tx, install).await?;
@@ -196,12 +202,11 @@ pub async fn show(pool: &PgPool, name: &str) -> Result<Option<User>, sqlx::Error
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let tokens: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM api_tokens WHERE principal_id = $1 AND revoked_at IS NULL ORDER BY name",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
+    let tokens: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM api_tokens WHERE principal_id = $1 AND revoked_at IS NULL ORDER BY name")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
     let roles: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT i.name, g.channel, g.role FROM role_grants g JOIN chat_identities c
              ON c.install_id = g.install_id AND c.user_id = g.user_id

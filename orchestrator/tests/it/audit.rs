@@ -138,7 +138,9 @@ async fn a_cut_tail_and_a_forged_checkpoint_are_caught() {
     assert_eq!(audit::verify(&db.pool, None).await.expect("verify").broken, None, "the rest still links");
     let report = audit::verify(&db.pool, Some(&key.verifying_key())).await.expect("verify");
     match report.broken {
-        Some(audit::Broken::Checkpoint { seq: 5, reason }) => assert!(reason.contains("entries were removed"), "{reason}"),
+        Some(audit::Broken::Checkpoint { seq: 5, reason }) => {
+            assert!(reason.contains("entries were removed"), "{reason}")
+        }
         other => panic!("expected the cut tail to be caught: {other:?}"),
     }
 

@@ -88,7 +88,11 @@ async fn role_command_template_matrix() {
         ("UMEM", "status", Ok(())),
         ("UVIEW", "status", Ok(())),
         ("UVIEW", "jobs", Ok(())),
-        ("UVIEW", "run echo hi", Err("Your role here is viewer: it can see `status` and your own jobs (`jobs`), not `run`")),
+        (
+            "UVIEW",
+            "run echo hi",
+            Err("Your role here is viewer: it can see `status` and your own jobs (`jobs`), not `run`"),
+        ),
         ("UVIEW", "run --template gpu x", Err("role here is viewer")),
         ("UVIEW", "ask hello", Err("not `ask`")),
         ("UVIEW", "cancel deadbeef", Err("not `cancel`")),
@@ -183,9 +187,15 @@ async fn users_link_identities_and_tokens() {
     let (_, install) = setup(&db).await;
     users::link_identity(&db.pool, "cli", "alice", "ops", "UMEM", Some("Alice")).await.expect("link");
     users::link_identity(&db.pool, "cli", "alice", &install.to_string(), "UAPP", None).await.expect("second");
-    cynode_orchestrator::api_tokens::create(&db.pool, "cli", "alice-ci", None, cynode_orchestrator::api_tokens::Role::Operator)
-        .await
-        .expect("token");
+    cynode_orchestrator::api_tokens::create(
+        &db.pool,
+        "cli",
+        "alice-ci",
+        None,
+        cynode_orchestrator::api_tokens::Role::Operator,
+    )
+    .await
+    .expect("token");
     users::link_token(&db.pool, "cli", "alice", "alice-ci").await.expect("token link");
     let e = users::link_identity(&db.pool, "cli", "bob", "ops", "UMEM", None).await.expect_err("taken");
     assert!(e.to_string().contains("linked to CyNode user `alice`"), "{e}");

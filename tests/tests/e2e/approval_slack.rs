@@ -112,7 +112,7 @@ async fn a_held_job_runs_after_the_approvers_click_and_the_card_says_who_approve
             .await
             .expect("approval");
     assert_eq!(by.as_deref(), Some(APPROVER));
-    assert_eq!(reason.as_deref(), Some("template busybox"));
+    assert_eq!(reason.as_deref(), Some("template busybox; approval by U0APPROVER"), "the card says who may approve");
     let audit = chat.audit().await;
     let actions: Vec<(&str, &str)> = audit.iter().map(|(a, b, _)| (a.as_str(), b.as_str())).collect();
     for expected in
