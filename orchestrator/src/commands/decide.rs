@@ -129,9 +129,11 @@ impl Commands {
             });
         }
         let state = if approve { "approved" } else { "denied" };
-        // One approver: the decision carries the name the platform sent with this very request (never used to
-        // authorise, only to show). Several: their ids, in the order they approved.
-        let decided_by = if approve && required > 1 { approvals_so_far.join(", ") } else { origin.requester.clone() };
+        // The decision carries whoever completed it, with the name the platform sent with this very request (never
+        // used to authorise, only to show); every approver of an N-of-M decision is in `approval_votes`, the reply
+        // and the audit log.
+        let decided_by = origin.requester.clone();
+        let by_all = if approve && required > 1 { approvals_so_far.join(", ") } else { origin.requester.clone() };
         sqlx::query(
             "UPDATE approvals SET state = $2, decided_by = $3, decided_at = now(),
                  decided_by_name = (SELECT left(e.payload->'actor'->>'name', 80) FROM inbound_events e
@@ -162,12 +164,12 @@ impl Commands {
         }
         tasks::settle(&mut tx, p.task_id).await?;
         let detail = serde_json::json!({
-            "job": id, "verdict": state, "by": decided_by, "spec_sha256": hex::encode(spec_hash),
+            "job": id, "verdict": state, "by": by_all, "spec_sha256": hex::encode(spec_hash),
         });
         audit::append(&mut tx, &origin.requester, "approval.resolved", &p.id.to_string(), &detail).await?;
         let event = serde_json::json!({
             "approval_id": p.id, "job_id": id, "task_id": p.task_id, "install_id": p.install_id, "verdict": state,
-            "by": decided_by,
+            "by": decided_by, "approved_by": approvals_so_far,
         });
         let emitted = crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, p.id, &event).await?;
         tx.commit().await?;
@@ -179,7 +181,7 @@ impl Commands {
             self.dispatcher.announce();
         }
         Ok(Reply {
-            text: format!("Job `{}` {state} by {decided_by}.", short(id)),
+            text: format!("Job `{}` {state} by {by_all}.", short(id)),
             job_id: Some(id),
             task_id: Some(p.task_id),
             approval: None,
