@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 const EXAMPLE: &str = include_str!("../../docs/examples/policy.rego");
 
 fn generated(rules: usize) -> String {
-    let mut s = String::from("package cynode\n\ndecision := {\"deny\": \"viewers cannot run jobs\"} if {\n\t\"viewer\" in input.roles\n}");
+    let mut s = String::from(
+        "package cynode\n\ndecision := {\"deny\": \"viewers cannot run jobs\"} if {\n\t\"viewer\" in input.roles\n}",
+    );
     for i in 0..rules - 1 {
         s.push_str(&format!(
             " else := {{\"require_approval\": {{\"approvers\": [\"role:approver\"], \"count\": {}, \"reason\": \"rule {i}\"}}}} if {{\n\t\

@@ -64,7 +64,9 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
         delivery: ping["delivery_id"].as_str().expect("delivery").to_string(),
     };
     // A itself can read each of them (so a 404 below is isolation, not a bad id).
-    for path in [format!("/v1/tasks/{}", ids.task), format!("/v1/jobs/{}", ids.job), format!("/v1/deliveries/{}", ids.delivery)] {
+    for path in
+        [format!("/v1/tasks/{}", ids.task), format!("/v1/jobs/{}", ids.job), format!("/v1/deliveries/{}", ids.delivery)]
+    {
         assert_eq!(api.call("GET", &path, &tenant_a, None).await.0, 200, "{path}");
     }
 
@@ -84,7 +86,11 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
                     api.call(&method, &path.replace("{id}", &nobody), &tenant_b, example_body(&doc, op)).await;
                 let own = resource_of(path, &ids);
                 assert_eq!(status2, 404, "{method} {path} for a missing id");
-                assert_eq!(answer.to_string().replace(own, "ID"), absent.to_string().replace(&nobody, "ID"), "{method} {path}");
+                assert_eq!(
+                    answer.to_string().replace(own, "ID"),
+                    absent.to_string().replace(&nobody, "ID"),
+                    "{method} {path}"
+                );
                 checked += 1;
             } else if method == "GET" {
                 let (status, answer) = api.call(&method, path, &tenant_b, None).await;

@@ -316,7 +316,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_file_and_line_and_bad_results_are_errors() {
-        let e = RegoPolicy::compile("team.rego", "package cynode\n\ndecision := {\"allow\": true,,\n").expect_err("bad");
+        let e =
+            RegoPolicy::compile("team.rego", "package cynode\n\ndecision := {\"allow\": true,,\n").expect_err("bad");
         assert!(e.starts_with("team.rego:3:") && !e.contains('\n'), "one line naming file and line: {e}");
         let e = RegoPolicy::compile("other.rego", "package other\nx := 1\n").expect_err("package");
         assert!(e.contains("package cynode"), "{e}");

@@ -42,13 +42,15 @@ async fn setup(db: &TestDb) -> (Commands, Uuid, Uuid) {
         sqlx::query_scalar("SELECT id FROM installs WHERE name = 'ops'").fetch_one(&db.pool).await.expect("install");
     let conversation = Uuid::now_v7();
     let thread_ref = serde_json::json!({ "platform": "slack", "install": "T1", "channel": "CPROD", "thread": null });
-    sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'CPROD', '', $3)")
-        .bind(conversation)
-        .bind(install)
-        .bind(thread_ref)
-        .execute(&db.pool)
-        .await
-        .expect("conversation");
+    sqlx::query(
+        "INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, 'CPROD', '', $3)",
+    )
+    .bind(conversation)
+    .bind(install)
+    .bind(thread_ref)
+    .execute(&db.pool)
+    .await
+    .expect("conversation");
     (Commands::new(db.pool.clone(), dispatcher(&db.pool), CommandSettings::default()), install, conversation)
 }
 
@@ -117,7 +119,9 @@ async fn evaluation_errors_fail_closed_or_open_and_are_audited() {
         .expect("compiles; fails only when evaluated");
     let r = c.handle(&chat(install, conv, "UMEM"), "run echo hi").await.expect("run");
     assert!(r.refused && r.text.contains("could not be evaluated") && r.text.contains("fails closed"), "{}", r.text);
-    rego::import(&db.pool, "cli", Some(install), "conflict.rego", conflicting, Mode::Enforce, true).await.expect("open");
+    rego::import(&db.pool, "cli", Some(install), "conflict.rego", conflicting, Mode::Enforce, true)
+        .await
+        .expect("open");
     let r = c.handle(&chat(install, conv, "UMEM"), "run echo hi").await.expect("run");
     assert!(!r.refused && r.job_id.is_some(), "fail open: the built-in rules decide: {}", r.text);
     let errors = actions(&db, "policy.error").await;

@@ -200,7 +200,12 @@ async fn a_members_gpu_job_needs_two_approvers() {
     chat.slack_mention("Ev0GPU1", REQUESTER, CHANNEL, THREAD, "run --gpu nvidia-smi").await;
     let (card0, value) = eventually(LIMIT, "the approval card", || card(&fake), || thread_text(&fake)).await;
     let shown = card0.shown();
-    assert!(shown.contains("GPU use; approval by 2 of U0APPROVER1, U0APPROVER2, U0APPROVER, U0REQUESTER (not the requester)"), "{shown}");
+    assert!(
+        shown.contains(
+            "GPU use; approval by 2 of U0APPROVER1, U0APPROVER2, U0APPROVER, U0REQUESTER (not the requester)"
+        ),
+        "{shown}"
+    );
     let job = chat.only_job().await;
 
     let private_to = |user: &'static str, n: usize| {
@@ -214,13 +219,16 @@ async fn a_members_gpu_job_needs_two_approvers() {
     // The requester is on the list but may not approve their own job.
     let url = fake.response_url(CHANNEL, REQUESTER, Some(&card0.ts));
     chat.slack_click(&click(REQUESTER, "approve", &card0, &value, &url)).await;
-    let r = eventually(LIMIT, "the requester's refusal", private_to(REQUESTER, 1), || format!("{:?}", fake.ephemerals())).await;
+    let r =
+        eventually(LIMIT, "the requester's refusal", private_to(REQUESTER, 1), || format!("{:?}", fake.ephemerals()))
+            .await;
     assert!(r.shown().contains("You requested job"), "{}", r.shown());
 
     // First approver: counted, acknowledged privately, still held; a repeat does not count twice.
     let url = fake.response_url(CHANNEL, A1, Some(&card0.ts));
     chat.slack_click(&click(A1, "approve", &card0, &value, &url)).await;
-    let r = eventually(LIMIT, "the first approval's answer", private_to(A1, 1), || format!("{:?}", fake.ephemerals())).await;
+    let r = eventually(LIMIT, "the first approval's answer", private_to(A1, 1), || format!("{:?}", fake.ephemerals()))
+        .await;
     assert!(r.shown().contains("Approval 1 of 2") && r.shown().contains("1 more needed"), "{}", r.shown());
     assert_eq!(chat.job_state(job).await, ("awaiting_approval".into(), Some("pending".into())));
     chat.slack_click(&click(A1, "approve", &card0, &value, &url)).await;
