@@ -33,7 +33,7 @@ fn input(i: usize) -> Value {
     let template = format!("tpl-{}", (i * 7919) % 260);
     let job = json!({
         "kind": "sandbox", "template": template, "image": "cynode/busybox:latest",
-        "argv": ["sh", "-c", format!("echo {i}")], "env": [], "network": i % 5 == 0, "gpu": i % 7 == 0,
+        "argv": ["sh", "-c", format!("echo {i}")], "env": [], "network": i.is_multiple_of(5), "gpu": i.is_multiple_of(7),
         "limits": { "memory_mb": 256, "cpus": 1.0, "pids": 128, "timeout_s": 300, "max_output_bytes": 1_048_576 },
     });
     let roles = [["member"], ["approver"], ["admin"], ["viewer"]][i % 4].to_vec();

@@ -143,10 +143,13 @@ pub struct Active {
     pub policy: Result<Arc<RegoPolicy>, String>,
 }
 
-/// Compiled policies by row, recompiled when a row changes.
+/// A compiled policy, or why its stored source does not compile.
+type Compiled = Result<Arc<RegoPolicy>, String>;
+
+/// Compiled policies by row, recompiled when a row changes (by `updated_at`).
 #[derive(Debug, Default)]
 pub struct Cache {
-    compiled: Mutex<HashMap<Uuid, (DateTime<Utc>, Result<Arc<RegoPolicy>, String>)>>,
+    compiled: Mutex<HashMap<Uuid, (DateTime<Utc>, Compiled)>>,
 }
 
 impl Cache {

@@ -141,6 +141,15 @@ impl Standing {
     }
 }
 
+/// Where a role can come from, in one row.
+#[derive(sqlx::FromRow)]
+struct Sources {
+    channel_role: Option<String>,
+    install_role: Option<String>,
+    default_role: Option<String>,
+    grants: Option<serde_json::Value>,
+}
+
 /// The role of `user` in `install`, in the channel of `conversation` when given: a channel override, else the
 /// install-wide grant, else the install's default role (`member` when the install has no team settings).
 ///
@@ -152,18 +161,14 @@ pub async fn standing(
     conversation: Option<Uuid>,
     user: &str,
 ) -> Result<Standing, sqlx::Error> {
-    let (channel_role, install_role, default_role, grants): (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<serde_json::Value>,
-    ) = sqlx::query_as(
+    let Sources { channel_role, install_role, default_role, grants } = sqlx::query_as(
         "SELECT (SELECT g.role FROM role_grants g JOIN conversations c ON c.id = $3
                      WHERE g.install_id = $1 AND g.user_id = $2 AND g.channel <> ''
-                       AND g.channel = c.channel),
-                    (SELECT role FROM role_grants WHERE install_id = $1 AND user_id = $2 AND channel = ''),
-                    (SELECT default_role FROM team_settings WHERE install_id = $1),
-                    (SELECT grants FROM team_settings WHERE install_id = $1)",
+                       AND g.channel = c.channel) AS channel_role,
+                    (SELECT role FROM role_grants WHERE install_id = $1 AND user_id = $2 AND channel = '')
+                        AS install_role,
+                    (SELECT default_role FROM team_settings WHERE install_id = $1) AS default_role,
+                    (SELECT grants FROM team_settings WHERE install_id = $1) AS grants",
     )
     .bind(install)
     .bind(user)
