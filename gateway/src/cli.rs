@@ -49,6 +49,136 @@ pub enum Command {
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// CyNode users: link chat identities and API tokens to a user, list and show them (on the database).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Policy as code (Rego): test a policy file locally, import it, explain a job's decision.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The hash-chained audit log, straight on the database: verify it, export it, make a checkpoint key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `cynode users`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Link a chat identity (--install and --user) or an API token (--token) to a user (created when new).
+    Link {
+        /// The CyNode user's name.
+        name: String,
+        /// Install id, name or external id of the chat identity.
+        #[arg(long, requires = "user", conflicts_with = "token")]
+        install: Option<String>,
+        /// The platform's user id (Slack `U…`, a Discord or Telegram id).
+        #[arg(long, requires = "install")]
+        user: Option<String>,
+        /// Display name for the identity (default: the name the platform sends).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// API token id or name.
+        #[arg(long, required_unless_present = "install")]
+        token: Option<String>,
+    },
+    /// List users with their identities, tokens and roles.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        /// Name or id.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `cynode admin role`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Grant a chat user a role in an install (or in one channel of it).
+    Set {
+        /// Install id, name or external id.
+        install: String,
+        /// The platform's user id.
+        user: String,
+        /// admin, approver, member, viewer or none.
+        role: String,
+        /// Only in this channel (overrides the install-wide role there).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// List role grants.
+    List {
+        /// Only this install (id, name or external id).
+        #[arg(long)]
+        install: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `cynode policy`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate FILE (Rego, `package cynode`) for the input in INPUT.json and print the decision (no database).
+    Test {
+        /// The Rego policy.
+        file: PathBuf,
+        /// The input document (JSON), as `cynode policy explain` shows it.
+        input: PathBuf,
+    },
+    /// Check and store FILE as the policy of an install (or of all installs); a syntax error names file and line.
+    Import {
+        /// The Rego policy.
+        file: PathBuf,
+        /// Install id, name or external id (default: every install without its own policy).
+        #[arg(long)]
+        install: Option<String>,
+        /// shadow (record what it would decide) or enforce.
+        #[arg(long, default_value = "shadow")]
+        mode: String,
+        /// What an evaluation error does in enforce mode: closed (refuse the job) or open (built-in rules decide).
+        #[arg(long, default_value = "closed")]
+        on_error: String,
+    },
+    /// Show the policy input of a job's request and what the policy in force decides for it.
+    Explain {
+        /// Job id (or its first characters).
+        job: String,
+    },
+}
+
+/// `cynode audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain and its signed checkpoints; name the first broken link (exit code 1 when broken).
+    Verify {
+        /// Public key (base64) trusted for checkpoints; default security.audit_public_key, else the public half
+        /// of security.audit_signing_key.
+        #[arg(long, value_name = "BASE64")]
+        public_key: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write entries as JSON lines (one object per line, oldest first).
+    Export {
+        /// From: RFC 3339 time or an age such as 30m, 2h, 7d.
+        #[arg(long, value_name = "WHEN")]
+        since: String,
+        /// Until (exclusive; default now): RFC 3339 time or an age.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+    },
+    /// Sign a checkpoint of the chain head now (with security.audit_signing_key).
+    Checkpoint,
+    /// Print a fresh checkpoint signing key for security.audit_signing_key (its public key goes to stderr).
+    Keygen,
 }
 
 /// How the client commands reach the API. `--url` and `--token` may also come from the environment
@@ -362,6 +492,9 @@ pub enum AdminCommand {
     /// Platform installs (tenants).
     #[command(subcommand)]
     Install(InstallCommand),
+    /// Team roles of chat users per install (and per channel).
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// External OpenAI-compatible model providers (used when no node serves a model, or the queue is long).
     #[command(subcommand)]
     Provider(ProviderCommand),

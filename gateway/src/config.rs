@@ -132,13 +132,67 @@ pub struct EmbeddedConfig {
 }
 
 /// Keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// 32 random bytes, base64, that encrypt stored secrets (`cynode keygen` makes one). `cynode up` keeps
     /// one in its data directory when this is not set; `cynode serve` requires it.
     #[serde(default)]
     pub master_key: Option<SecretString>,
+    /// Ed25519 key (32-byte seed, base64; `cynode audit keygen` makes one) that signs checkpoints of the audit
+    /// chain head. Without it no checkpoints are signed.
+    #[serde(default)]
+    pub audit_signing_key: Option<SecretString>,
+    /// The public key `cynode audit verify` trusts for checkpoints (base64); default: the signing key's.
+    #[serde(default)]
+    pub audit_public_key: Option<String>,
+    /// Seconds between audit checkpoints (a checkpoint is signed only when the chain grew).
+    #[serde(default = "default_audit_checkpoint_interval")]
+    pub audit_checkpoint_interval_s: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            audit_signing_key: None,
+            audit_public_key: None,
+            audit_checkpoint_interval_s: default_audit_checkpoint_interval(),
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The checkpoint signing key, if configured.
+    ///
+    /// # Errors
+    /// A key that is not 32 bytes of base64 (the message names the setting, never the key).
+    pub fn audit_key(&self) -> anyhow::Result<Option<cynode_orchestrator::audit::CheckpointKey>> {
+        self.audit_signing_key
+            .as_ref()
+            .map(|k| {
+                cynode_orchestrator::audit::CheckpointKey::from_base64(k)
+                    .map_err(|e| anyhow::anyhow!("security.audit_signing_key: {e}"))
+            })
+            .transpose()
+    }
+
+    /// The public key trusted for checkpoints: `audit_public_key`, else the signing key's public half.
+    ///
+    /// # Errors
+    /// A key that does not parse.
+    pub fn audit_verifying_key(&self) -> anyhow::Result<Option<cynode_orchestrator::audit::checkpoint::VerifyingKey>> {
+        if let Some(p) = &self.audit_public_key {
+            let key = cynode_orchestrator::audit::checkpoint::parse_public_key(p)
+                .map_err(|e| anyhow::anyhow!("security.audit_public_key: {e}"))?;
+            return Ok(Some(key));
+        }
+        Ok(self.audit_key()?.map(|k| k.verifying_key()))
+    }
+}
+
+fn default_audit_checkpoint_interval() -> u64 {
+    60
 }
 
 /// Log output format.
@@ -749,6 +803,13 @@ impl Config {
             stream: self.stream_settings(),
             disable_slack_streaming: !self.stream.slack_streaming,
             stream_connections: self.database.stream_connections,
+            // A bad key is refused before serving (`run_gateway`); here it only means no checkpoints.
+            audit_checkpoints: self
+                .security
+                .audit_key()
+                .ok()
+                .flatten()
+                .map(|k| (k, Duration::from_secs(self.security.audit_checkpoint_interval_s.max(1)))),
         }
     }
 

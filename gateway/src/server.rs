@@ -81,6 +81,8 @@ pub struct CoreSettings {
     pub disable_slack_streaming: bool,
     /// Connections of the stream worker's own pool (`database.stream_connections`; 0: [`STREAM_CONNECTIONS`]).
     pub stream_connections: u32,
+    /// Signs a checkpoint of the audit chain head at this interval (`security.audit_signing_key`).
+    pub audit_checkpoints: Option<(cynode_orchestrator::audit::CheckpointKey, Duration)>,
 }
 
 /// Memory settings for the core: the embedder's configuration (None: keyword recall only) and the rest.
@@ -91,6 +93,8 @@ pub struct MemoryCore {
     /// Retention, decay, MMR, HNSW search width.
     pub settings: cynode_orchestrator::memory::MemorySettings,
 }
+/// How often refused platform requests are written to the audit log (one entry per platform and reason).
+pub const AUDIT_REFUSALS_EVERY: Duration = Duration::from_secs(10);
 
 /// Default size of the stream worker's pool. Replies are background work: however many streams are open, the
 /// worker keeps at most this many database server processes busy, so a reply backlog cannot starve the ingress
@@ -161,7 +165,12 @@ impl AppState {
             recorder: Recorder::start(&pool, s.recorder.clone(), wake),
             limits: RateLimits::new(s.rate),
             settings: s,
+            refusals: Arc::new(cynode_orchestrator::audit::Refusals::default()),
         });
+        drop(ingress.refusals.clone().spawn_flusher(pool.clone(), AUDIT_REFUSALS_EVERY, shutdown.clone()));
+        if let Some((key, every)) = settings.audit_checkpoints {
+            drop(cynode_orchestrator::audit::checkpoint::spawn_checkpoints(pool.clone(), key, every, shutdown.clone()));
+        }
         spawn_eviction(&ingress, shutdown);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(Metrics::default());

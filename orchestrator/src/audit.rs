@@ -1,5 +1,15 @@
 //! The append-only, hash-chained audit log. Each entry's hash covers the previous hash and the entry, so
-//! removing or altering a row breaks the chain; a trigger refuses UPDATE and DELETE.
+//! removing or altering a row breaks the chain; a trigger refuses UPDATE and DELETE. Signed checkpoints of the
+//! chain head ([`checkpoint`]) catch a chain rewritten consistently by someone who can bypass the trigger, and
+//! [`verify`] walks chain and checkpoints together.
+
+pub mod checkpoint;
+pub mod refusals;
+pub mod verify;
+
+pub use checkpoint::{CheckpointKey, KeyError};
+pub use refusals::Refusals;
+pub use verify::{Broken, Entry, VerifyReport, export, verify};
 
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
@@ -39,7 +49,11 @@ pub async fn append(
     Ok(seq)
 }
 
-fn entry_hash(
+/// The hash of one entry: SHA-256 over the previous hash, the sequence number, the time (microseconds) and the
+/// length-prefixed actor, action and subject, then the detail's JSON. Public so that verifiers outside CyNode
+/// (and tamper tests) can recompute it.
+#[must_use]
+pub fn entry_hash(
     prev: &[u8],
     seq: i64,
     at: &chrono::DateTime<chrono::Utc>,
@@ -60,22 +74,10 @@ fn entry_hash(
     h.finalize().to_vec()
 }
 
-/// Walks the whole chain and returns the sequence number of the first broken link, if any.
+/// Walks the whole chain (no checkpoints) and returns the sequence number of the first broken link, if any.
 ///
 /// # Errors
 /// Any database error.
 pub async fn verify_chain(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
-    type Row = (i64, chrono::DateTime<chrono::Utc>, String, String, String, serde_json::Value, Vec<u8>, Vec<u8>);
-    let rows: Vec<Row> =
-        sqlx::query_as("SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq")
-            .fetch_all(pool)
-            .await?;
-    let mut prev = vec![0u8; 32];
-    for (seq, at, actor, action, subject, detail, prev_hash, hash) in rows {
-        if prev_hash != prev || entry_hash(&prev, seq, &at, &actor, &action, &subject, &detail) != hash {
-            return Ok(Some(seq));
-        }
-        prev = hash;
-    }
-    Ok(None)
+    Ok(verify(pool, None).await?.broken.map(|b| b.seq()))
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod agent;
 pub mod api_tokens;
+pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod commands;
@@ -23,5 +24,6 @@ pub mod providers;
 pub mod store;
 pub mod stream;
 pub mod tasks;
+pub mod team;
 pub mod usage;
 pub mod views;

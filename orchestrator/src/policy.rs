@@ -1,4 +1,7 @@
-//! Approval policy: ordered rules per install decide whether a job waits for approval and who may approve.
+//! Approval policy: ordered rules per install decide whether a job waits for approval, who may approve, how many
+//! of them must, and whether the requester may approve their own job.
+
+pub mod rego;
 
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -30,6 +33,10 @@ pub enum Decision {
         approvers: Vec<String>,
         /// Why (for the approval card).
         reason: String,
+        /// How many distinct approvers must approve (N of M; at least 1).
+        required: u32,
+        /// Whether the requester, when an approver, may approve their own job.
+        requester_may_approve: bool,
     },
 }
 
@@ -41,6 +48,10 @@ struct Rule {
     require_approval: bool,
     #[serde(default)]
     approvers: Vec<String>,
+    #[serde(default)]
+    approvals: Option<u32>,
+    #[serde(default)]
+    requester_may_approve: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,11 +105,21 @@ pub async fn evaluate(pool: &PgPool, req: &Request<'_>) -> Result<Decision, sqlx
         let Ok(rule) = serde_json::from_value::<Rule>(raw) else {
             // Fail closed: a rule nobody can read must not let jobs through that it was meant to hold.
             tracing::error!("a stored policy rule cannot be read; holding the job (fix the policy and re-import)");
-            return Ok(Decision::RequireApproval { approvers: Vec::new(), reason: "unreadable policy rule".into() });
+            return Ok(Decision::RequireApproval {
+                approvers: Vec::new(),
+                reason: "unreadable policy rule".into(),
+                required: 1,
+                requester_may_approve: false,
+            });
         };
         if rule.when.matches(req) {
             return Ok(if rule.require_approval {
-                Decision::RequireApproval { reason: rule.when.describe(), approvers: rule.approvers }
+                Decision::RequireApproval {
+                    reason: rule.when.describe(),
+                    approvers: rule.approvers,
+                    required: rule.approvals.unwrap_or(1).max(1),
+                    requester_may_approve: rule.requester_may_approve,
+                }
             } else {
                 Decision::Allow
             });

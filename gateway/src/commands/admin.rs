@@ -53,7 +53,7 @@ pub async fn ensure_local_token(pool: &PgPool, data_dir: &Path) -> anyhow::Resul
 }
 
 /// Connects to `DATABASE_URL`, else to the embedded PostgreSQL of a `cynode up` running on `data_dir`.
-async fn database(config: &Config, data_dir: &Path) -> anyhow::Result<PgPool> {
+pub(crate) async fn database(config: &Config, data_dir: &Path) -> anyhow::Result<PgPool> {
     if let Some(url) = &config.database.url {
         return super::connect(config, url).await;
     }
@@ -115,6 +115,7 @@ pub async fn run(cmd: AdminCommand, config: &Config, data_dir: &Path) -> anyhow:
         AdminCommand::NodeKey(c) => node_key(&pool, actor, c).await?,
         AdminCommand::Install(c) => install(&pool, actor, c).await?,
         AdminCommand::Provider(c) => provider(&pool, actor, c, config, data_dir).await?,
+        AdminCommand::Role(c) => super::team::role(&pool, actor, c).await?,
     }
     pool.close().await;
     Ok(())

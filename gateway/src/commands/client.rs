@@ -243,7 +243,13 @@ pub(super) async fn dispatch(command: crate::cli::Command, config: &crate::confi
             super::memory::run(cmd, &client).await
         }
         Command::Admin(cmd) => super::admin::run(cmd, config, &config.data_dir(is_root)).await,
-        Command::Up(_) | Command::Serve(_) | Command::Migrate | Command::Keygen => {
+        Command::Up(_)
+        | Command::Serve(_)
+        | Command::Migrate
+        | Command::Keygen
+        | Command::Audit(_)
+        | Command::Users(_)
+        | Command::Policy(_) => {
             anyhow::bail!("not a client command")
         }
     }

@@ -1,15 +1,18 @@
 //! What each subcommand does. Every failure surfaces as one line saying what is wrong and what to do.
 
 pub mod admin;
+mod audit;
 pub mod client;
 mod local_node;
 mod logs;
 mod memory;
 mod nodes;
+mod policy;
 pub mod say;
 mod serve;
 mod subs;
 mod tasks;
+mod team;
 mod up;
 mod usage;
 
@@ -43,7 +46,10 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Usage(_)
         | Command::Subs(_)
         | Command::Memory(_)
-        | Command::Admin(_) => &RunArgs::default(),
+        | Command::Admin(_)
+        | Command::Audit(_)
+        | Command::Users(_)
+        | Command::Policy(_) => &RunArgs::default(),
     };
     let overrides =
         Overrides { listen: args.listen, data_dir: args.data_dir.clone(), bootstrap: args.bootstrap.clone() };
@@ -53,6 +59,9 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Up(_) => up::up(config).await,
         Command::Serve(_) => serve::serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Audit(c) => audit::run(c, &config).await,
+        Command::Users(c) => team::users(c, &config).await,
+        Command::Policy(c) => policy::run(c, &config).await,
         Command::Keygen => {
             println!("{}", SecretBox::generate_key().expose_secret());
             Ok(())

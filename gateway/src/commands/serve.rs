@@ -41,6 +41,9 @@ pub async fn run_gateway(
     master_key: &SecretString,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if config.security.audit_key()?.is_none() {
+        tracing::warn!("audit checkpoints are off: set security.audit_signing_key (`cynode audit keygen` makes one)");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     let mut core = config.core_settings();

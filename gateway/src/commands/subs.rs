@@ -271,7 +271,7 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 }
 
 /// An RFC 3339 time, `now`, or an age (`30m` = 30 minutes ago).
-fn parse_when(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn parse_when(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if s.trim() == "now" {
         return Ok(now);
     }

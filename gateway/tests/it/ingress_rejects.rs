@@ -117,6 +117,33 @@ async fn bad_slack_requests_get_the_right_status_a_metric_and_store_nothing() {
         assert_eq!(app.rejected("slack", case.reason), before + 1, "{}: metric {}", case.name, case.reason);
         assert_eq!(app.stored().await, (0, 0, 0), "{}: nothing stored", case.name);
     }
+    // The refusals (401s) are in the audit log, counted per reason (the flusher may have split them in time).
+    app.state.ingress.refusals.flush(&app.db.pool).await.expect("flush");
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT subject, detail FROM audit_log WHERE action = 'ingress.refused' ORDER BY seq")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("audit");
+    let mut counted = std::collections::BTreeMap::<String, u64>::new();
+    for (platform, d) in rows {
+        assert_eq!(platform, "slack");
+        *counted.entry(d["reason"].as_str().expect("reason").to_string()).or_default() +=
+            d["count"].as_u64().expect("n");
+    }
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("bad_header", 1),
+        ("bad_signature", 2),
+        ("disabled_install", 1),
+        ("future_timestamp", 1),
+        ("missing_header", 2),
+        ("stale_timestamp", 1),
+        ("unknown_install", 1),
+    ]
+    .into_iter()
+    .map(|(r, n)| (r.to_string(), n))
+    .collect();
+    assert_eq!(counted, want);
+    assert_eq!(cynode_orchestrator::audit::verify_chain(&app.db.pool).await.expect("verify"), None);
 }
 
 #[tokio::test]

@@ -147,6 +147,12 @@ pub async fn import_with(
             Put::Unchanged => Change::Unchanged,
         });
     }
+    for t in &file.teams {
+        let Some(&install) = install_ids.get(&t.install) else { continue };
+        for change in import_team(&mut tx, install, t).await? {
+            report.count(change);
+        }
+    }
     if report.created + report.updated > 0 {
         let detail = serde_json::to_value(report).unwrap_or_default();
         audit::append(&mut tx, "bootstrap", "bootstrap.import", origin, &detail).await?;
@@ -301,4 +307,61 @@ async fn upsert_subscription(
     .execute(&mut **tx)
     .await?;
     Ok(if row.is_some() { Change::Updated } else { Change::Created })
+}
+
+/// The install's team settings and its listed role grants: created, updated or unchanged each.
+async fn import_team(
+    tx: &mut Transaction<'_, Postgres>,
+    install: Uuid,
+    t: &super::TeamSpec,
+) -> Result<Vec<Change>, BootstrapError> {
+    let mut changes = Vec::new();
+    let grants = serde_json::to_value(&t.grants).unwrap_or_default();
+    let current: Option<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT default_role, grants FROM team_settings WHERE install_id = $1")
+            .bind(install)
+            .fetch_optional(&mut **tx)
+            .await?;
+    changes.push(match current {
+        Some((r, g)) if r == t.default_role && g == grants => Change::Unchanged,
+        before => {
+            sqlx::query(
+                "INSERT INTO team_settings (install_id, default_role, grants) VALUES ($1, $2, $3)
+                 ON CONFLICT (install_id) DO UPDATE SET default_role = $2, grants = $3, updated_at = now()",
+            )
+            .bind(install)
+            .bind(&t.default_role)
+            .bind(&grants)
+            .execute(&mut **tx)
+            .await?;
+            if before.is_some() { Change::Updated } else { Change::Created }
+        }
+    });
+    let wide = t.roles.iter().map(|(u, r)| ("", u, r));
+    let per_channel = t.channels.iter().flat_map(|(c, m)| m.iter().map(move |(u, r)| (c.as_str(), u, r)));
+    for (channel, user, role) in wide.chain(per_channel) {
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT role FROM role_grants WHERE install_id = $1 AND channel = $2 AND user_id = $3")
+                .bind(install)
+                .bind(channel)
+                .bind(user)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if current.as_deref() == Some(role.as_str()) {
+            changes.push(Change::Unchanged);
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO role_grants (install_id, channel, user_id, role) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (install_id, channel, user_id) DO UPDATE SET role = $4, updated_at = now()",
+        )
+        .bind(install)
+        .bind(channel)
+        .bind(user)
+        .bind(role)
+        .execute(&mut **tx)
+        .await?;
+        changes.push(if current.is_some() { Change::Updated } else { Change::Created });
+    }
+    Ok(changes)
 }

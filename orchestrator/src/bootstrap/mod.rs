@@ -75,6 +75,33 @@ pub struct BootstrapFile {
     /// External OpenAI-compatible model providers (see [`crate::providers`]).
     #[serde(default)]
     pub providers: Vec<crate::providers::ProviderSpec>,
+    /// Team mode: roles per install (default role, grants, per-user and per-channel roles).
+    #[serde(default)]
+    pub teams: Vec<TeamSpec>,
+}
+
+/// Roles of one install. Import adds and updates the listed grants; grants made with the CLI stay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSpec {
+    /// Install name from the same file.
+    pub install: String,
+    /// Role of chat users nobody granted one: `member` (default), `viewer` or `none`.
+    #[serde(default = "default_role")]
+    pub default_role: String,
+    /// Chat user id → role for the whole install.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Channel id → (chat user id → role) overrides.
+    #[serde(default)]
+    pub channels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Role name → what it may use (commands, templates, gpu, network).
+    #[serde(default)]
+    pub grants: BTreeMap<String, crate::team::RoleGrant>,
+}
+
+fn default_role() -> String {
+    "member".into()
 }
 
 /// One platform install.
@@ -251,6 +278,12 @@ pub struct PolicyRuleSpec {
     /// Platform user ids allowed to approve.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// How many distinct approvers must approve (N of M; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+    /// Whether a requester who is an approver may approve their own job (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requester_may_approve: bool,
 }
 
 /// Conditions of a policy rule; absent fields match anything.
@@ -392,6 +425,27 @@ impl BootstrapFile {
                 && !names.contains(&inst.as_str())
             {
                 return Err(invalid(format!("policy[{i}]"), &format!("no install named `{inst}` in this file")));
+            }
+            if let Some(n) = r.approvals
+                && (n == 0 || (!r.approvers.is_empty() && n as usize > r.approvers.len()))
+            {
+                return Err(invalid(
+                    format!("policy[{i}]"),
+                    &format!("approvals must be between 1 and the number of approvers ({})", r.approvers.len()),
+                ));
+            }
+        }
+        for (i, t) in self.teams.iter().enumerate() {
+            let at = format!("teams[{i}] (`{}`)", t.install);
+            if !names.contains(&t.install.as_str()) {
+                return Err(invalid(at, &format!("no install named `{}` in this file", t.install)));
+            }
+            if !matches!(t.default_role.as_str(), "member" | "viewer" | "none") {
+                return Err(invalid(at, "default_role is member, viewer or none"));
+            }
+            let roles = t.roles.values().chain(t.channels.values().flat_map(BTreeMap::values));
+            if let Some(bad) = roles.chain(t.grants.keys()).find(|r| crate::team::TeamRole::parse(r).is_none()) {
+                return Err(invalid(at, &format!("`{bad}` is not a role (admin, approver, member, viewer, none)")));
             }
         }
         for (i, s) in self.subscriptions.iter().enumerate() {

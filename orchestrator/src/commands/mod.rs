@@ -1,9 +1,12 @@
 //! Commands from chat and the API: one grammar (see [`grammar`]) for every platform, executed against the
 //! store. Every user mistake becomes a reply, never an error.
 
+mod decide;
 pub mod grammar;
 mod interpret;
 mod memory;
+mod rego;
+mod roles;
 mod status;
 mod submit;
 
@@ -80,6 +83,10 @@ pub struct ApprovalRequest {
     pub approvers: Vec<String>,
     /// Why it is needed.
     pub reason: String,
+    /// Who may approve, in words (`2 of U1, U2, U3`).
+    pub who: String,
+    /// How many distinct approvers must approve.
+    pub required: u32,
 }
 
 /// What `run` runs.
@@ -110,6 +117,7 @@ pub struct Commands {
     settings: CommandSettings,
     agent_wake: Arc<tokio::sync::Notify>,
     memories: crate::memory::Memories,
+    rego: Arc<policy::rego::Cache>,
 }
 
 fn reply(text: impl Into<String>) -> Reply {
@@ -143,7 +151,14 @@ impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
         let memories = crate::memory::Memories::new(pool.clone(), None, crate::memory::MemorySettings::default());
-        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()), memories }
+        Self {
+            pool,
+            dispatcher,
+            settings,
+            agent_wake: Arc::new(tokio::sync::Notify::new()),
+            memories,
+            rego: Arc::new(policy::rego::Cache::default()),
+        }
     }
 
     /// The same commands with `memories` (an embedder, memory settings) for `remember`, `recall`, `forget` and
@@ -208,6 +223,9 @@ impl Commands {
         };
         let verb = interpret::verb(&command);
         let answered = |r: Reply| Interpreted::answered(verb, r);
+        if let Some(refused) = self.command_refusal(origin, verb).await? {
+            return Ok(answered(refused));
+        }
         Ok(match command {
             Command::Help { .. } => answered(reply(HELP)), // answered above; kept for exhaustiveness
             Command::Run { template, gpu, command } => {
@@ -247,6 +265,9 @@ impl Commands {
             let list = if names.is_empty() { "none are configured".to_string() } else { names.join(", ") };
             return Ok(Some(refusal(format!("There is no sandbox template `{name}` (available: {list})."))));
         };
+        if let Some(refused) = self.job_refusal(origin, &t.name, gpu || t.gpu, t.network).await? {
+            return Ok(Some(refused));
+        }
         let job_spec = JobSpec::Sandbox(SandboxSpec {
             template: t.name.clone(),
             image: t.image.clone(),
@@ -283,6 +304,10 @@ impl Commands {
             },
         )
         .await?;
+        let decision = match self.apply_rego(origin, "run", &job_spec, decision).await? {
+            Ok(d) => d,
+            Err(refused) => return Ok(Some(refused)),
+        };
         let args = serde_json::json!({ "template": t.name, "gpu": gpu, "command": command });
         let Some(mut r) =
             self.submit(origin, new_id, "run", text, &args, job_spec, requirements, &decision, notice.as_ref()).await?
@@ -424,7 +449,11 @@ impl Commands {
         .bind(id)
         .fetch_one(&self.pool)
         .await?;
+        let admin = install.is_some()
+            && install == origin.install_id
+            && self.standing(origin).await?.is_some_and(|s| s.role == crate::team::TeamRole::Admin);
         let allowed = owner == origin.requester && install == origin.install_id
+            || admin
             || policy::is_approver(&self.pool, install, &origin.requester).await?;
         let mut tx = self.pool.begin().await?;
         if !allowed {
@@ -478,100 +507,5 @@ impl Commands {
         tx.commit().await?;
         self.dispatcher.events().announce([id]);
         Ok(Reply { text, job_id: Some(id), ..Reply::default() })
-    }
-
-    async fn decide(&self, origin: &Origin, job: &str, approve: bool) -> Result<Reply, CommandError> {
-        let id = match self.find(job).await? {
-            Ok(id) => id,
-            Err(r) => return Ok(r),
-        };
-        let mut tx = self.pool.begin().await?;
-        let pending: Option<(Uuid, serde_json::Value, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "SELECT a.id, a.approvers, j.task_id, t.install_id
-             FROM approvals a JOIN jobs j ON j.id = a.job_id JOIN tasks t ON t.id = j.task_id
-             WHERE a.job_id = $1 AND a.state = 'pending' AND j.state = 'awaiting_approval' FOR UPDATE OF a, j",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((approval, approvers, task, install_id)) = pending else {
-            let last: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT state, decided_by FROM approvals WHERE job_id = $1 ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let why = match last {
-                Some((state, Some(by))) if state == "approved" || state == "denied" => {
-                    format!(": it was already {state} by {by}")
-                }
-                Some((state, _)) if state == "expired" => {
-                    ": its approval request expired and the job was cancelled; run the command again to ask anew".into()
-                }
-                _ => String::new(),
-            };
-            return Ok(refusal(format!("Job `{}` is not waiting for approval{why}.", short(id))));
-        };
-        let approvers: Vec<String> = serde_json::from_value(approvers).unwrap_or_default();
-        if !approvers.iter().any(|a| a == &origin.requester) {
-            let detail = serde_json::json!({ "approve": approve });
-            audit::append(&mut tx, &origin.requester, "approval.refused", &approval.to_string(), &detail).await?;
-            tx.commit().await?;
-            return Ok(refusal(format!("You are not an approver for job `{}`.", short(id))));
-        }
-        let verdict = if approve { "approved" } else { "denied" };
-        // The name the platform sent with this very request (never used to authorise, only to show).
-        sqlx::query(
-            "UPDATE approvals SET state = $2, decided_by = $3, decided_at = now(),
-                 decided_by_name = (SELECT left(e.payload->'actor'->>'name', 80) FROM inbound_events e
-                                    WHERE e.id = $4 AND e.payload->'actor'->>'id' = $3)
-             WHERE id = $1",
-        )
-        .bind(approval)
-        .bind(verdict)
-        .bind(&origin.requester)
-        .bind(origin.inbound_id)
-        .execute(&mut *tx)
-        .await?;
-        if approve {
-            sqlx::query("UPDATE jobs SET state = 'queued', run_after = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_at = now(),
-                 result = jsonb_build_object('status', 'cancelled', 'duration_ms', 0, 'message', $2::text)
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(format!("denied by {}", origin.requester))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tasks::settle(&mut tx, task).await?;
-        let detail = serde_json::json!({ "job": id, "verdict": verdict });
-        audit::append(&mut tx, &origin.requester, "approval.resolved", &approval.to_string(), &detail).await?;
-        let event = serde_json::json!({
-            "approval_id": approval, "job_id": id, "task_id": task, "install_id": install_id, "verdict": verdict,
-            "by": origin.requester,
-        });
-        let emitted =
-            crate::outbox::emit(&mut tx, crate::outbox::EventType::ApprovalResolved, approval, &event).await?;
-        tx.commit().await?;
-        self.dispatcher.events().announce([id]);
-        if emitted > 0 {
-            self.dispatcher.announce_outbox();
-        }
-        if approve {
-            self.dispatcher.announce();
-        }
-        Ok(Reply {
-            text: format!("Job `{}` {verdict} by {}.", short(id), origin.requester),
-            job_id: Some(id),
-            task_id: Some(task),
-            approval: None,
-            refused: false,
-        })
     }
 }

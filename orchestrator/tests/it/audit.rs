@@ -44,3 +44,122 @@ async fn concurrent_appends_keep_one_linear_chain() {
     assert_eq!(n, 16);
     assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), None);
 }
+
+async fn entries(db: &TestDb, n: i64) {
+    for i in 0..n {
+        let mut tx = db.pool.begin().await.expect("tx");
+        audit::append(&mut tx, "U1", "job.cancel", &format!("job-{i}"), &serde_json::json!({ "i": i }))
+            .await
+            .expect("append");
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// Bypasses the append-only trigger, as a database superuser could.
+async fn as_superuser(db: &TestDb, sql: &str) {
+    let mut tx = db.pool.begin().await.expect("tx");
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update").execute(&mut *tx).await.expect("off");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect("tamper");
+    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update").execute(&mut *tx).await.expect("on");
+    tx.commit().await.expect("commit");
+}
+
+fn key() -> audit::CheckpointKey {
+    audit::CheckpointKey::from_base64(&audit::CheckpointKey::generate()).expect("key")
+}
+
+#[tokio::test]
+async fn a_deleted_entry_is_named_by_its_sequence_number() {
+    let db = TestDb::new().await;
+    entries(&db, 6).await;
+    as_superuser(&db, "DELETE FROM audit_log WHERE seq = 4").await;
+    let report = audit::verify(&db.pool, None).await.expect("verify");
+    assert_eq!(report.broken, Some(audit::Broken::Missing { seq: 4, found: Some(5) }));
+    assert_eq!(report.entries, 3, "the walk stops at the first broken link");
+    // Deleting the first entry is caught too.
+    let db = TestDb::new().await;
+    entries(&db, 3).await;
+    as_superuser(&db, "DELETE FROM audit_log WHERE seq = 1").await;
+    assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), Some(1));
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_chain_is_caught_by_the_signed_checkpoint() {
+    let db = TestDb::new().await;
+    let key = key();
+    entries(&db, 4).await;
+    assert_eq!(audit::checkpoint::checkpoint(&db.pool, &key).await.expect("checkpoint"), Some(4));
+    assert_eq!(audit::checkpoint::checkpoint(&db.pool, &key).await.expect("again"), None, "head unchanged");
+    entries(&db, 3).await;
+    assert_eq!(audit::checkpoint::checkpoint(&db.pool, &key).await.expect("checkpoint"), Some(7));
+    let trusted = key.verifying_key();
+    let ok = audit::verify(&db.pool, Some(&trusted)).await.expect("verify");
+    assert_eq!((ok.broken, ok.entries, ok.checkpoints_checked, ok.last_checkpoint), (None, 7, 2, Some(7)));
+
+    // Rewrite entry 2 and recompute every hash after it: the chain alone looks intact…
+    type Row = (i64, chrono::DateTime<chrono::Utc>, String, String, String, serde_json::Value);
+    let rows: Vec<Row> = sqlx::query_as("SELECT seq, at, actor, action, subject, detail FROM audit_log ORDER BY seq")
+        .fetch_all(&db.pool)
+        .await
+        .expect("rows");
+    let mut prev = vec![0u8; 32];
+    let mut sql = String::new();
+    for (seq, at, actor, action, subject, detail) in rows {
+        let subject = if seq == 2 { "job-innocent".to_string() } else { subject };
+        let hash = audit::entry_hash(&prev, seq, &at, &actor, &action, &subject, &detail);
+        sql.push_str(&format!(
+            "UPDATE audit_log SET subject = '{subject}', prev_hash = '\\x{}', hash = '\\x{}' WHERE seq = {seq};",
+            hex::encode(&prev),
+            hex::encode(&hash)
+        ));
+        prev = hash;
+    }
+    for stmt in sql.split_terminator(';') {
+        as_superuser(&db, stmt).await;
+    }
+    assert_eq!(audit::verify(&db.pool, None).await.expect("verify").broken, None, "the chain is self-consistent");
+    // …but the first checkpoint after the change no longer matches what was signed.
+    let report = audit::verify(&db.pool, Some(&trusted)).await.expect("verify");
+    match report.broken {
+        Some(audit::Broken::Checkpoint { seq: 4, reason }) => {
+            assert!(reason.contains("rewritten at or before entry 4"), "{reason}");
+        }
+        other => panic!("expected the checkpoint at 4 to fail: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_cut_tail_and_a_forged_checkpoint_are_caught() {
+    let db = TestDb::new().await;
+    let key = key();
+    entries(&db, 5).await;
+    audit::checkpoint::checkpoint(&db.pool, &key).await.expect("checkpoint");
+    as_superuser(&db, "DELETE FROM audit_log WHERE seq >= 4").await;
+    assert_eq!(audit::verify(&db.pool, None).await.expect("verify").broken, None, "the rest still links");
+    let report = audit::verify(&db.pool, Some(&key.verifying_key())).await.expect("verify");
+    match report.broken {
+        Some(audit::Broken::Checkpoint { seq: 5, reason }) => {
+            assert!(reason.contains("entries were removed"), "{reason}")
+        }
+        other => panic!("expected the cut tail to be caught: {other:?}"),
+    }
+
+    // A checkpoint signed by a key nobody trusts.
+    let db = TestDb::new().await;
+    entries(&db, 2).await;
+    audit::checkpoint::checkpoint(&db.pool, &self::key()).await.expect("rogue checkpoint");
+    let report = audit::verify(&db.pool, Some(&key.verifying_key())).await.expect("verify");
+    assert!(matches!(report.broken, Some(audit::Broken::Checkpoint { seq: 2, .. })), "{report:?}");
+    // Without a trusted key checkpoints are reported as unchecked, never as verified.
+    let report = audit::verify(&db.pool, None).await.expect("verify");
+    assert_eq!((report.broken, report.checkpoints_checked, report.checkpoints_unchecked), (None, 0, 1));
+}
+
+#[tokio::test]
+async fn checkpoints_are_append_only_too() {
+    let db = TestDb::new().await;
+    entries(&db, 1).await;
+    audit::checkpoint::checkpoint(&db.pool, &key()).await.expect("checkpoint");
+    let e = sqlx::query("DELETE FROM audit_checkpoints").execute(&db.pool).await.expect_err("append-only");
+    assert!(e.to_string().contains("append-only"), "{e}");
+}

@@ -1,6 +1,7 @@
 //! Orchestrator integration tests against a real PostgreSQL.
 
 mod agent;
+mod approvals;
 mod audit;
 mod bootstrap;
 mod commands;
@@ -12,6 +13,8 @@ mod migrations;
 mod node_state;
 mod outbox;
 mod providers;
+mod policy_rego;
+mod roles;
 mod stream;
 mod stream_budget;
 mod stream_live;

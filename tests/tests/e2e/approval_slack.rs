@@ -112,7 +112,7 @@ async fn a_held_job_runs_after_the_approvers_click_and_the_card_says_who_approve
             .await
             .expect("approval");
     assert_eq!(by.as_deref(), Some(APPROVER));
-    assert_eq!(reason.as_deref(), Some("template busybox"));
+    assert_eq!(reason.as_deref(), Some("template busybox; approval by U0APPROVER"), "the card says who may approve");
     let audit = chat.audit().await;
     let actions: Vec<(&str, &str)> = audit.iter().map(|(a, b, _)| (a.as_str(), b.as_str())).collect();
     for expected in
@@ -180,5 +180,88 @@ async fn an_unanswered_approval_expires_and_the_card_says_expired() {
     .await;
     assert!(late.shown().contains("not waiting for approval: its approval request expired"), "{}", late.shown());
     assert_eq!(chat.job_state(job).await, ("cancelled".into(), Some("expired".into())));
+    assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+}
+
+/// Team mode end to end: a member's GPU job needs two of three approvers. The card says so, the requester (an
+/// approver too) cannot approve their own job, the first approval is acknowledged privately and leaves the job
+/// held, a second click by the same approver does not count twice, and the second approver's click releases it.
+#[tokio::test]
+async fn a_members_gpu_job_needs_two_approvers() {
+    const A1: &str = "U0APPROVER1";
+    const A2: &str = "U0APPROVER2";
+    let fake = FakeSlack::start().await;
+    let team = format!(
+        "policy:\n  - {{when: {{gpu: true}}, approvers: ['{A1}', '{A2}', '{APPROVER}', '{REQUESTER}'], approvals: 2}}\n\
+         teams:\n  - {{install: acme, default_role: none, roles: {{{REQUESTER}: member, {A1}: approver, \
+         {A2}: approver, {APPROVER}: approver}}}}\n"
+    );
+    let chat = Chat::start(&slack_install(&fake.base_url(), fake.token()), &team, &[]).await;
+    chat.slack_mention("Ev0GPU1", REQUESTER, CHANNEL, THREAD, "run --gpu nvidia-smi").await;
+    let (card0, value) = eventually(LIMIT, "the approval card", || card(&fake), || thread_text(&fake)).await;
+    let shown = card0.shown();
+    assert!(
+        shown.contains(
+            "GPU use; approval by 2 of U0APPROVER1, U0APPROVER2, U0APPROVER, U0REQUESTER (not the requester)"
+        ),
+        "{shown}"
+    );
+    let job = chat.only_job().await;
+
+    let private_to = |user: &'static str, n: usize| {
+        let fake = &fake;
+        move || {
+            let mine: Vec<Message> =
+                fake.ephemerals().into_iter().filter(|m| m.ephemeral_to.as_deref() == Some(user)).collect();
+            (mine.len() >= n).then(|| mine[n - 1].clone())
+        }
+    };
+    // The requester is on the list but may not approve their own job.
+    let url = fake.response_url(CHANNEL, REQUESTER, Some(&card0.ts));
+    chat.slack_click(&click(REQUESTER, "approve", &card0, &value, &url)).await;
+    let r =
+        eventually(LIMIT, "the requester's refusal", private_to(REQUESTER, 1), || format!("{:?}", fake.ephemerals()))
+            .await;
+    assert!(r.shown().contains("You requested job"), "{}", r.shown());
+
+    // First approver: counted, acknowledged privately, still held; a repeat does not count twice.
+    let url = fake.response_url(CHANNEL, A1, Some(&card0.ts));
+    chat.slack_click(&click(A1, "approve", &card0, &value, &url)).await;
+    let r = eventually(LIMIT, "the first approval's answer", private_to(A1, 1), || format!("{:?}", fake.ephemerals()))
+        .await;
+    assert!(r.shown().contains("Approval 1 of 2") && r.shown().contains("1 more needed"), "{}", r.shown());
+    assert_eq!(chat.job_state(job).await, ("awaiting_approval".into(), Some("pending".into())));
+    chat.slack_click(&click(A1, "approve", &card0, &value, &url)).await;
+    let r = eventually(LIMIT, "the repeat's answer", private_to(A1, 2), || format!("{:?}", fake.ephemerals())).await;
+    assert!(r.shown().contains("already voted"), "{}", r.shown());
+    assert_eq!(chat.job_state(job).await, ("awaiting_approval".into(), Some("pending".into())));
+
+    // Second approver: approved; the card says so and its buttons are gone.
+    let url = fake.response_url(CHANNEL, A2, Some(&card0.ts));
+    chat.slack_click(&click(A2, "approve", &card0, &value, &url)).await;
+    let card1 = eventually(
+        LIMIT,
+        "the approved card",
+        || fake.message(CHANNEL, &card0.ts).filter(|m| m.shown().contains("Approved by")),
+        || thread_text(&fake),
+    )
+    .await;
+    assert!(card1.shown().contains(&format!("Approved by <@{A2}>")), "{}", card1.shown());
+    let (state, approval) = chat.job_state(job).await;
+    assert_eq!(approval.as_deref(), Some("approved"));
+    assert_ne!(state, "awaiting_approval");
+    let votes: Vec<String> =
+        sqlx::query_scalar("SELECT approver FROM approval_votes WHERE verdict = 'approve' ORDER BY at")
+            .fetch_all(&chat.db.pool)
+            .await
+            .expect("votes");
+    assert_eq!(votes, [A1, A2]);
+    let audit = chat.audit().await;
+    let refused: Vec<&str> = audit
+        .iter()
+        .filter(|(_, a, _)| a == "approval.refused")
+        .map(|(_, _, d)| d["refused"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(refused, ["requester"]);
     assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
 }

@@ -78,10 +78,16 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
-        let Some(presented) = presented else { return Err(unauthorized()) };
+        let Some(presented) = presented else {
+            state.ingress.refusals.note("api", "missing_token");
+            return Err(unauthorized());
+        };
         match api_tokens::verify(&state.pool, presented).await {
             Ok(Some(token)) => Ok(Self { token }),
-            Ok(None) => Err(unauthorized()),
+            Ok(None) => {
+                state.ingress.refusals.note("api", "invalid_token");
+                Err(unauthorized())
+            }
             Err(e) => Err(ApiError::from(e).into_response()),
         }
     }

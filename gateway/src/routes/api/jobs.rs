@@ -127,7 +127,8 @@ async fn decide(
     }
     let reply = state.commands.handle(&caller.origin(), &format!("{verb} {}", job.id)).await?;
     let (after, _) = find(&state, &caller, &id).await?;
-    if after.state == "awaiting_approval" {
+    // A vote that counted but left the job waiting (N of M) is a success; a refused one is forbidden.
+    if after.state == "awaiting_approval" && reply.refused {
         return Err(ApiError::client(StatusCode::FORBIDDEN, "forbidden", reply.text));
     }
     Ok(Json(ActionResponse { reply: reply.text, job: after }))

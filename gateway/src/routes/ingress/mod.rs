@@ -80,6 +80,8 @@ pub struct Ingress {
     pub limits: RateLimits,
     /// Settings.
     pub settings: IngressSettings,
+    /// Refused requests, counted for the audit log.
+    pub refusals: Arc<cynode_orchestrator::audit::Refusals>,
 }
 
 /// The result of admitting and recording one verified request.
@@ -99,6 +101,7 @@ pub(crate) type Early = Box<Response>;
 /// Counts and logs a refused request and answers a bare 401.
 pub(crate) fn unauthorized(state: &AppState, platform: Platform, reason: &'static str) -> Response {
     state.metrics.reject(platform.as_str(), reason);
+    state.ingress.refusals.note(platform.as_str(), reason);
     tracing::warn!(platform = platform.as_str(), reason, "platform request refused");
     StatusCode::UNAUTHORIZED.into_response()
 }

@@ -1,0 +1,112 @@
+//! `cynode users link|list|show` and `cynode admin role set|list`: team mode on the database (`DATABASE_URL`, else
+//! the embedded PostgreSQL of a running `cynode up`). Every change is audited with actor `cli`.
+
+use anyhow::Context as _;
+use cynode_orchestrator::team::{self, TeamRole, users};
+use sqlx::PgPool;
+
+use crate::cli::{RoleCommand, UsersCommand};
+use crate::config::Config;
+
+/// Runs `cynode users …`.
+///
+/// # Errors
+/// Any failure, phrased for the user.
+pub(super) async fn users(cmd: UsersCommand, config: &Config) -> anyhow::Result<()> {
+    let is_root = cynode_orchestrator::store::embedded::effective_uid() == 0;
+    let pool = super::admin::database(config, &config.data_dir(is_root)).await?;
+    let result = run_users(&pool, cmd).await;
+    pool.close().await;
+    result
+}
+
+async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
+    match cmd {
+        UsersCommand::Link { name, install: Some(install), user: Some(user), display_name, .. } => {
+            users::link_identity(pool, "cli", &name, &install, &user, display_name.as_deref()).await?;
+            println!("linked {user} of install `{install}` to user `{name}`");
+        }
+        UsersCommand::Link { name, token: Some(token), .. } => {
+            users::link_token(pool, "cli", &name, &token).await?;
+            println!("linked API token `{token}` to user `{name}`");
+        }
+        UsersCommand::Link { .. } => anyhow::bail!("give --install and --user, or --token"),
+        UsersCommand::List { json } => {
+            let all = users::list(pool).await?;
+            if json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                println!("{:<24}  {:>10}  {:>6}  ROLES", "NAME", "IDENTITIES", "TOKENS");
+                for u in all {
+                    let roles: Vec<String> = u.roles.iter().map(role_text).collect();
+                    println!("{:<24}  {:>10}  {:>6}  {}", u.name, u.identities.len(), u.tokens.len(), roles.join(", "));
+                }
+            }
+        }
+        UsersCommand::Show { name, json } => {
+            let u = users::show(pool, &name)
+                .await?
+                .with_context(|| format!("no CyNode user `{name}` (see `cynode users list`)"))?;
+            if json {
+                println!("{}", serde_json::to_string(&u)?);
+            } else {
+                println!("user        {} ({})", u.name, u.id);
+                for i in &u.identities {
+                    let shown = i.display_name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                    println!("identity    {} {} {}{shown}", i.platform, i.install, i.user_id);
+                }
+                for t in &u.tokens {
+                    println!("token       {t}");
+                }
+                for r in &u.roles {
+                    println!("role        {}", role_text(r));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn role_text((install, channel, role): &(String, String, String)) -> String {
+    if channel.is_empty() { format!("{role} in {install}") } else { format!("{role} in {install} #{channel}") }
+}
+
+/// Runs `cynode admin role …`.
+///
+/// # Errors
+/// Any failure, phrased for the user.
+pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow::Result<()> {
+    match cmd {
+        RoleCommand::Set { install, user, role, channel } => {
+            let r = TeamRole::parse(&role).context("the role is admin, approver, member, viewer or none")?;
+            let id = team::find_install(pool, &install)
+                .await?
+                .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+            team::set_role(pool, actor, id, channel.as_deref(), &user, r).await?;
+            let place =
+                channel.map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
+            println!("{user} is {} in {place}", r.as_str());
+        }
+        RoleCommand::List { install, json } => {
+            let id = match install {
+                Some(i) => Some(
+                    team::find_install(pool, &i)
+                        .await?
+                        .with_context(|| format!("no install `{i}` (see `cynode admin install list`)"))?,
+                ),
+                None => None,
+            };
+            let grants = team::list_roles(pool, id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&grants)?);
+            } else {
+                println!("{:<36}  {:<14}  {:<20}  ROLE", "INSTALL", "CHANNEL", "USER");
+                for g in grants {
+                    let channel = if g.channel.is_empty() { "*" } else { g.channel.as_str() };
+                    println!("{:<36}  {channel:<14}  {:<20}  {}", g.install_id, g.user_id, g.role);
+                }
+            }
+        }
+    }
+    Ok(())
+}

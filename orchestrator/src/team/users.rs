@@ -1,0 +1,219 @@
+//! CyNode users: a named principal that links several chat identities — (platform, install, user id) — and API
+//! tokens. Display names come from the platform (the name sent with each request) or are set by an admin.
+//! Every link is audited (`user.link`, `user.link_token`).
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::audit;
+
+/// What went wrong linking (phrased for the CLI and API).
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// No install with that id, name or external id.
+    #[error("no install `{0}` (see `cynode admin install list`)")]
+    NoInstall(String),
+    /// No live token with that id or name.
+    #[error("no live API token `{0}` (see `cynode admin token list`)")]
+    NoToken(String),
+    /// No user of that name.
+    #[error("no CyNode user `{0}` (see `cynode users list`)")]
+    NoUser(String),
+    /// The identity belongs to another user.
+    #[error("that chat identity is linked to CyNode user `{0}` already")]
+    Taken(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// A linked chat identity.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Identity {
+    /// Platform of the install.
+    pub platform: String,
+    /// Install id.
+    pub install_id: Uuid,
+    /// Install name.
+    pub install: String,
+    /// The platform's user id.
+    pub user_id: String,
+    /// Display name, when known.
+    pub display_name: Option<String>,
+}
+
+/// A CyNode user with what is linked to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Display name set by an admin.
+    pub display_name: Option<String>,
+    /// Linked chat identities.
+    pub identities: Vec<Identity>,
+    /// Names of linked live API tokens.
+    pub tokens: Vec<String>,
+    /// Roles of the linked identities: (install name, channel or empty, role).
+    pub roles: Vec<(String, String, String)>,
+}
+
+async fn install_id(tx: &mut sqlx::PgConnection, install: &str) -> Result<Uuid, UserError> {
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM installs WHERE id::text = $1 OR name = $1 OR external_id = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(install)
+    .fetch_optional(&mut *tx)
+    .await?;
+    id.ok_or_else(|| UserError::NoInstall(install.to_string()))
+}
+
+async fn principal(tx: &mut sqlx::PgConnection, name: &str, create: bool) -> Result<Uuid, UserError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(UserError::Invalid("a user name is 1–80 characters".into()));
+    }
+    let found: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM principals WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+    match (found, create) {
+        (Some(id), _) => Ok(id),
+        (None, false) => Err(UserError::NoUser(name.to_string())),
+        (None, true) => {
+            let id = Uuid::now_v7();
+            sqlx::query("INSERT INTO principals (id, name) VALUES ($1, $2)")
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            Ok(id)
+        }
+    }
+}
+
+/// Links the chat identity (`install`, `user_id`) to the CyNode user `name` (created when new); `display_name`
+/// sets the identity's display name. An identity already linked to another user is refused.
+///
+/// # Errors
+/// [`UserError`].
+pub async fn link_identity(
+    pool: &PgPool,
+    actor: &str,
+    name: &str,
+    install: &str,
+    user_id: &str,
+    display_name: Option<&str>,
+) -> Result<(), UserError> {
+    if user_id.trim().is_empty() {
+        return Err(UserError::Invalid(
+            "--user needs the platform's user id (Slack `U…`, a Discord or Telegram id)".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    let install = install_id(&mut tx, install).await?;
+    let p = principal(&mut tx, name, true).await?;
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT p.name FROM chat_identities c JOIN principals p ON p.id = c.principal_id
+         WHERE c.install_id = $1 AND c.user_id = $2 AND c.principal_id <> $3",
+    )
+    .bind(install)
+    .bind(user_id)
+    .bind(p)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(owner) = owner {
+        return Err(UserError::Taken(owner));
+    }
+    sqlx::query(
+        "INSERT INTO chat_identities (install_id, user_id, principal_id, display_name) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (install_id, user_id) DO UPDATE
+             SET display_name = COALESCE(EXCLUDED.display_name, chat_identities.display_name)",
+    )
+    .bind(install)
+    .bind(user_id)
+    .bind(p)
+    .bind(display_name)
+    .execute(&mut *tx)
+    .await?;
+    let detail = serde_json::json!({ "install": install, "user_id": user_id, "display_name": display_name });
+    audit::append(&mut tx, actor, "user.link", name, &detail).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Links the live API token `token` (id or name) to the CyNode user `name` (created when new).
+///
+/// # Errors
+/// [`UserError`].
+pub async fn link_token(pool: &PgPool, actor: &str, name: &str, token: &str) -> Result<(), UserError> {
+    let mut tx = pool.begin().await?;
+    let p = principal(&mut tx, name, true).await?;
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE api_tokens SET principal_id = $2
+         WHERE id = (SELECT id FROM api_tokens WHERE (id::text = $1 OR name = $1) AND revoked_at IS NULL
+                     ORDER BY created_at DESC LIMIT 1)
+         RETURNING id",
+    )
+    .bind(token)
+    .bind(p)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else { return Err(UserError::NoToken(token.to_string())) };
+    audit::append(&mut tx, actor, "user.link_token", name, &serde_json::json!({ "token": id })).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every CyNode user with its links.
+///
+/// # Errors
+/// Store failures.
+pub async fn list(pool: &PgPool) -> Result<Vec<User>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM principals ORDER BY name").fetch_all(pool).await?;
+    let mut users = Vec::with_capacity(names.len());
+    for n in names {
+        if let Some(u) = show(pool, &n).await? {
+            users.push(u);
+        }
+    }
+    Ok(users)
+}
+
+/// One CyNode user with its identities, tokens and the roles of its identities.
+///
+/// # Errors
+/// Store failures.
+pub async fn show(pool: &PgPool, name: &str) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<String>)> =
+        sqlx::query_as("SELECT id, name, display_name FROM principals WHERE name = $1 OR id::text = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    let Some((id, name, display_name)) = row else { return Ok(None) };
+    let identities: Vec<Identity> = sqlx::query_as(
+        "SELECT i.platform, c.install_id, i.name AS install, c.user_id, c.display_name
+         FROM chat_identities c JOIN installs i ON i.id = c.install_id WHERE c.principal_id = $1
+         ORDER BY i.name, c.user_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let tokens: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM api_tokens WHERE principal_id = $1 AND revoked_at IS NULL ORDER BY name")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    let roles: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT i.name, g.channel, g.role FROM role_grants g JOIN chat_identities c
+             ON c.install_id = g.install_id AND c.user_id = g.user_id
+         JOIN installs i ON i.id = g.install_id WHERE c.principal_id = $1 ORDER BY i.name, g.channel",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(User { id, name, display_name, identities, tokens, roles }))
+}
