@@ -15,6 +15,7 @@ fn resource_of<'a>(path: &str, ids: &'a Ids) -> &'a str {
         "jobs" => &ids.job,
         "subscriptions" => &ids.subscription,
         "deliveries" => &ids.delivery,
+        "memories" => &ids.memory,
         other => panic!("{path}: no resource of kind `{other}` in the tenant table; add one to resource_of"),
     }
 }
@@ -24,6 +25,7 @@ struct Ids {
     job: String,
     subscription: String,
     delivery: String,
+    memory: String,
 }
 
 /// The documented example of an operation's request body, if it takes one.
@@ -57,16 +59,23 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
     let subscription = sub["subscription"]["id"].as_str().expect("sub id").to_string();
     let (status, ping) = api.call("POST", &format!("/v1/subscriptions/{subscription}/test"), &tenant_a, None).await;
     assert!(status < 300, "{ping}");
+    let body = json!({ "text": "tenant A keeps its deploy notes here", "scope": "install" });
+    let (status, memory) = api.call("POST", "/v1/memories", &tenant_a, Some(body)).await;
+    assert_eq!(status, 201, "{memory}");
     let ids = Ids {
         task: submitted["task_id"].as_str().expect("task").to_string(),
         job: submitted["job_id"].as_str().expect("job").to_string(),
         subscription,
         delivery: ping["delivery_id"].as_str().expect("delivery").to_string(),
+        memory: memory["id"].as_str().expect("memory id").to_string(),
     };
     // A itself can read each of them (so a 404 below is isolation, not a bad id).
-    for path in
-        [format!("/v1/tasks/{}", ids.task), format!("/v1/jobs/{}", ids.job), format!("/v1/deliveries/{}", ids.delivery)]
-    {
+    for path in [
+        format!("/v1/tasks/{}", ids.task),
+        format!("/v1/jobs/{}", ids.job),
+        format!("/v1/deliveries/{}", ids.delivery),
+        format!("/v1/memories/{}", ids.memory),
+    ] {
         assert_eq!(api.call("GET", &path, &tenant_a, None).await.0, 200, "{path}");
     }
 
@@ -96,10 +105,11 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
                 let (status, answer) = api.call(&method, path, &tenant_b, None).await;
                 assert!(status == 200 || status == 403, "{method} {path}: {status} {answer}");
                 let text = answer.to_string();
-                for id in [&ids.task, &ids.job, &ids.subscription, &ids.delivery] {
+                for id in [&ids.task, &ids.job, &ids.subscription, &ids.delivery, &ids.memory] {
                     assert!(!text.contains(id.as_str()), "{method} {path} lists A's resource {id}: {text}");
                 }
                 assert!(!text.contains("a.example.org") && !text.contains("busybox-net curl"), "{path}: {text}");
+                assert!(!text.contains("deploy notes"), "{path} shows A's memory: {text}");
             }
         }
     }
@@ -110,4 +120,6 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
     assert_eq!(job["state"], "awaiting_approval", "{job}");
     let (status, _) = api.call("GET", &format!("/v1/subscriptions/{}", ids.subscription), &tenant_a, None).await;
     assert_eq!(status, 200, "the subscription survived B's DELETE");
+    let (status, _) = api.call("GET", &format!("/v1/memories/{}", ids.memory), &tenant_a, None).await;
+    assert_eq!(status, 200, "the memory survived B's DELETE");
 }
