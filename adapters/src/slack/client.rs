@@ -10,6 +10,9 @@ use super::SlackMessage;
 use crate::outbound::http::{self, Response};
 use crate::outbound::{MessageRef, PlatformError, PlatformResult, Sent};
 
+/// The most pages of `conversations.replies` [`SlackClient::find_marked`] reads.
+pub const FIND_PAGES: usize = 10;
+
 /// The wait assumed when Slack reports a rate limit without `Retry-After`.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 
@@ -94,6 +97,68 @@ impl SlackClient {
         body["unfurl_media"] = json!(false);
         let reply = self.call("chat.postMessage", &body).await?;
         sent(&reply, channel)
+    }
+
+    /// `chat.postMessage` carrying `metadata` (Slack's message metadata, `{"event_type": …, "event_payload": {…}}`),
+    /// so the message can be found in its thread again with [`Self::find_marked`] when the answer to the post was
+    /// lost (a crash, a timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`PlatformError`], as [`Self::post_message`].
+    pub async fn post_marked(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        message: &SlackMessage,
+        metadata: &Value,
+    ) -> PlatformResult<Sent> {
+        let mut body = message_body(message);
+        body["channel"] = json!(channel);
+        body["thread_ts"] = json!(thread_ts);
+        body["metadata"] = metadata.clone();
+        body["unfurl_links"] = json!(false);
+        body["unfurl_media"] = json!(false);
+        let reply = self.call("chat.postMessage", &body).await?;
+        sent(&reply, channel)
+    }
+
+    /// The `ts` of the message in the thread `thread_ts` whose metadata equals `metadata`, if there is one
+    /// (`conversations.replies` with `include_all_metadata`, up to [`FIND_PAGES`] pages of 200 messages). Needs
+    /// the `*:history` scope of the conversation's kind.
+    ///
+    /// # Errors
+    ///
+    /// [`PlatformError`]: `Auth` without the scope, `NotFound` for an unknown thread, `RateLimited`.
+    pub async fn find_marked(&self, channel: &str, thread_ts: &str, metadata: &Value) -> PlatformResult<Option<String>> {
+        let mut cursor = String::new();
+        for _ in 0..FIND_PAGES {
+            let mut url =
+                self.base_url.join("conversations.replies").map_err(|_| PlatformError::invalid("bad base URL"))?;
+            url.query_pairs_mut()
+                .append_pair("channel", channel)
+                .append_pair("ts", thread_ts)
+                .append_pair("include_all_metadata", "true")
+                .append_pair("limit", "200");
+            if !cursor.is_empty() {
+                url.query_pairs_mut().append_pair("cursor", &cursor);
+            }
+            let request = self.http.get(url).bearer_auth(self.token.expose_secret());
+            let response = http::send(request).await?;
+            tracing::debug!(slack.method = "conversations.replies", http.status = response.status.as_u16(), "slack call");
+            if !(response.status.is_success() && response.json["ok"] == json!(true)) {
+                return Err(error(&response));
+            }
+            let messages = response.json["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if let Some(found) = messages.iter().find(|m| m.get("metadata") == Some(metadata)) {
+                return Ok(found["ts"].as_str().map(str::to_owned));
+            }
+            cursor = response.json.pointer("/response_metadata/next_cursor").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if cursor.is_empty() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     /// `chat.update` of the message `ts`. Blocks are always sent (empty when the message has
