@@ -6,7 +6,9 @@
 //!   short lease (`claim_ttl`) under a fresh `claim_token`; every later write names the token, so after a
 //!   lapsed lease (a crashed or partitioned replica) only the new holder can write. Any replica continues a
 //!   stream where the record says it stands, in the same messages.
-//!   A replica claims at most `claim_batch` streams per poll, so a burst spreads over the replicas.
+//!   A replica claims at most `claim_batch` streams per look, and looks again after a quarter of `poll` when the
+//!   batch was full, so a burst spreads over the replicas (their looks interleave) instead of going to whichever
+//!   looked first.
 //! - **Rendering.** Each step renders the task's whole state (reply, approval card, job status, output) into
 //!   one neutral [`Reply`](cynode_adapters::Reply) per message: output is split code-fence-aware into pages of
 //!   the platform's size (full pages never change, so only the last message is edited and a new one is posted

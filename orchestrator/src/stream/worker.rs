@@ -85,11 +85,15 @@ impl StreamWorker {
 
     async fn claim_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let free = self.settings.capacity.saturating_sub(self.running()).min(self.settings.claim_batch.max(1));
+            let batch = self.settings.claim_batch.max(1);
+            let free = self.settings.capacity.saturating_sub(self.running()).min(batch);
+            // A full batch means more may be waiting: look again sooner (the other replicas' looks interleave).
+            let mut full = false;
             if free > 0 {
                 let asked = Instant::now();
                 match store::claim(&self.pool, i64::try_from(free).unwrap_or(1), self.settings.claim_ttl).await {
                     Ok(claimed) => {
+                        full = claimed.len() == batch;
                         for c in claimed {
                             self.running.fetch_add(1, Ordering::Relaxed);
                             tokio::spawn(self.clone().drive(c, asked, shutdown.clone()));
@@ -98,8 +102,9 @@ impl StreamWorker {
                     Err(e) => tracing::warn!(error = %e, "claiming streams failed; retrying"),
                 }
             }
+            let pause = if full { self.settings.poll / 4 } else { self.settings.poll };
             tokio::select! {
-                () = tokio::time::sleep(self.settings.poll) => {},
+                () = tokio::time::sleep(pause) => {},
                 _ = shutdown.changed() => return,
             }
         }
@@ -238,6 +243,9 @@ impl Run<'_> {
         let ttl = self.worker.settings.claim_ttl;
         let held = store::save(&self.worker.pool, self.c, &self.p, rendered, ttl).await?;
         self.claim_until = held.then_some(asked + ttl);
+        if !held {
+            tracing::info!(task.id = %self.c.task_id, "the stream was taken over by another replica; this one stops");
+        }
         Ok(held)
     }
 
@@ -247,11 +255,7 @@ impl Run<'_> {
         if self.claim_until.is_some_and(|until| Instant::now() < until) {
             return Ok(true);
         }
-        let held = self.save("").await?;
-        if !held {
-            tracing::info!(task.id = %self.c.task_id, "the stream was taken over while this replica stood still; sending nothing");
-        }
-        Ok(held)
+        self.save("").await
     }
 
     async fn private(&mut self, text: &str) -> Result<Next, sqlx::Error> {

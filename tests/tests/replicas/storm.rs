@@ -2,7 +2,9 @@
 //! retries (`X-Slack-Retry-Num` 1 and 2, reason `http_timeout`) — each to a different replica. Exactly one inbound
 //! row, task, job and thread reply per event; every event acknowledged with 200 is stored.
 //!
-//! The jobs need an approval nobody gives, so nothing runs: the reply is the approval card, posted once per thread
+//! Each event comes from a user of its own in a channel of its own, and the install's ingress budget is raised
+//! above the storm, so every event is admitted (an event over a rate limit is acknowledged and answered with a
+//! notice instead, by design). The jobs need an approval nobody gives, so nothing runs: the reply is the approval card, posted once per thread
 //! (one channel per event, so Slack's per-channel post rate is never the bottleneck).
 
 use std::collections::HashMap;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use crate::support::{APPROVER, Deployment, eventually, mention};
+use crate::support::{APPROVER, Deployment, eventually, mention_by};
 use cynode_tests::fakes::FakeSlack;
 
 /// Events in the storm (each delivered three times). Sized for a 2-core CI machine.
@@ -29,13 +31,19 @@ fn thread(n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_storm_over_three_replicas_makes_one_task_one_job_and_one_reply_per_event() {
     let policy = format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: ['{APPROVER}']}}\n");
-    let d = Deployment::start(FakeSlack::start().await, &policy, &[], false).await;
+    // One user and one channel per event (the per-user and per-channel limits are not what this is about), and an
+    // install budget above the storm's 3,000 deliveries in a few seconds: every event is admitted, so every ack
+    // must mean "stored".
+    let env = [("CYNODE__LIMITS__RATE__INSTALL__PER_MINUTE", "600000"), ("CYNODE__LIMITS__RATE__INSTALL__BURST", "10000")];
+    let d = Deployment::start(FakeSlack::start().await, &policy, &env, false).await;
     let urls: Vec<String> = (0..3).map(|i| d.cluster.url(i)).collect();
+    let started = std::time::Instant::now();
 
     let deliveries = (0..EVENTS).flat_map(|n| (0..3u32).map(move |copy| (n, copy)));
     let answers: Vec<(usize, u16)> = futures_util::stream::iter(deliveries)
         .map(|(n, copy)| {
-            let body = mention(&format!("EvSTORM{n:05}"), &channel(n), &thread(n), &format!("run echo storm-{n}"));
+            let (event, user) = (format!("EvSTORM{n:05}"), format!("USTORM{n:04}"));
+            let body = mention_by(&user, &event, &channel(n), &thread(n), &format!("run echo storm-{n}"));
             // Copy k of event n goes to replica (n + k) % 3: the three copies land on three different replicas.
             let url = urls[(n + copy as usize) % 3].clone();
             let d = &d;
@@ -51,6 +59,7 @@ async fn a_retry_storm_over_three_replicas_makes_one_task_one_job_and_one_reply_
         }
         by_event.into_iter().filter_map(|(n, ok)| ok.then_some(n)).collect()
     };
+    eprintln!("storm: {} deliveries answered in {:?}", answers.len(), started.elapsed());
     let refused = answers.iter().filter(|(_, s)| *s != 200).count();
     assert!(acked.len() == EVENTS, "every event acknowledged by at least one replica ({refused} deliveries refused)");
 
@@ -75,6 +84,7 @@ async fn a_retry_storm_over_three_replicas_makes_one_task_one_job_and_one_reply_
         },
     )
     .await;
+    eprintln!("storm: a reply in every thread {:?} after the first delivery", started.elapsed());
     tokio::time::sleep(Duration::from_secs(3)).await;
     for n in 0..EVENTS {
         let replies = slack.messages_in(&channel(n), Some(&thread(n)));

@@ -91,10 +91,15 @@ impl Deployment {
 
 /// The body of an `app_mention` event `event_id` of [`REQUESTER`] saying `text` in `thread` of `channel`.
 pub fn mention(event_id: &str, channel: &str, thread: &str, text: &str) -> String {
+    mention_by(REQUESTER, event_id, channel, thread, text)
+}
+
+/// [`mention`] by `user`.
+pub fn mention_by(user: &str, event_id: &str, channel: &str, thread: &str, text: &str) -> String {
     json!({
         "token": "unused", "team_id": SLACK_TEAM, "api_app_id": "A1", "type": "event_callback",
         "event_id": event_id, "event_time": 1_700_000_000,
-        "event": { "type": "app_mention", "user": REQUESTER, "text": format!("<@UBOT> {text}"),
+        "event": { "type": "app_mention", "user": user, "text": format!("<@UBOT> {text}"),
                    "ts": format!("{thread}1"), "thread_ts": thread, "channel": channel,
                    "event_ts": format!("{thread}1") }
     })

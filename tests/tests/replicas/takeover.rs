@@ -152,7 +152,7 @@ async fn takeover(freeze: bool) {
     if freeze {
         let woke = d.cluster.output(victim);
         assert!(
-            woke.contains("taken over while this replica stood still"),
+            woke.contains("the stream was taken over by another replica; this one stops"),
             "the woken replica noticed its claims were gone:\n{woke}"
         );
     }
