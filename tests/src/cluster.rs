@@ -140,8 +140,8 @@ impl Cluster {
             .enumerate()
             .map(|(i, r)| format!("  server r{i} 127.0.0.1:{} check\n", r.port))
             .collect();
-        // Round-robin without stickiness; a replica leaves the rotation after two failed `/readyz` checks 300 ms
-        // apart and comes back after two good ones. A request whose connection fails goes to another replica
+        // Round-robin without stickiness; a replica leaves the rotation after two failed `/readyz` checks 500 ms
+        // apart (each may take 2 s: a busy 2-core machine answers slowly) and comes back after two good ones. A request whose connection fails goes to another replica
         // (`retry-on conn-failure` + `redispatch`): it never reached the dead one, so that is safe.
         let config = format!(
             "global\n  maxconn 4096\n\
@@ -149,7 +149,7 @@ impl Cluster {
              timeout queue 5s\n  retries 3\n  option redispatch 1\n  retry-on conn-failure\n\
              frontend ingress\n  bind 127.0.0.1:{}\n  default_backend cynode\n\
              backend cynode\n  balance roundrobin\n  option httpchk GET /readyz\n  \
-             default-server inter 300ms fall 2 rise 2\n{servers}",
+             timeout check 2s\n  default-server inter 500ms fall 2 rise 2\n{servers}",
             self.lb_port
         );
         let path = self.dir.path().join("haproxy.cfg");

@@ -89,6 +89,22 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// Delivers like Slack does: the event, then up to three retries (with the retry headers) a second apart
+    /// while the answer is not 200; returns the last status.
+    pub async fn deliver_as_slack(&self, base: &str, body: &str) -> u16 {
+        let mut status = 0;
+        for retry in 0..4 {
+            status = self.deliver(base, body, retry).await;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        status
+    }
+}
+
 /// The body of an `app_mention` event `event_id` of [`REQUESTER`] saying `text` in `thread` of `channel`.
 pub fn mention(event_id: &str, channel: &str, thread: &str, text: &str) -> String {
     mention_by(REQUESTER, event_id, channel, thread, text)

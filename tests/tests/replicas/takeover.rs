@@ -51,7 +51,7 @@ async fn takeover(freeze: bool) {
     let command = format!("run for i in $(seq 1 {LINES}); do echo line-$i; sleep 0.4; done");
     for n in 0..STREAMS {
         let body = mention(&format!("EvTAKE{n:03}"), &channel(n), &thread(n), &command);
-        assert_eq!(d.deliver(&d.cluster.lb_url(), &body, 0).await, 200);
+        assert_eq!(d.deliver_as_slack(&d.cluster.lb_url(), &body).await, 200, "{}", d.cluster.all_output());
     }
     let ours = |f: &InFlight| (0..STREAMS).any(|n| f.channel == channel(n));
 
