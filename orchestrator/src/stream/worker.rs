@@ -134,7 +134,10 @@ impl StreamWorker {
 
     async fn step(&self, c: &Claimed, local: &mut Local) -> Result<Next, sqlx::Error> {
         let started = Instant::now();
-        let Some(mut p) = store::progress(&self.pool, c).await? else { return Ok(Next::Stop) };
+        let Some(mut p) = store::progress(&self.pool, c).await? else {
+            tracing::info!(task.id = %c.task_id, "the stream was taken over by another replica; this one stops");
+            return Ok(Next::Stop);
+        };
         let Some((snap, target, created)) = store::snapshot(&self.pool, c.task_id).await? else {
             p.closed = true;
             store::save(&self.pool, c, &p, "", self.settings.claim_ttl).await?;

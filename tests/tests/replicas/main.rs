@@ -10,6 +10,7 @@
 //! Needs HAProxy (`scripts/setup` installs it) and, for the tests that run jobs, the container engine; it never
 //! skips. Loads are sized for a 2-core CI machine: the whole target runs in a few minutes.
 
+mod db_outage;
 mod storm;
 mod support;
 mod takeover;

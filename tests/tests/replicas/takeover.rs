@@ -1,13 +1,16 @@
-//! Scenarios 2 and 4: a replica dies (SIGKILL) or freezes (SIGSTOP, resumed later) while it drives streams, at the
-//! moment its `chat.postMessage` is in flight: the message exists at Slack, the answer never reaches the replica
+//! Scenarios 2, 4 and 9: a replica dies (SIGKILL), freezes (SIGSTOP, resumed later) or is cut off from PostgreSQL
+//! (a partition: its connections stay open and silent, then come back) while it drives streams, at the moment its
+//! `chat.postMessage` is in flight: the message exists at Slack, the answer never reaches the replica
 //! (the fake answers posts late, so the window is hit every time). The other replicas take the streams over and
 //! continue them in the same messages: no duplicate post, no lost line, the final status shown in the message that
-//! was in flight. A frozen replica that wakes up sends nothing stale: its claims were taken over (fencing).
+//! was in flight. A frozen or partitioned replica that comes back sends nothing stale: its claims were taken over,
+//! and its writes are refused (fencing).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cynode_tests::fakes::FakeSlack;
+use cynode_tests::tcp_proxy::Link;
 use cynode_tests::fakes::slack::{InFlight, Message};
 
 use crate::support::{Deployment, eventually, mention};
@@ -34,17 +37,33 @@ fn describe(slack: &FakeSlack, n: usize) -> String {
     slack.messages_in(&channel(n), Some(&thread(n))).iter().map(Message::shown).collect::<Vec<_>>().join("\n---\n")
 }
 
+/// What happens to the replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blow {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP, then SIGCONT once its streams were taken over.
+    Freeze,
+    /// Its PostgreSQL link goes silent, then comes back once its streams were taken over.
+    Partition,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_with_a_post_in_flight_leaves_its_streams_to_the_others_in_the_same_messages() {
-    takeover(false).await;
+    takeover(Blow::Kill).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_frozen_with_a_post_in_flight_sends_nothing_stale_when_it_wakes_up() {
-    takeover(true).await;
+    takeover(Blow::Freeze).await;
 }
 
-async fn takeover(freeze: bool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_the_database_leaves_its_streams_and_writes_nothing_when_it_returns() {
+    takeover(Blow::Partition).await;
+}
+
+async fn takeover(blow: Blow) {
     let slack = FakeSlack::builder().answer_posts_late(LATE).start().await;
     let env = [("CYNODE__STREAM__CLAIM_TTL_MS", CLAIM_TTL_MS), ("CYNODE__DISPATCH__LEASE_TTL_MS", "30000")];
     let mut d = Deployment::start(slack, "", &env, true).await;
@@ -70,10 +89,10 @@ async fn takeover(freeze: bool) {
     .await;
     let interrupted: Vec<InFlight> = interrupted;
     let at = d.slack.started().elapsed();
-    if freeze {
-        d.cluster.pause(victim);
-    } else {
-        d.cluster.kill(victim).await;
+    match blow {
+        Blow::Kill => d.cluster.kill(victim).await,
+        Blow::Freeze => d.cluster.pause(victim),
+        Blow::Partition => d.cluster.db_link(victim, Link::Partitioned),
     }
 
     // Takeover: the first call on each interrupted thread after the interruption (from another replica).
@@ -96,10 +115,12 @@ async fn takeover(freeze: bool) {
         || d.cluster.all_output(),
     )
     .await;
-    if freeze {
-        // Woken after its streams were taken over: its held answers arrive now, and it must send nothing more.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        d.cluster.resume(victim);
+    // Back after its streams were taken over: its held answers arrive now, and it must send nothing more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    match blow {
+        Blow::Kill => {}
+        Blow::Freeze => d.cluster.resume(victim),
+        Blow::Partition => d.cluster.db_link(victim, Link::Up),
     }
 
     // Every stream ends with the final status and all its output, each line once.
@@ -149,7 +170,7 @@ async fn takeover(freeze: bool) {
     .await
     .expect("records");
     assert_eq!((open, lost), (0, 0), "(streams still open, streams with a lost message)");
-    if freeze {
+    if blow != Blow::Kill {
         let woke = d.cluster.output(victim);
         assert!(
             woke.contains("the stream was taken over by another replica; this one stops"),
@@ -160,7 +181,7 @@ async fn takeover(freeze: bool) {
     eprintln!(
         "takeover of {} interrupted streams: worst {worst:?} after the {} (claim_ttl {CLAIM_TTL_MS} ms)",
         interrupted.len(),
-        if freeze { "freeze" } else { "kill" }
+        format!("{blow:?}").to_lowercase()
     );
     assert_eq!(slack.count_429(), 0, "no call ran into Slack's rate limits");
     assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());

@@ -160,8 +160,8 @@ pub(super) fn post_message(state: &mut State, p: &Params, at: Duration) -> Res {
     Ok(Outcome::ok(body))
 }
 
-/// `conversations.replies`: the bot's messages in the thread `ts` (the fake does not hold the users' messages),
-/// oldest first, `limit` (1–1,000, default 1,000) per page with an opaque `cursor`; metadata only with
+/// `conversations.replies`: the bot's messages in the thread `ts` (the fake does not hold the users' messages, so
+/// it cannot tell an unknown thread from one without bot replies: both answer an empty list), oldest first, `limit` (1–1,000, default 1,000) per page with an opaque `cursor`; metadata only with
 /// `include_all_metadata`. Arguments come in the query string or a form body (Slack reads no JSON body here).
 pub(super) fn replies(state: &State, p: &Params) -> Res {
     let channel = channel(p, "channel")?;
@@ -177,9 +177,6 @@ pub(super) fn replies(state: &State, p: &Params) -> Res {
     };
     let thread: Vec<&Message> =
         state.messages.iter().filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts.as_str())).collect();
-    if thread.is_empty() && !state.messages.iter().any(|m| m.channel == channel) {
-        return Err(Outcome::err("thread_not_found"));
-    }
     let end = (start + usize::try_from(limit).unwrap_or(1_000)).min(thread.len());
     let page: Vec<Value> = thread
         .get(start..end)
