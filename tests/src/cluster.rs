@@ -12,9 +12,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::TestDb;
 use crate::process::{BinProcess, run_to_end};
 use crate::tcp_proxy::{Link, TcpProxy};
-use crate::TestDb;
 
 /// The master key of every cluster (32 bytes, base64).
 pub const CLUSTER_MASTER_KEY: &str = "Y3lub2RlLWUyZS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
@@ -303,9 +303,9 @@ impl Cluster {
     #[must_use]
     pub fn replica_of_peer(&self, peer: SocketAddr) -> Option<usize> {
         let inodes = socket_inodes(peer);
-        self.replicas.iter().position(|r| {
-            r.process.as_ref().and_then(BinProcess::pid).is_some_and(|pid| owns_socket(pid, &inodes))
-        })
+        self.replicas
+            .iter()
+            .position(|r| r.process.as_ref().and_then(BinProcess::pid).is_some_and(|pid| owns_socket(pid, &inodes)))
     }
 }
 

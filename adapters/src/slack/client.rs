@@ -130,7 +130,12 @@ impl SlackClient {
     /// # Errors
     ///
     /// [`PlatformError`]: `Auth` without the scope, `NotFound` for an unknown thread, `RateLimited`.
-    pub async fn find_marked(&self, channel: &str, thread_ts: &str, metadata: &Value) -> PlatformResult<Option<String>> {
+    pub async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        metadata: &Value,
+    ) -> PlatformResult<Option<String>> {
         let mut cursor = String::new();
         for _ in 0..FIND_PAGES {
             let mut url =
@@ -145,7 +150,11 @@ impl SlackClient {
             }
             let request = self.http.get(url).bearer_auth(self.token.expose_secret());
             let response = http::send(request).await?;
-            tracing::debug!(slack.method = "conversations.replies", http.status = response.status.as_u16(), "slack call");
+            tracing::debug!(
+                slack.method = "conversations.replies",
+                http.status = response.status.as_u16(),
+                "slack call"
+            );
             if !(response.status.is_success() && response.json["ok"] == json!(true)) {
                 return Err(error(&response));
             }
@@ -153,7 +162,12 @@ impl SlackClient {
             if let Some(found) = messages.iter().find(|m| m.get("metadata") == Some(metadata)) {
                 return Ok(found["ts"].as_str().map(str::to_owned));
             }
-            cursor = response.json.pointer("/response_metadata/next_cursor").and_then(Value::as_str).unwrap_or_default().to_owned();
+            cursor = response
+                .json
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if cursor.is_empty() {
                 return Ok(None);
             }

@@ -116,8 +116,7 @@ async fn ingress_answers_503_while_the_database_is_away_and_loses_no_acknowledge
     let odd: Vec<_> = all.iter().filter(|(s, _, _)| ![200, 503].contains(s)).collect();
     assert!(odd.is_empty(), "answers are 200 or 503 only: {odd:?}");
     // Recovered: the deliveries sent a few seconds after the return are acknowledged.
-    let late_refusals =
-        all.iter().filter(|(s, _, at)| *at > restored + Duration::from_secs(5) && *s != 200).count();
+    let late_refusals = all.iter().filter(|(s, _, at)| *at > restored + Duration::from_secs(5) && *s != 200).count();
     assert_eq!(late_refusals, 0, "ingress recovered within 5 s of the database's return");
 
     let acked: Vec<String> = (0..EVENTS)

@@ -34,7 +34,8 @@ async fn a_retry_storm_over_three_replicas_makes_one_task_one_job_and_one_reply_
     // One user and one channel per event (the per-user and per-channel limits are not what this is about), and an
     // install budget above the storm's 3,000 deliveries in a few seconds: every event is admitted, so every ack
     // must mean "stored".
-    let env = [("CYNODE__LIMITS__RATE__INSTALL__PER_MINUTE", "600000"), ("CYNODE__LIMITS__RATE__INSTALL__BURST", "10000")];
+    let env =
+        [("CYNODE__LIMITS__RATE__INSTALL__PER_MINUTE", "600000"), ("CYNODE__LIMITS__RATE__INSTALL__BURST", "10000")];
     let d = Deployment::start(FakeSlack::start().await, &policy, &env, false).await;
     let urls: Vec<String> = (0..3).map(|i| d.cluster.url(i)).collect();
     let started = std::time::Instant::now();

@@ -46,7 +46,8 @@ impl Deployment {
     /// node running Docker sandboxes of [`IMAGE`].
     pub async fn start(slack: FakeSlack, extra_yaml: &str, env: &[(&str, &str)], docker_node: bool) -> Self {
         if docker_node {
-            let engine = connect_to(None).await.expect("the container engine must be reachable (this test never skips)");
+            let engine =
+                connect_to(None).await.expect("the container engine must be reachable (this test never skips)");
             build_busybox_image(&engine, IMAGE).await.expect("busybox image");
         }
         let bootstrap = format!(

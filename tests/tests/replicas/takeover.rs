@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cynode_tests::fakes::FakeSlack;
-use cynode_tests::tcp_proxy::Link;
 use cynode_tests::fakes::slack::{InFlight, Message};
+use cynode_tests::tcp_proxy::Link;
 
 use crate::support::{Deployment, eventually, mention};
 

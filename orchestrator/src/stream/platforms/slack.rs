@@ -84,12 +84,7 @@ impl ThreadSink for SlackSink {
         }
     }
 
-    fn post<'a>(
-        &'a self,
-        target: &'a Target,
-        index: usize,
-        reply: &'a Reply,
-    ) -> BoxFuture<'a, PlatformResult<Posted>> {
+    fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
         async move {
             let client = self.client(target).await?;
             let channel = &target.thread.channel;

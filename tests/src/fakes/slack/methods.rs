@@ -173,7 +173,10 @@ pub(super) fn replies(state: &State, p: &Params) -> Res {
     let with_metadata = p.bool("include_all_metadata").map_err(|()| invalid("include_all_metadata"))?.unwrap_or(false);
     let start = match p.str("cursor").map_err(|()| invalid("cursor"))? {
         None | Some("") => 0,
-        Some(c) => c.strip_prefix("bmV4dDo").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| Outcome::err("invalid_cursor"))?,
+        Some(c) => c
+            .strip_prefix("bmV4dDo")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| Outcome::err("invalid_cursor"))?,
     };
     let thread: Vec<&Message> =
         state.messages.iter().filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts.as_str())).collect();
