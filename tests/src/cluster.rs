@@ -273,6 +273,20 @@ impl Cluster {
         }
     }
 
+    /// Replica `i`'s open connections to PostgreSQL (counted at its database link).
+    #[must_use]
+    pub fn db_connections(&self, i: usize) -> usize {
+        self.replicas[i].db_link.connections()
+    }
+
+    /// Replica `i`'s resident memory in KiB (`VmRSS`), when it runs.
+    #[must_use]
+    pub fn rss_kib(&self, i: usize) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(i)?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Everything replica `i` printed, across restarts.
     #[must_use]
     pub fn output(&self, i: usize) -> String {

@@ -2,6 +2,8 @@
 //! connection, drop it silently (a partition) or restore it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +29,7 @@ pub struct TcpProxy {
     addr: SocketAddr,
     link: watch::Sender<Link>,
     accept: JoinHandle<()>,
+    open: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -38,19 +41,31 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a local port for a proxy");
         let addr = listener.local_addr().expect("local address");
         let (link, watching) = watch::channel(Link::Up);
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let link = watching.clone();
-                tokio::spawn(serve(client, upstream, link));
+                let (link, counter) = (watching.clone(), counter.clone());
+                tokio::spawn(async move {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    serve(client, upstream, link).await;
+                    counter.fetch_sub(1, Ordering::Relaxed);
+                });
             }
         });
-        Self { addr, link, accept }
+        Self { addr, link, accept, open }
     }
 
     /// The address to connect to instead of the upstream.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections open through the proxy now.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Sets the link.

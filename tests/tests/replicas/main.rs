@@ -11,6 +11,7 @@
 //! skips. Loads are sized for a 2-core CI machine: the whole target runs in a few minutes.
 
 mod db_outage;
+mod rolling;
 mod storm;
 mod support;
 mod takeover;

@@ -74,6 +74,24 @@ impl Deployment {
     /// Delivers a signed Slack event body to `base` (a replica or the load balancer), with Slack's retry headers
     /// when `retry` > 0; returns the HTTP status (0 when no answer came).
     pub async fn deliver(&self, base: &str, body: &str, retry: u32) -> u16 {
+        self.deliverer().deliver(base, body, retry).await
+    }
+
+    /// A sender of deliveries that does not borrow the deployment (for load running while replicas restart).
+    pub fn deliverer(&self) -> Deliverer {
+        Deliverer { http: self.http.clone() }
+    }
+}
+
+/// Sends signed Slack deliveries.
+#[derive(Clone)]
+pub struct Deliverer {
+    http: reqwest::Client,
+}
+
+impl Deliverer {
+    /// See [`Deployment::deliver`].
+    pub async fn deliver(&self, base: &str, body: &str, retry: u32) -> u16 {
         let ts = chrono::Utc::now().timestamp();
         let signature = slack::sign(SLACK_SECRET.as_bytes(), ts, body.as_bytes()).expect("sign");
         let mut req = self
