@@ -40,6 +40,7 @@ async fn ready(d: &Deployment, i: usize) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingress_answers_503_while_the_database_is_away_and_loses_no_acknowledged_event() {
+    let _serial = crate::support::serial().await;
     let policy = format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: ['{APPROVER}']}}\n");
     let d = Arc::new(Deployment::start(FakeSlack::start().await, &policy, &[], false).await);
     let log = Arc::new(Mutex::new(Log::default()));

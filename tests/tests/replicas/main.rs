@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Needs HAProxy (`scripts/setup` installs it) and, for the tests that run jobs, the container engine; it never
-//! skips. Loads are sized for a 2-core CI machine: the whole target runs in a few minutes.
+//! skips. Loads are sized for a 2-core CI machine, and the scenarios run one at a time (each is a whole-machine
+//! load test): the whole target takes about six minutes there.
 
 mod db_outage;
 mod rolling;

@@ -27,6 +27,7 @@ fn thread(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_loses_no_acknowledged_event_and_answers_none_twice() {
+    let _serial = crate::support::serial().await;
     let policy = format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: ['{APPROVER}']}}\n");
     let env =
         [("CYNODE__LIMITS__RATE__INSTALL__PER_MINUTE", "600000"), ("CYNODE__LIMITS__RATE__INSTALL__BURST", "10000")];

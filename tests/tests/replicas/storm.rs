@@ -30,6 +30,7 @@ fn thread(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_storm_over_three_replicas_makes_one_task_one_job_and_one_reply_per_event() {
+    let _serial = crate::support::serial().await;
     let policy = format!("policy:\n  - {{when: {{template: [busybox]}}, approvers: ['{APPROVER}']}}\n");
     // One user and one channel per event (the per-user and per-channel limits are not what this is about), and an
     // install budget above the storm's 3,000 deliveries in a few seconds: every event is admitted, so every ack

@@ -25,6 +25,16 @@ pub const NODE_KEY: &str = "replicas-node-key-0123456789abcdef";
 /// The sandbox image (the same one the e2e tests build).
 pub const IMAGE: &str = "cynode/busybox:e2e";
 
+/// One scenario at a time: each runs three replicas, HAProxy and its load on the whole (2-core) machine, and
+/// their timing promises (Slack's 3 s deadline, takeover within the claim's lifetime) are about one deployment,
+/// not several competing for the cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the other scenarios of this target to end; hold the guard for the whole test.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
 /// A running deployment.
 pub struct Deployment {
     /// The replicas, HAProxy, the node.

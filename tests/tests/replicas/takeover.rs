@@ -64,6 +64,7 @@ async fn a_replica_cut_off_from_the_database_leaves_its_streams_and_writes_nothi
 }
 
 async fn takeover(blow: Blow) {
+    let _serial = crate::support::serial().await;
     let slack = FakeSlack::builder().answer_posts_late(LATE).start().await;
     let env = [("CYNODE__STREAM__CLAIM_TTL_MS", CLAIM_TTL_MS), ("CYNODE__DISPATCH__LEASE_TTL_MS", "30000")];
     let mut d = Deployment::start(slack, "", &env, true).await;
