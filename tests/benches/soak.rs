@@ -5,10 +5,11 @@
 //! end it checks the invariants (one inbound row, task, job and reply per event, no 429) and prints a summary.
 //!
 //! ```text
-//! cargo build -p cynode-gateway -p cynode-node-agent && SOAK_MINUTES=3 cargo bench -p cynode-tests --bench soak
+//! cargo build -p cynode-gateway && SOAK_MINUTES=3 cargo bench --profile dev -p cynode-tests --bench soak
 //! ```
 //!
-//! Not a CI test: a benchmark run on demand (the replicas are the debug or release binaries next to it).
+//! Not a CI test: a benchmark run on demand. The replicas are the binaries of the profile it is built with
+//! (`--profile dev`: the debug binaries `cargo build` made; `cargo build --release` first for the bench profile).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
