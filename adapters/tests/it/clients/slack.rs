@@ -150,3 +150,32 @@ async fn streams_and_status() {
     let statuses: Vec<String> = fake.statuses().into_iter().map(|s| s.status).collect();
     assert_eq!(statuses, ["is running pytest…", ""]);
 }
+
+#[tokio::test]
+async fn a_marked_post_is_found_in_its_thread_by_its_metadata_across_pages() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    let marker = |i: usize| serde_json::json!({"event_type": "cynode_stream_message", "event_payload": {"index": i}});
+    // More than one page of `conversations.replies` (200 messages each) before the one looked for.
+    for i in 0..230 {
+        client.post_marked(CHANNEL, THREAD, &SlackMessage::plain(&format!("m{i}")), &marker(i)).await.unwrap();
+    }
+    let found = client.find_marked(CHANNEL, THREAD, &marker(215)).await.unwrap();
+    let expected = fake.messages_in(CHANNEL, Some(THREAD))[215].ts.clone();
+    assert_eq!(found, Some(expected), "found on the second page");
+    assert_eq!(client.find_marked(CHANNEL, THREAD, &marker(999)).await.unwrap(), None, "surely not there");
+    assert_eq!(client.find_marked(CHANNEL, "1750000999.000100", &marker(1)).await.unwrap(), None, "other thread");
+    let pages = fake.calls_to("conversations.replies");
+    assert!(pages.iter().all(|c| c.params["include_all_metadata"] == "true"), "metadata asked for: {pages:?}");
+    assert!(fake.rejections().is_empty() && fake.count_429() == 0, "{:?}", fake.rejections());
+}
+
+#[tokio::test]
+async fn malformed_metadata_is_refused_as_slack_does() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    let bad = serde_json::json!({"event_type": "Has Spaces", "event_payload": {}});
+    let err = client.post_marked(CHANNEL, THREAD, &SlackMessage::plain("x"), &bad).await.unwrap_err();
+    assert_eq!(err, PlatformError::InvalidRequest("invalid_metadata_format".into()));
+    assert!(fake.messages_in(CHANNEL, Some(THREAD)).is_empty());
+}
