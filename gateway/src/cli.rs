@@ -43,6 +43,9 @@ pub enum Command {
     /// Outbound webhook subscriptions: add, list, test, replay, rotate, remove.
     #[command(subcommand)]
     Subs(SubsCommand),
+    /// Memories, as the token's identity: add, search, list, forget, import.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Administration straight on the database (DATABASE_URL, or the data directory of a running `cynode up`).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -262,6 +265,91 @@ impl SubsCommand {
     }
 }
 
+/// `cynode memory`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Remember a text (yours only by default).
+    Add {
+        /// The text (quote it).
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+        text: Vec<String>,
+        /// Who may see it: user (default), install (admin token), shared (global admin token).
+        #[arg(long, default_value = "user")]
+        scope: String,
+        /// Exempt from decay.
+        #[arg(long)]
+        pinned: bool,
+        /// Expire after this many days.
+        #[arg(long, value_name = "DAYS")]
+        ttl_days: Option<u32>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Recall memories (hybrid: meaning and keywords).
+    Search {
+        /// What to look for.
+        #[arg(required = true, num_args = 1.., value_name = "QUERY")]
+        query: Vec<String>,
+        /// How many (1–50).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List memories you may see, newest first.
+    List {
+        /// How many (1–200).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Forget one memory by id, or everything of a user (`--user`) or an import (`--label`).
+    Forget {
+        /// Memory id (UUID).
+        #[arg(value_name = "ID", required_unless_present_any = ["user", "label"])]
+        id: Option<uuid::Uuid>,
+        /// Everything this user wrote or owns (others than yourself: admin token).
+        #[arg(long, conflicts_with_all = ["id", "label"])]
+        user: Option<String>,
+        /// Everything of this import.
+        #[arg(long, conflicts_with_all = ["id", "user"])]
+        label: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Import memories from a file: one text a line, or JSON lines ({"text": …, "scope": …}); provenance
+    /// `import`, under a label (default: the file name).
+    Import {
+        /// The file (`-` for standard input).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The import's label.
+        #[arg(long)]
+        label: Option<String>,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+impl MemoryCommand {
+    /// The API access options of any subcommand.
+    pub fn client(&self) -> &ClientArgs {
+        match self {
+            Self::Add { client, .. }
+            | Self::Search { client, .. }
+            | Self::List { client, .. }
+            | Self::Forget { client, .. }
+            | Self::Import { client, .. } => client,
+        }
+    }
+}
+
 /// `cynode admin`.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -274,6 +362,51 @@ pub enum AdminCommand {
     /// Platform installs (tenants).
     #[command(subcommand)]
     Install(InstallCommand),
+    /// External OpenAI-compatible model providers (used when no node serves a model, or the queue is long).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+}
+
+/// `cynode admin provider`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add a provider, or change the one of that name (the key is read from a file, never the command line).
+    Add {
+        /// Unique name (a-z 0-9 _ -).
+        name: String,
+        /// Base URL of its OpenAI-compatible API, without /v1 (e.g. https://api.example.com).
+        #[arg(long, value_name = "URL")]
+        base_url: String,
+        /// Models it may serve, comma-separated or repeated; the first is the default.
+        #[arg(long = "model", value_delimiter = ',', required = true, value_name = "MODEL")]
+        models: Vec<String>,
+        /// File holding its API key (`-` reads standard input); without it, no key is sent.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Only for this install (name); default: every install, the console and the API.
+        #[arg(long, value_name = "INSTALL")]
+        install: Option<String>,
+        /// Calls at once per gateway replica.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        max_concurrent: u32,
+        /// Queued inference jobs at which calls go to it although a node serves the model (0: never).
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        queue_threshold: u32,
+        /// Store it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List providers (never their keys) and how many replicas serve each.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a provider: its node key is revoked; queued calls for it fail as unschedulable.
+    Remove {
+        /// Provider name.
+        name: String,
+    },
 }
 
 /// `cynode admin node-key`.

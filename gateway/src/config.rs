@@ -16,8 +16,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod memory;
 mod outbound;
 
+pub use memory::MemoryConfig;
 pub use outbound::OutboundConfig;
 
 use crate::ratelimit::RateSettings;
@@ -73,6 +75,9 @@ pub struct Config {
     /// Daily token budgets per install and per requester (0 = unlimited).
     #[serde(default)]
     pub usage: cynode_orchestrator::usage::Budgets,
+    /// Memory: the embedder, retention per scope, recall tuning.
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// A bootstrap file imported at start (see `docs/configuration.md`).
     #[serde(default)]
     pub bootstrap: Option<PathBuf>,
@@ -707,6 +712,10 @@ impl Config {
             ConfigError::Invalid { key: if key == "." { "(top level)".into() } else { key }, cause, source_hint }
         })?;
         config.dirs = dirs;
+        if let Err(cause) = config.memory.embedder().and_then(|_| config.memory.settings()) {
+            let source_hint = file.map(|f| format!(" (in {})", f.display())).unwrap_or_default();
+            return Err(ConfigError::Invalid { key: "memory".into(), cause, source_hint });
+        }
         Ok(config)
     }
 
@@ -740,6 +749,10 @@ impl Config {
             ingress: self.ingress_settings(),
             deny_hosts: [Some(self.listen.to_string()), self.public_url.clone()].into_iter().flatten().collect(),
             outbound: self.outbound.guard(),
+            memory: crate::server::MemoryCore {
+                embedder: self.memory.embedder().ok().flatten(),
+                settings: self.memory.settings().unwrap_or_default(),
+            },
             stream: self.stream_settings(),
             disable_slack_streaming: !self.stream.slack_streaming,
             stream_connections: self.database.stream_connections,

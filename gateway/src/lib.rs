@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod providers;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;

@@ -13,6 +13,8 @@ use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
+use cynode_orchestrator::memory::worker::spawn_memory_worker;
+use cynode_orchestrator::memory::{Embedder, HttpEmbedder, Memories};
 use cynode_orchestrator::nodes::TokenKeys;
 use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
@@ -70,6 +72,8 @@ pub struct CoreSettings {
     /// Which addresses outbound requests to tenant-set URLs (webhook receivers) may reach: by default no
     /// internal one (`outbound.allow_cidrs` opens ranges).
     pub outbound: OutboundGuard,
+    /// Memory: the embedder (if any) and the memory settings.
+    pub memory: MemoryCore,
     /// Streaming replies into threads.
     pub stream: StreamSettings,
     /// Post and edit Slack replies instead of streaming live output with `chat.startStream/appendStream/
@@ -77,6 +81,15 @@ pub struct CoreSettings {
     pub disable_slack_streaming: bool,
     /// Connections of the stream worker's own pool (`database.stream_connections`; 0: [`STREAM_CONNECTIONS`]).
     pub stream_connections: u32,
+}
+
+/// Memory settings for the core: the embedder's configuration (None: keyword recall only) and the rest.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCore {
+    /// The embedder (reached through the outbound guard).
+    pub embedder: Option<cynode_orchestrator::memory::EmbedderConfig>,
+    /// Retention, decay, MMR, HNSW search width.
+    pub settings: cynode_orchestrator::memory::MemorySettings,
 }
 
 /// Default size of the stream worker's pool. Replies are background work: however many streams are open, the
@@ -98,7 +111,22 @@ impl AppState {
     ) -> Self {
         let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
         dispatcher.spawn_background(shutdown.clone());
-        let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands);
+        let embedder = settings.memory.embedder.clone().and_then(|config| {
+            let model = config.model.clone();
+            match HttpEmbedder::new(config, settings.outbound.clone()) {
+                Ok(e) => {
+                    tracing::info!(model = %model, "memory embedder configured");
+                    Some(Arc::new(e) as Arc<dyn Embedder>)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "memory embedder not started; recall is keyword-only");
+                    None
+                }
+            }
+        });
+        let memories = Memories::new(pool.clone(), embedder, settings.memory.settings.clone());
+        spawn_memory_worker(memories.clone(), shutdown.clone());
+        let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands).with_memories(memories);
         let tokens = TokenKeys::derive(master_key.expose_secret().as_bytes());
         let secrets = SecretBox::from_base64(master_key).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the master key is unusable; platform requests will be refused");

@@ -98,6 +98,26 @@ pub struct ExecutorConfig {
     pub warm_pool: usize,
     /// The OpenAI-compatible inference server on this node, if any.
     pub inference: Option<crate::executor::inference::InferenceConfig>,
+    /// An external model provider this node stands for (a gateway replica's in-process provider node). Such a
+    /// node offers only the `provider` executor: no sandboxes, no host jobs, no local inference, no GPU probe.
+    pub provider: Option<ProviderExecutor>,
+}
+
+/// The executor of a provider node: the provider's OpenAI-compatible API, reached with a client the gateway
+/// builds (its outbound guard: no internal addresses unless the operator allowed them).
+#[derive(Debug, Clone)]
+pub struct ProviderExecutor {
+    /// Base URL, key (sent only as the `Authorization` header), the provider's models (the first is the
+    /// default).
+    pub inference: crate::executor::inference::InferenceConfig,
+    /// The HTTP client to call it with.
+    pub http: reqwest::Client,
+}
+
+impl PartialEq for ProviderExecutor {
+    fn eq(&self, other: &Self) -> bool {
+        self.inference == other.inference
+    }
 }
 
 impl ExecutorConfig {
@@ -113,6 +133,7 @@ impl ExecutorConfig {
             stop_grace: Duration::from_secs(2),
             warm_pool: DEFAULT_WARM_POOL,
             inference: None,
+            provider: None,
         }
     }
 
@@ -269,7 +290,11 @@ impl AgentConfig {
         if !(1..=256).contains(&self.max_concurrent_jobs) {
             return Err(ConfigError::Invalid { setting: "--max-jobs", problem: "must be between 1 and 256".into() });
         }
-        if !self.executors.docker && !self.executors.host && self.executors.inference.is_none() {
+        if !self.executors.docker
+            && !self.executors.host
+            && self.executors.inference.is_none()
+            && self.executors.provider.is_none()
+        {
             return Err(ConfigError::Invalid {
                 setting: "executors",
                 problem: "every executor is disabled: drop --no-docker, pass --enable-host-executor or --inference-url"

@@ -1,7 +1,7 @@
 //! CyNode orchestrator: the store (PostgreSQL + pgvector, embedded or external), secrets at rest, the
 //! bootstrap import, the audit log, installs and the durable record of inbound requests (with their
 //! interpretation), commands, approval policy, node registration and dispatch with fenced leases, and the
-//! usage ledger with daily token budgets. It never speaks HTTP itself: the gateway exposes it.
+//! usage ledger with daily token budgets, and memory (scoped, provenance-aware, hybrid recall on pgvector). It never speaks HTTP itself: the gateway exposes it.
 
 pub mod admin;
 pub mod agent;
@@ -14,10 +14,12 @@ pub mod crypto;
 pub mod dispatch;
 pub mod inbound;
 pub mod installs;
+pub mod memory;
 pub mod nodes;
 pub mod outbound_guard;
 pub mod outbox;
 pub mod policy;
+pub mod providers;
 pub mod store;
 pub mod stream;
 pub mod tasks;

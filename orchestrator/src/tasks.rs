@@ -97,7 +97,7 @@ pub async fn create_job(conn: &mut PgConnection, task: Uuid, job: &NewJob) -> Re
     )
     .bind(id)
     .bind(task)
-    .bind(job.spec.executor().as_str())
+    .bind(crate::providers::executor_for(&job.spec, &job.requirements).as_str())
     .bind(serde_json::to_value(&job.spec).unwrap_or_default())
     .bind(serde_json::to_value(&job.requirements).unwrap_or_default())
     .bind(if job.hold { "awaiting_approval" } else { "queued" })

@@ -12,6 +12,10 @@ pub enum ExecutorKind {
     Inference,
     /// Direct execution on the host, no isolation (development only).
     Host,
+    /// An install's external OpenAI-compatible model provider, called by a gateway replica's in-process
+    /// provider node. Inference jobs are routed here only when no node serves the model or the inference
+    /// queue is over the provider's threshold.
+    Provider,
 }
 
 impl ExecutorKind {
@@ -21,6 +25,7 @@ impl ExecutorKind {
             Self::Docker => "docker",
             Self::Inference => "inference",
             Self::Host => "host",
+            Self::Provider => "provider",
         }
     }
 
@@ -30,6 +35,7 @@ impl ExecutorKind {
             "docker" => Some(Self::Docker),
             "inference" => Some(Self::Inference),
             "host" => Some(Self::Host),
+            "provider" => Some(Self::Provider),
             _ => None,
         }
     }

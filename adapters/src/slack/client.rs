@@ -1,28 +1,49 @@
-//! A Slack Web API client for the methods CyNode uses to answer in threads.
+//! A Slack Web API client for the methods CyNode uses to answer in threads: slack-morphism's
+//! request and response types and session calls, over our own connector (see [`connector`]).
 
-use std::time::Duration;
+mod connector;
+
+use std::sync::Arc;
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::{
+    SlackApiAssistantThreadsSetStatusRequest, SlackApiChatAppendStreamRequest, SlackApiChatPostEphemeralRequest,
+    SlackApiChatPostMessageRequest, SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest,
+    SlackApiChatUpdateRequest, SlackApiConversationsRepliesRequest, SlackApiPostWebhookMessageResponse, SlackApiToken,
+    SlackApiTokenValue, SlackChannelId, SlackClientSession, SlackMessageContent, SlackMessageMetadata,
+    SlackResponseMetadata, SlackTeamId, SlackTs, SlackUserId,
+};
 
+use self::connector::Connector;
 use super::SlackMessage;
-use crate::outbound::http::{self, Response};
-use crate::outbound::{MessageRef, PlatformError, PlatformResult, Sent};
+use crate::outbound::{MessageRef, PlatformError, PlatformResult, Sent, http};
 
 /// The most pages of `conversations.replies` [`SlackClient::find_marked`] reads.
 pub const FIND_PAGES: usize = 10;
 
-/// The wait assumed when Slack reports a rate limit without `Retry-After`.
-const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The messages of one `conversations.replies` page [`SlackClient::find_marked`] reads.
+const FIND_PAGE_SIZE: u16 = 200;
 
 /// A Slack Web API client for one workspace installation (one bot token).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SlackClient {
-    http: reqwest::Client,
-    base_url: Url,
-    token: SecretString,
+    api: Arc<slack_morphism::SlackClient<Connector>>,
+    token: SlackApiToken,
     response_url_prefix: String,
+}
+
+impl std::fmt::Debug for SlackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackClient")
+            .field("connector", &self.api.http_api.connector)
+            .field("token", &"<redacted>")
+            .field("response_url_prefix", &self.response_url_prefix)
+            .finish()
+    }
 }
 
 /// Where a stream starts (`chat.startStream`). In channels Slack requires the recipient.
@@ -62,9 +83,8 @@ impl SlackClient {
     #[must_use]
     pub fn new(http: reqwest::Client, base_url: Url, token: SecretString) -> Self {
         Self {
-            http,
-            base_url: http::with_trailing_slash(base_url),
-            token,
+            api: Arc::new(slack_morphism::SlackClient::new(Connector::new(http, base_url))),
+            token: SlackApiToken::new(SlackApiTokenValue(token.expose_secret().to_owned())),
             response_url_prefix: Self::DEFAULT_RESPONSE_URL_PREFIX.to_owned(),
         }
     }
@@ -88,44 +108,47 @@ impl SlackClient {
         thread_ts: Option<&str>,
         message: &SlackMessage,
     ) -> PlatformResult<Sent> {
-        let mut body = message_body(message);
-        body["channel"] = json!(channel);
-        if let Some(ts) = thread_ts {
-            body["thread_ts"] = json!(ts);
-        }
-        body["unfurl_links"] = json!(false);
-        body["unfurl_media"] = json!(false);
-        let reply = self.call("chat.postMessage", &body).await?;
-        sent(&reply, channel)
+        let request = SlackApiChatPostMessageRequest::new(slack_channel(channel), content(message))
+            .opt_thread_ts(thread_ts.map(slack_ts))
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
+        let reply = self.call("chat.postMessage", |s| async move { s.chat_post_message(&request).await }).await?;
+        Ok(sent(reply.channel, reply.ts))
     }
 
-    /// `chat.postMessage` carrying `metadata` (Slack's message metadata, `{"event_type": …, "event_payload": {…}}`),
-    /// so the message can be found in its thread again with [`Self::find_marked`] when the answer to the post was
-    /// lost (a crash, a timeout).
+    /// `chat.postMessage` in the thread `thread_ts` carrying `metadata` (Slack's message metadata), so the message
+    /// can be found in its thread again with [`Self::find_marked`] when the answer to the post was lost (a crash, a
+    /// timeout).
     ///
     /// # Errors
     ///
-    /// [`PlatformError`], as [`Self::post_message`].
+    /// [`PlatformError`], as [`Self::post_message`]; `InvalidRequest("invalid_metadata_format")` for metadata Slack
+    /// refuses.
     pub async fn post_marked(
         &self,
         channel: &str,
         thread_ts: &str,
         message: &SlackMessage,
-        metadata: &Value,
+        metadata: &SlackMessageMetadata,
     ) -> PlatformResult<Sent> {
-        let mut body = message_body(message);
-        body["channel"] = json!(channel);
-        body["thread_ts"] = json!(thread_ts);
-        body["metadata"] = metadata.clone();
-        body["unfurl_links"] = json!(false);
-        body["unfurl_media"] = json!(false);
-        let reply = self.call("chat.postMessage", &body).await?;
-        sent(&reply, channel)
+        let request = SlackApiChatPostMessageRequest::new(
+            slack_channel(channel),
+            content(message).with_metadata(metadata.clone()),
+        )
+        .with_thread_ts(slack_ts(thread_ts))
+        .with_unfurl_links(false)
+        .with_unfurl_media(false);
+        let reply = self.call("chat.postMessage", |s| async move { s.chat_post_message(&request).await }).await?;
+        Ok(sent(reply.channel, reply.ts))
     }
 
     /// The `ts` of the message in the thread `thread_ts` whose metadata equals `metadata`, if there is one
     /// (`conversations.replies` with `include_all_metadata`, up to [`FIND_PAGES`] pages of 200 messages). Needs
     /// the `*:history` scope of the conversation's kind.
+    ///
+    /// slack-morphism's request type names the arguments; the call adds `include_all_metadata` (which the typed
+    /// request lacks) and reads each message's metadata as plain JSON, so another app's metadata of any shape in
+    /// the thread cannot fail the page.
     ///
     /// # Errors
     ///
@@ -134,42 +157,34 @@ impl SlackClient {
         &self,
         channel: &str,
         thread_ts: &str,
-        metadata: &Value,
+        metadata: &SlackMessageMetadata,
     ) -> PlatformResult<Option<String>> {
-        let mut cursor = String::new();
+        let wanted = serde_json::to_value(metadata).map_err(|_| PlatformError::invalid("unserialisable metadata"))?;
+        let mut request = SlackApiConversationsRepliesRequest::new(slack_channel(channel), slack_ts(thread_ts))
+            .with_limit(FIND_PAGE_SIZE);
         for _ in 0..FIND_PAGES {
-            let mut url =
-                self.base_url.join("conversations.replies").map_err(|_| PlatformError::invalid("bad base URL"))?;
-            url.query_pairs_mut()
-                .append_pair("channel", channel)
-                .append_pair("ts", thread_ts)
-                .append_pair("include_all_metadata", "true")
-                .append_pair("limit", "200");
-            if !cursor.is_empty() {
-                url.query_pairs_mut().append_pair("cursor", &cursor);
+            let page = self
+                .call("conversations.replies", |s| {
+                    let request = &request;
+                    async move {
+                        let limit = request.limit.map(|l| l.to_string());
+                        let params = [
+                            ("channel", Some(request.channel.0.as_str())),
+                            ("ts", Some(request.ts.0.as_str())),
+                            ("include_all_metadata", Some("true")),
+                            ("limit", limit.as_deref()),
+                            ("cursor", request.cursor.as_ref().map(|c| c.0.as_str())),
+                        ];
+                        s.http_session_api.http_get::<RepliesPage, _, _>("conversations.replies", &params, None).await
+                    }
+                })
+                .await?;
+            if let Some(found) = page.messages.into_iter().find(|m| m.metadata.as_ref() == Some(&wanted)) {
+                return Ok(Some(found.ts.0));
             }
-            let request = self.http.get(url).bearer_auth(self.token.expose_secret());
-            let response = http::send(request).await?;
-            tracing::debug!(
-                slack.method = "conversations.replies",
-                http.status = response.status.as_u16(),
-                "slack call"
-            );
-            if !(response.status.is_success() && response.json["ok"] == json!(true)) {
-                return Err(error(&response));
-            }
-            let messages = response.json["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
-            if let Some(found) = messages.iter().find(|m| m.get("metadata") == Some(metadata)) {
-                return Ok(found["ts"].as_str().map(str::to_owned));
-            }
-            cursor = response
-                .json
-                .pointer("/response_metadata/next_cursor")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if cursor.is_empty() {
-                return Ok(None);
+            match page.response_metadata.and_then(|m| m.next_cursor).filter(|c| !c.0.is_empty()) {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => return Ok(None),
             }
         }
         Ok(None)
@@ -182,14 +197,11 @@ impl SlackClient {
     ///
     /// [`PlatformError`]; `TooLong` for text over 4,000 characters.
     pub async fn update_message(&self, channel: &str, ts: &str, message: &SlackMessage) -> PlatformResult<Sent> {
-        let mut body = message_body(message);
-        body["channel"] = json!(channel);
-        body["ts"] = json!(ts);
-        if body.get("blocks").is_none() {
-            body["blocks"] = json!([]);
-        }
-        let reply = self.call("chat.update", &body).await?;
-        sent(&reply, channel)
+        let mut content = content(message);
+        content.blocks.get_or_insert_with(Vec::new);
+        let request = SlackApiChatUpdateRequest::new(slack_channel(channel), content, slack_ts(ts));
+        let reply = self.call("chat.update", |s| async move { s.chat_update(&request).await }).await?;
+        Ok(sent(reply.channel, reply.ts))
     }
 
     /// `chat.postEphemeral`: a message only `user` sees.
@@ -204,13 +216,13 @@ impl SlackClient {
         thread_ts: Option<&str>,
         message: &SlackMessage,
     ) -> PlatformResult<()> {
-        let mut body = message_body(message);
-        body["channel"] = json!(channel);
-        body["user"] = json!(user);
-        if let Some(ts) = thread_ts {
-            body["thread_ts"] = json!(ts);
-        }
-        self.call("chat.postEphemeral", &body).await.map(drop)
+        let request = SlackApiChatPostEphemeralRequest::new(
+            slack_channel(channel),
+            SlackUserId(user.to_owned()),
+            content(message),
+        )
+        .opt_thread_ts(thread_ts.map(slack_ts));
+        self.call("chat.postEphemeral", |s| async move { s.chat_post_ephemeral(&request).await }).await.map(drop)
     }
 
     /// `chat.startStream`: starts a streamed reply in a thread.
@@ -219,19 +231,13 @@ impl SlackClient {
     ///
     /// [`PlatformError`].
     pub async fn start_stream(&self, start: &StreamStart<'_>) -> PlatformResult<Sent> {
-        let mut body = json!({"channel": start.channel, "thread_ts": start.thread_ts});
-        let optional = [
-            ("recipient_user_id", start.recipient_user_id),
-            ("recipient_team_id", start.recipient_team_id),
-            ("markdown_text", start.markdown_text),
-        ];
-        for (key, value) in optional {
-            if let Some(v) = value {
-                body[key] = json!(v);
-            }
-        }
-        let reply = self.call("chat.startStream", &body).await?;
-        sent(&reply, start.channel)
+        let request = SlackApiChatStartStreamRequest::new(slack_channel(start.channel))
+            .with_thread_ts(slack_ts(start.thread_ts))
+            .opt_recipient_user_id(start.recipient_user_id.map(|u| SlackUserId(u.to_owned())))
+            .opt_recipient_team_id(start.recipient_team_id.map(|t| SlackTeamId(t.to_owned())))
+            .opt_markdown_text(start.markdown_text.map(str::to_owned));
+        let reply = self.call("chat.startStream", |s| async move { s.chat_start_stream(&request).await }).await?;
+        Ok(sent(reply.channel, reply.ts))
     }
 
     /// `chat.appendStream`: appends Markdown (at most 12,000 characters) to a stream.
@@ -240,8 +246,9 @@ impl SlackClient {
     ///
     /// [`PlatformError`].
     pub async fn append_stream(&self, channel: &str, ts: &str, markdown_text: &str) -> PlatformResult<()> {
-        let body = json!({"channel": channel, "ts": ts, "markdown_text": markdown_text});
-        self.call("chat.appendStream", &body).await.map(drop)
+        let request = SlackApiChatAppendStreamRequest::new(slack_channel(channel), slack_ts(ts))
+            .with_markdown_text(markdown_text.into());
+        self.call("chat.appendStream", |s| async move { s.chat_append_stream(&request).await }).await.map(drop)
     }
 
     /// `chat.stopStream`: ends a stream, optionally with final Markdown.
@@ -250,11 +257,9 @@ impl SlackClient {
     ///
     /// [`PlatformError`].
     pub async fn stop_stream(&self, channel: &str, ts: &str, markdown_text: Option<&str>) -> PlatformResult<()> {
-        let mut body = json!({"channel": channel, "ts": ts});
-        if let Some(text) = markdown_text {
-            body["markdown_text"] = json!(text);
-        }
-        self.call("chat.stopStream", &body).await.map(drop)
+        let content = SlackMessageContent::new().opt_markdown_text(markdown_text.map(str::to_owned));
+        let request = SlackApiChatStopStreamRequest::new(slack_channel(channel), slack_ts(ts), content);
+        self.call("chat.stopStream", |s| async move { s.chat_stop_stream(&request).await }).await.map(drop)
     }
 
     /// `assistant.threads.setStatus`: a "working on it" status under the thread (clears after
@@ -264,8 +269,14 @@ impl SlackClient {
     ///
     /// [`PlatformError`].
     pub async fn set_status(&self, channel_id: &str, thread_ts: &str, status: &str) -> PlatformResult<()> {
-        let body = json!({"channel_id": channel_id, "thread_ts": thread_ts, "status": status});
-        self.call("assistant.threads.setStatus", &body).await.map(drop)
+        let request = SlackApiAssistantThreadsSetStatusRequest::new(
+            slack_channel(channel_id),
+            status.to_owned(),
+            slack_ts(thread_ts),
+        );
+        self.call("assistant.threads.setStatus", |s| async move { s.assistant_threads_set_status(&request).await })
+            .await
+            .map(drop)
     }
 
     /// Answers through a `response_url` (no bot token is sent there).
@@ -279,76 +290,112 @@ impl SlackClient {
             return Err(PlatformError::invalid("response_url outside the allowed prefix"));
         }
         let url = Url::parse(response_url).map_err(|_| PlatformError::invalid("malformed response_url"))?;
-        let mut body = message_body(message);
-        match mode {
-            ResponseMode::Ephemeral => body["response_type"] = json!("ephemeral"),
-            ResponseMode::InChannel => body["response_type"] = json!("in_channel"),
-            ResponseMode::ReplaceOriginal => body["replace_original"] = json!(true),
-        }
-        let response = http::send_json(self.http.post(url), &body).await?;
-        tracing::debug!(http.status = response.status.as_u16(), "slack response_url answered");
-        match response.status.as_u16() {
-            200..=299 if response.json["ok"] != json!(false) => Ok(()),
-            404 | 410 => Err(PlatformError::Expired),
-            _ => Err(error(&response)),
+        let body = ResponseUrlBody {
+            content: content(message),
+            response_type: match mode {
+                ResponseMode::Ephemeral => Some("ephemeral"),
+                ResponseMode::InChannel => Some("in_channel"),
+                ResponseMode::ReplaceOriginal => None,
+            },
+            replace_original: (mode == ResponseMode::ReplaceOriginal).then_some(true),
+        };
+        let result = self.api.http_api.connector.post::<SlackApiPostWebhookMessageResponse>(url, &body, None).await;
+        tracing::debug!(ok = result.is_ok(), "slack response_url answered");
+        match result {
+            Ok(_) => Ok(()),
+            Err(SlackClientError::HttpError(e)) if matches!(e.status_code.as_u16(), 404 | 410) => {
+                Err(PlatformError::Expired)
+            }
+            Err(err) => Err(platform_error(err)),
         }
     }
 
-    async fn call(&self, method: &'static str, body: &Value) -> PlatformResult<Value> {
-        let url = self.base_url.join(method).map_err(|_| PlatformError::invalid("bad base URL"))?;
-        let request = self.http.post(url).bearer_auth(self.token.expose_secret());
-        let response = http::send_json(request, body).await?;
-        tracing::debug!(slack.method = method, http.status = response.status.as_u16(), "slack call");
-        if response.status.is_success() && response.json["ok"] == json!(true) {
-            Ok(response.json)
-        } else {
-            Err(error(&response))
-        }
+    /// Runs one Web API call in a session with the bot token; logs the method and the outcome
+    /// (never the token, the body or Slack's answer).
+    async fn call<'s, T, F, Fut>(&'s self, method: &'static str, call: F) -> PlatformResult<T>
+    where
+        F: FnOnce(SlackClientSession<'s, Connector>) -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>>,
+    {
+        let result = call(self.api.open_session(&self.token)).await;
+        tracing::debug!(slack.method = method, ok = result.is_ok(), "slack call");
+        result.map_err(platform_error)
     }
 }
 
-fn message_body(message: &SlackMessage) -> Value {
-    serde_json::to_value(message).unwrap_or_else(|_| json!({"text": message.text}))
+/// A `response_url` answer: the message plus how it is shown (slack-morphism's webhook request
+/// has no `response_type`).
+#[derive(Serialize)]
+struct ResponseUrlBody<'a> {
+    #[serde(flatten)]
+    content: SlackMessageContent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replace_original: Option<bool>,
 }
 
-fn sent(reply: &Value, channel: &str) -> PlatformResult<Sent> {
-    let ts = reply["ts"]
-        .as_str()
-        .or_else(|| reply.pointer("/message/ts").and_then(Value::as_str))
-        .ok_or_else(|| PlatformError::transient("response without ts"))?;
-    Ok(Sent {
-        message: MessageRef { channel: reply["channel"].as_str().unwrap_or(channel).to_owned(), id: ts.to_owned() },
-        rate_limit: None,
-    })
+/// A `conversations.replies` page as [`SlackClient::find_marked`] reads it.
+#[derive(Deserialize)]
+struct RepliesPage {
+    #[serde(default)]
+    messages: Vec<RepliedMessage>,
+    response_metadata: Option<SlackResponseMetadata>,
 }
 
-/// Maps a failed response: HTTP 429 or error `ratelimited`/`rate_limited` with `Retry-After`;
-/// Slack's error codes otherwise.
-fn error(response: &Response) -> PlatformError {
-    let retry_after = http::retry_after_header(&response.headers).unwrap_or(DEFAULT_RETRY);
-    let code = response.json["error"].as_str();
-    if response.status.as_u16() == 429 || matches!(code, Some("ratelimited" | "rate_limited")) {
-        return PlatformError::RateLimited { retry_after, global: false };
+/// A message of a thread: its `ts` and its metadata, any JSON.
+#[derive(Deserialize)]
+struct RepliedMessage {
+    ts: SlackTs,
+    metadata: Option<Value>,
+}
+
+fn slack_channel(channel: &str) -> SlackChannelId {
+    SlackChannelId(channel.to_owned())
+}
+
+fn slack_ts(ts: &str) -> SlackTs {
+    SlackTs(ts.to_owned())
+}
+
+fn content(message: &SlackMessage) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(message.text.clone()).opt_blocks(message.blocks.clone())
+}
+
+fn sent(channel: SlackChannelId, ts: SlackTs) -> Sent {
+    Sent { message: MessageRef { channel: channel.0, id: ts.0 }, rate_limit: None }
+}
+
+/// Maps slack-morphism's error: rate limits keep Slack's `Retry-After`; Slack's error codes map
+/// to their meaning; bodies are never kept.
+fn platform_error(err: SlackClientError) -> PlatformError {
+    match err {
+        SlackClientError::RateLimitError(e) => {
+            PlatformError::RateLimited { retry_after: e.retry_after.unwrap_or(connector::DEFAULT_RETRY), global: false }
+        }
+        SlackClientError::ApiError(e) => code_error(&e.code),
+        SlackClientError::HttpError(e) => http::status_error(e.status_code),
+        SlackClientError::SystemError(e) => PlatformError::transient(e.message.as_deref().unwrap_or("request failed")),
+        SlackClientError::ProtocolError(_) => PlatformError::transient("unexpected response"),
+        _ => PlatformError::transient("request failed"),
     }
+}
+
+fn code_error(code: &str) -> PlatformError {
     match code {
-        Some("msg_too_long" | "markdown_text_too_long") => PlatformError::TooLong,
-        Some(
-            "not_authed"
-            | "invalid_auth"
-            | "token_revoked"
-            | "token_expired"
-            | "account_inactive"
-            | "no_permission"
-            | "missing_scope"
-            | "not_allowed_token_type",
-        ) => PlatformError::Auth,
-        Some("message_not_found" | "channel_not_found" | "thread_not_found") => PlatformError::NotFound,
-        Some("expired_url" | "used_url") => PlatformError::Expired,
-        Some("internal_error" | "fatal_error" | "request_timeout" | "service_unavailable") => {
-            PlatformError::transient(code.unwrap_or_default())
-        }
-        Some(code) => PlatformError::invalid(code),
-        None => http::status_error(response.status),
+        "msg_too_long" | "markdown_text_too_long" => PlatformError::TooLong,
+        "not_authed"
+        | "invalid_auth"
+        | "token_revoked"
+        | "token_expired"
+        | "account_inactive"
+        | "no_permission"
+        | "missing_scope"
+        | "not_allowed_token_type" => PlatformError::Auth,
+        "message_not_found" | "channel_not_found" | "thread_not_found" => PlatformError::NotFound,
+        "expired_url" | "used_url" => PlatformError::Expired,
+        "internal_error" | "fatal_error" | "request_timeout" | "service_unavailable" => PlatformError::transient(code),
+        code => PlatformError::invalid(code),
     }
 }
 

@@ -7,7 +7,7 @@
 mod blocks;
 
 use serde::Serialize;
-use serde_json::Value;
+use slack_morphism::prelude::SlackBlock;
 
 use crate::reply::layout;
 use crate::split::{self, Budget};
@@ -45,14 +45,15 @@ const SECTION: Budget = Budget::fixed(SECTION_TEXT_LIMIT, escaped_cost);
 const FALLBACK_UNITS: usize = 300;
 
 /// A Slack message: `text` (escaped `mrkdwn`; the notification fallback when there are blocks)
-/// and optional Block Kit `blocks`. The client adds `channel`, `thread_ts` or `ts`.
+/// and optional Block Kit `blocks` (slack-morphism's models). The client adds `channel`, `thread_ts`
+/// or `ts`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SlackMessage {
     /// The message text.
     pub text: String,
     /// Block Kit blocks, when the message has buttons or a card.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocks: Option<Vec<Value>>,
+    pub blocks: Option<Vec<SlackBlock>>,
 }
 
 impl SlackMessage {
@@ -113,7 +114,7 @@ fn finish(reply: &Reply, texts: Vec<String>) -> Vec<SlackMessage> {
 }
 
 /// `raw` as `section` blocks of at most [`SECTION_TEXT_LIMIT`] each.
-fn sections(raw: &str) -> Vec<Value> {
+fn sections(raw: &str) -> Vec<SlackBlock> {
     split::split(raw, &SECTION)
         .into_iter()
         .map(|page| blocks::section(&escape(&without_languages(page.text()))))

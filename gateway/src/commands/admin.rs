@@ -9,10 +9,12 @@ use std::path::Path;
 use anyhow::Context as _;
 use cynode_orchestrator::admin;
 use cynode_orchestrator::api_tokens::{self, Role};
+use cynode_orchestrator::crypto::SecretBox;
+use cynode_orchestrator::providers;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
-use crate::cli::{AdminCommand, InstallCommand, NodeKeyCommand, TokenCommand};
+use crate::cli::{AdminCommand, InstallCommand, NodeKeyCommand, ProviderCommand, TokenCommand};
 use crate::config::Config;
 
 /// Name of the local admin token file in the data directory (mode 0600), written by `cynode up`.
@@ -112,6 +114,7 @@ pub async fn run(cmd: AdminCommand, config: &Config, data_dir: &Path) -> anyhow:
         }
         AdminCommand::NodeKey(c) => node_key(&pool, actor, c).await?,
         AdminCommand::Install(c) => install(&pool, actor, c).await?,
+        AdminCommand::Provider(c) => provider(&pool, actor, c, config, data_dir).await?,
     }
     pool.close().await;
     Ok(())
@@ -184,4 +187,115 @@ async fn install(pool: &PgPool, actor: &str, cmd: InstallCommand) -> anyhow::Res
     let what = if enable { "enabled" } else { "disabled" };
     println!("{what} {} install `{}` ({}); gateways notice within their install cache time", i.platform, i.name, i.id);
     Ok(())
+}
+
+async fn provider(
+    pool: &PgPool,
+    actor: &str,
+    cmd: ProviderCommand,
+    config: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    match cmd {
+        ProviderCommand::Add {
+            name,
+            base_url,
+            models,
+            key_file,
+            install,
+            max_concurrent,
+            queue_threshold,
+            disabled,
+        } => {
+            let api_key = match key_file {
+                None => None,
+                Some(path) => Some(read_key(&path)?),
+            };
+            let spec = providers::ProviderSpec {
+                name: name.clone(),
+                install,
+                base_url,
+                api_key,
+                models,
+                max_concurrent,
+                queue_threshold,
+                enabled: !disabled,
+            };
+            let secrets = master_box(config, data_dir)?;
+            let mut tx = pool.begin().await?;
+            let (id, put) = providers::put(&mut tx, &secrets, &config.outbound.guard(), actor, &spec).await?;
+            tx.commit().await?;
+            let what = match put {
+                providers::Put::Created => "added",
+                providers::Put::Updated => "updated",
+                providers::Put::Unchanged => "unchanged:",
+            };
+            println!(
+                "{what} provider `{name}` ({id}); every gateway replica serves it within {} s",
+                crate::providers::REFRESH.as_secs()
+            );
+        }
+        ProviderCommand::List { json } => {
+            let list = providers::list(pool).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("No providers. Add one with `cynode admin provider add` (see docs/configuration.md).");
+            } else {
+                println!(
+                    "{:<20}  {:<16}  {:<8}  {:<4}  {:>8}  {:<40}  MODELS",
+                    "NAME", "INSTALL", "STATE", "KEY", "REPLICAS", "BASE URL"
+                );
+                for p in list {
+                    let state = if p.enabled { "enabled" } else { "disabled" };
+                    let key = if p.has_key { "set" } else { "none" };
+                    println!(
+                        "{:<20}  {:<16}  {state:<8}  {key:<4}  {:>8}  {:<40}  {}",
+                        p.name,
+                        p.install.as_deref().unwrap_or("(all)"),
+                        p.nodes_online,
+                        p.base_url,
+                        p.models.join(",")
+                    );
+                }
+            }
+        }
+        ProviderCommand::Remove { name } => {
+            providers::remove(pool, actor, &name).await?;
+            println!("removed provider `{name}`; its nodes get no new calls");
+        }
+    }
+    Ok(())
+}
+
+/// A key from a file (`-`: standard input), trimmed; an empty one is an error.
+fn read_key(path: &Path) -> anyhow::Result<SecretString> {
+    let raw = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the key from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?
+    };
+    let key = raw.trim();
+    anyhow::ensure!(!key.is_empty(), "the key file {} is empty", path.display());
+    Ok(SecretString::from(key.to_string()))
+}
+
+/// The master key that sealed the stored secrets: `security.master_key`, else the one a `cynode up` keeps in
+/// the data directory.
+fn master_box(config: &Config, data_dir: &Path) -> anyhow::Result<SecretBox> {
+    let key = match &config.security.master_key {
+        Some(k) => k.clone(),
+        None => {
+            let path = data_dir.join("master.key");
+            let k = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no master key: set security.master_key (CYNODE__SECURITY__MASTER_KEY) as the gateways have it, \
+                     or run this next to the `cynode up` data directory ({} is missing)",
+                    path.display()
+                )
+            })?;
+            SecretString::from(k.trim().to_string())
+        }
+    };
+    SecretBox::from_base64(&key).context("the master key is not valid (32 bytes of base64)")
 }

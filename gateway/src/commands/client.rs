@@ -138,6 +138,15 @@ impl ApiClient {
         self.send(self.http.delete(format!("{}{path}", self.base))).await.map(drop)
     }
 
+    /// `DELETE path` with a JSON answer.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let r = self.send(self.http.delete(format!("{}{path}", self.base))).await?;
+        r.json().await.map_err(|e| self.transport(e))
+    }
+
     /// Opens an SSE stream at `path`, resuming after `last_id`; events go to `tx` until the stream ends.
     ///
     /// # Errors
@@ -228,6 +237,10 @@ pub(super) async fn dispatch(command: crate::cli::Command, config: &crate::confi
         Command::Subs(cmd) => {
             let client = api(cmd.client())?;
             super::subs::run(cmd, &client).await
+        }
+        Command::Memory(cmd) => {
+            let client = api(cmd.client())?;
+            super::memory::run(cmd, &client).await
         }
         Command::Admin(cmd) => super::admin::run(cmd, config, &config.data_dir(is_root)).await,
         Command::Up(_) | Command::Serve(_) | Command::Migrate | Command::Keygen => {

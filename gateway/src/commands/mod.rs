@@ -4,6 +4,7 @@ pub mod admin;
 pub mod client;
 mod local_node;
 mod logs;
+mod memory;
 mod nodes;
 pub mod say;
 mod serve;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Nodes(_)
         | Command::Usage(_)
         | Command::Subs(_)
+        | Command::Memory(_)
         | Command::Admin(_) => &RunArgs::default(),
     };
     let overrides =
@@ -61,6 +63,7 @@ pub async fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<()> {
         | Command::Nodes(_)
         | Command::Usage(_)
         | Command::Subs(_)
+        | Command::Memory(_)
         | Command::Admin(_)) => client::dispatch(c, &config).await,
     }
 }
@@ -108,7 +111,8 @@ pub(crate) async fn import_bootstrap(config: &Config, pool: &PgPool, secrets: &S
     let Some(path) = &config.bootstrap else { return Ok(()) };
     let file = BootstrapFile::load(path)?;
     let origin = path.display().to_string();
-    let report = cynode_orchestrator::bootstrap::import(pool, secrets, &file, &origin).await?;
+    let report =
+        cynode_orchestrator::bootstrap::import_with(pool, secrets, &file, &origin, &config.outbound.guard()).await?;
     eprintln!("cynode: bootstrap {origin}: {report}");
     tracing::info!(bootstrap.created = report.created, bootstrap.updated = report.updated, "bootstrap imported");
     Ok(())

@@ -1,5 +1,6 @@
 //! `cynode serve`: the production process against an external PostgreSQL.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -51,6 +52,24 @@ pub async fn run_gateway(
         request_timeout: Duration::from_secs(config.limits.request_timeout_s),
     };
     tracing::info!(listen = %addr, "gateway listening");
+    // This replica's provider nodes register over loopback with the gateway itself; on shutdown they stop
+    // (cancelling and reporting their calls) before the server does.
+    let loopback = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    let provider_nodes = crate::providers::spawn(
+        pool.clone(),
+        SecretBox::from_base64(master_key)?,
+        config.outbound.guard(),
+        format!("http://{loopback}"),
+        crate::providers::replica_name(addr.port()),
+    );
+    let shutdown = async move {
+        shutdown.await;
+        provider_nodes.stop().await;
+    };
     let served = server::serve(listener, server::router(state, settings), shutdown).await;
     let _ = stop_tx.send(true);
     served.context("the HTTP server failed")?;

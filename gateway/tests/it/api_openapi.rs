@@ -1,7 +1,7 @@
 //! The OpenAPI document matches the implementation: every routed operation is documented and answers, and
 //! every schema example deserializes into the type the handlers use.
 
-use cynode_gateway::routes::api::{self, model, model_subs as subs};
+use cynode_gateway::routes::api::{self, memories as mem, model, model_subs as subs};
 use serde_json::Value;
 
 use crate::api_support::*;
@@ -78,6 +78,12 @@ async fn the_document_matches_the_router_and_the_types() {
                 "UsageReport" => check::<cynode_orchestrator::usage::UsageReport>(name, example),
                 "UsageRow" => check::<cynode_orchestrator::usage::UsageRow>(name, example),
                 "UsageTotal" => check::<cynode_orchestrator::usage::UsageTotal>(name, example),
+                "Memory" => check::<cynode_orchestrator::memory::Memory>(name, example),
+                "MemoryList" => check::<mem::MemoryList>(name, example),
+                "CreateMemoryRequest" => check::<mem::CreateMemoryRequest>(name, example),
+                "ImportMemoriesRequest" => check::<mem::ImportMemoriesRequest>(name, example),
+                "ForgetRequest" => check::<mem::ForgetRequest>(name, example),
+                "CountResponse" => check::<mem::CountResponse>(name, example),
                 other => panic!("schema {other} has an example but no type to check it against"),
             }
         }

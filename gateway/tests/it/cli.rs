@@ -49,7 +49,7 @@ async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     let url = addr_from(&up.wait_for("gateway    http://", Duration::from_secs(120)).await);
     let body = ready(&url).await;
     assert_eq!(body["store"]["pgvector"], "0.8.6");
-    assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("10 created")), "{:?}", up.output());
+    assert!(up.output().iter().any(|l| l.contains("bootstrap") && l.contains("11 created")), "{:?}", up.output());
     assert!(dir.path().join("pg/postmaster.pid").exists());
     let node_line = up.wait_for("  node       local:", Duration::from_secs(60)).await;
     assert!(node_line.contains("registered as node") && node_line.contains("docker"), "{node_line}");
@@ -78,7 +78,7 @@ async fn up_runs_on_embedded_postgres_keeps_data_and_stops_cleanly() {
     let mut again = BinProcess::spawn("cynode", &args, &[]);
     let url = addr_from(&again.wait_for("gateway    http://", Duration::from_secs(60)).await);
     ready(&url).await;
-    assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 10 unchanged")), "{:?}", again.output());
+    assert!(again.output().iter().any(|l| l.contains("0 created, 0 updated, 11 unchanged")), "{:?}", again.output());
     again.signal("INT");
     assert_eq!(again.wait_exit(Duration::from_secs(30)).await, Some(0));
 }

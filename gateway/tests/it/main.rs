@@ -2,6 +2,7 @@
 
 mod api_cli;
 mod api_events;
+mod api_memories;
 mod api_openapi;
 mod api_subs;
 mod api_support;
@@ -19,6 +20,7 @@ mod ingress_support;
 mod ingress_telegram;
 mod ingress_webhook;
 mod outbox_events;
+mod providers_cli;
 mod receiver;
 mod restart;
 mod stream_pool;

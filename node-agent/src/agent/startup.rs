@@ -29,6 +29,8 @@ pub struct Prepared {
     pub gpus: Vec<cynode_protocol::GpuInfo>,
     /// Executors by kind.
     pub(crate) runner: JobRunner,
+    /// Whether this is a provider node (its inference executor is offered as `provider`).
+    pub provider: bool,
 }
 
 impl Prepared {
@@ -42,7 +44,7 @@ impl Prepared {
             e.push(ExecutorKind::Host);
         }
         if self.runner.inference.is_some() {
-            e.push(ExecutorKind::Inference);
+            e.push(if self.provider { ExecutorKind::Provider } else { ExecutorKind::Inference });
         }
         e
     }
@@ -70,6 +72,23 @@ impl Prepared {
 /// agent with the same owner left behind. Never fails: what is unavailable is reported in the result (and
 /// logged).
 pub async fn prepare(config: &ExecutorConfig, cleanup: bool) -> Prepared {
+    if let Some(p) = &config.provider {
+        // A provider node: the provider's models as configured (an external API may list thousands, or need
+        // a scope to list any), nothing else probed.
+        tracing::info!(models = ?p.inference.allowed_models, upstream = %p.inference.base_url, "provider executor ready");
+        return Prepared {
+            engine: None,
+            docker_off: Some("a provider node runs no sandboxes".into()),
+            missing: Vec::new(),
+            models: p.inference.allowed_models.clone(),
+            gpus: Vec::new(),
+            runner: JobRunner {
+                inference: Some(InferenceExecutor::with_client(p.inference.clone(), p.http.clone())),
+                ..JobRunner::default()
+            },
+            provider: true,
+        };
+    }
     let gpu = crate::gpu::discover();
     tracing::info!(gpus = gpu.gpus.len(), "{}", gpu.note);
     let mut prepared = Prepared {
@@ -79,6 +98,7 @@ pub async fn prepare(config: &ExecutorConfig, cleanup: bool) -> Prepared {
         models: Vec::new(),
         runner: JobRunner { has_gpus: !gpu.gpus.is_empty(), ..JobRunner::default() },
         gpus: gpu.gpus,
+        provider: false,
     };
     if let Some(inference) = &config.inference {
         let exec = InferenceExecutor::new(inference.clone());

@@ -109,6 +109,12 @@ impl InferenceExecutor {
         Self { http, config }
     }
 
+    /// An executor for `config` that sends its requests with `http` (a client with its own resolver and
+    /// policy, e.g. a gateway's outbound guard).
+    pub fn with_client(config: InferenceConfig, http: reqwest::Client) -> Self {
+        Self { http, config }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
@@ -302,6 +308,12 @@ fn outcome(
 }
 
 fn upstream(status: u16, body: &serde_json::Value) -> InferenceError {
+    // An authentication failure's message may repeat (part of) the key that was sent, as OpenAI's does: it is
+    // never passed on.
+    if status == 401 || status == 403 {
+        let detail = "the server refused the API key (check the key configured for it)".to_string();
+        return InferenceError::Upstream { status, detail };
+    }
     let msg = body["error"]["message"].as_str().or_else(|| body["error"].as_str()).unwrap_or("no detail");
     InferenceError::Upstream { status, detail: msg.chars().take(200).collect() }
 }

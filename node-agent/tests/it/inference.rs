@@ -20,16 +20,26 @@ fn authorized(h: &HeaderMap) -> bool {
     h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
 }
 
+/// OpenAI's answer to a wrong key: 401, and a message that repeats the key's head and tail.
+fn refused(h: &HeaderMap) -> Response {
+    let given = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().trim_start_matches("Bearer ");
+    let masked = format!("{}****{}", &given[..given.len().min(3)], &given[given.len().saturating_sub(4)..]);
+    let message = format!("Incorrect API key provided: {masked}.");
+    let body =
+        serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}});
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
 async fn models(h: HeaderMap) -> Response {
     if !authorized(&h) {
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": {"message": "bad key"}}))).into_response();
+        return refused(&h);
     }
     Json(serde_json::json!({"object": "list", "data": [{"id": "tiny"}, {"id": "other"}]})).into_response()
 }
 
 async fn chat(h: HeaderMap, Json(body): Json<serde_json::Value>) -> Response {
     if !authorized(&h) {
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": {"message": "bad key"}}))).into_response();
+        return refused(&h);
     }
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let prompt = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str());
@@ -141,7 +151,9 @@ async fn allowlist_and_upstream_errors_are_clear_and_keyless() {
     let wrong = InferenceExecutor::new(config(&url, "sk-wrong-key", &[]));
     let err = wrong.models().await.expect_err("401");
     let msg = err.to_string();
-    assert!(msg.contains("401") && msg.contains("bad key") && !msg.contains("sk-wrong-key"), "{msg}");
+    // Not even the masked key the server repeats reaches the error (which becomes a job's result).
+    assert!(msg.contains("401") && msg.contains("refused the API key"), "{msg}");
+    assert!(!msg.contains("sk-wrong-key") && !msg.contains("-key") && !msg.contains("sk-"), "{msg}");
 
     let down = InferenceExecutor::new(config("http://127.0.0.1:9", KEY, &[]));
     let err = down.models().await.expect_err("down");

@@ -1,11 +1,9 @@
 //! Free text in a thread: start a turn, or — while one runs there — add the message to its conversation.
 
-use cynode_protocol::{ExecutorKind, Requirements};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::commands::{CommandError, Commands, Interpreted, Outcome, Reply};
-use crate::dispatch::feasible;
 use crate::tasks::{self, Origin};
 
 /// What the thread shows while the model's first step is under way.
@@ -42,10 +40,9 @@ impl Commands {
                 let reply = Reply { text: format!("⚠️ {text}"), ..Reply::default() };
                 return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
             }
-            // Work nobody can do is said at once: no turn starts when no online node could run its model steps.
-            let model = settings.model.clone();
-            let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
-            if let Err(why) = feasible::check(self.pool(), ExecutorKind::Inference, &requirements).await? {
+            // Work nobody can do is said at once: no turn starts when neither an online node nor a provider
+            // could run its model steps.
+            if let Err(why) = crate::providers::route(self.pool(), origin.install_id, &settings.model).await? {
                 let reply = Reply { text: format!("⚠️ {why} Nothing was started."), ..Reply::default() };
                 return Ok(Interpreted { reply, verb: "agent", outcome: Outcome::Answered });
             }

@@ -307,9 +307,15 @@ impl AgentWorker {
             max_tokens: settings.step_max_tokens.min(u32::try_from(left).unwrap_or(u32::MAX)),
             timeout_s: settings.step_timeout.as_secs().max(1),
         });
+        // A local inference node when one serves the model and the queue is short, else a provider; when neither
+        // can, the step is queued for a node all the same (it starts when one comes, or the reaper says why not).
+        let requirements = match crate::providers::route(self.pool(), turn.install_id, &model).await? {
+            Ok(routed) => routed.requirements,
+            Err(_) => Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() },
+        };
         let job = NewJob {
             spec,
-            requirements: Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() },
+            requirements,
             priority: 0,
             max_attempts: self.commands.settings().max_attempts,
             hold: false,

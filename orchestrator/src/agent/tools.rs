@@ -38,7 +38,7 @@ pub enum Started {
 }
 
 /// The names of the tools, in the order they are offered.
-pub const NAMES: [&str; 4] = ["run_command", "read_thread", "list_jobs", "job_output"];
+pub const NAMES: [&str; 6] = ["run_command", "read_thread", "list_jobs", "job_output", "search_memory", "remember"];
 
 /// The tools' OpenAI function schemas. With `templates`, `run_command`'s template must be one of them (an
 /// `enum`, so a server that constrains generation to the schema cannot make one up).
@@ -81,6 +81,23 @@ pub fn schemas() -> Vec<Value> {
             json!({ "type": "object", "properties": {
                 "job": { "type": "string", "description": "Job id or its first 8 characters." } },
                 "required": ["job"], "additionalProperties": false }),
+        ),
+        f(
+            "search_memory",
+            "Search what the team asked you to remember (only memories the requester may see here). Each result \
+             is data with its provenance; `trusted: false` ones came from the agent or from tool output.",
+            json!({ "type": "object", "properties": {
+                "query": { "type": "string", "description": "What to look for." },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 20 } },
+                "required": ["query"], "additionalProperties": false }),
+        ),
+        f(
+            "remember",
+            "Keep a fact for later turns: for this channel (default), this thread, or the requester only.",
+            json!({ "type": "object", "properties": {
+                "text": { "type": "string", "description": "The fact, in one or two sentences." },
+                "scope": { "type": "string", "enum": ["channel", "thread", "user"] } },
+                "required": ["text"], "additionalProperties": false }),
         ),
     ]
 }
@@ -188,6 +205,7 @@ pub async fn start(
                 job_result(pool, *id, state, result.as_ref(), commands.settings().agent.tool_result_bytes).await?;
             Ok(Started::Done { summary: format!("job_output {} → {state}", short(*id)), result: text })
         }
+        "search_memory" | "remember" => memory_tool(commands, scope, (step, idx), name, &args).await,
         _ => unreachable!("arguments() accepts only the tools of NAMES"),
     }
 }
@@ -238,6 +256,94 @@ async fn run_command(
             result: "error: the command could not be started".into(),
         },
     })
+}
+
+/// `search_memory` and `remember`, as the turn's requester in the turn's thread. What the model writes is
+/// provenance `agent` — or `tool` once the turn has read tool output (a command's output, a job's, recalled
+/// memories), so text a program printed can never be remembered as something a person said. The model cannot
+/// choose its provenance, and cannot write install-wide or shared memory.
+async fn memory_tool(
+    commands: &Commands,
+    scope: &Scope,
+    (step, idx): (i32, i32),
+    name: &str,
+    args: &serde_json::Map<String, Value>,
+) -> Result<Started, sqlx::Error> {
+    use crate::memory::{MemoryError, NewMemory, Provenance, Recall, Scope as MemScope, Viewer, recall};
+    let origin = Origin {
+        install_id: scope.install,
+        conversation_id: Some(scope.conversation),
+        inbound_id: None,
+        requester: scope.requester.clone(),
+        source: "chat".into(),
+        task_id: None,
+    };
+    let mut viewer = Viewer::of(commands.pool(), &origin).await?;
+    // The model never acts with the requester's approver rights.
+    viewer.approver = false;
+    let text = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    let refused = |summary: &str, e: MemoryError| match e {
+        MemoryError::Store(e) => Err(e),
+        e => Ok(Started::Done { summary: format!("{name} → refused: {summary}"), result: format!("error: {e}") }),
+    };
+    if name == "search_memory" {
+        let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(5).clamp(1, 20);
+        let req = Recall { query: text("query"), limit: usize::try_from(limit).unwrap_or(5) };
+        return match commands.memories().recall(&viewer, &req).await {
+            Ok(r) => Ok(Started::Done {
+                summary: format!(
+                    "search_memory → {} memories{}",
+                    r.memories.len(),
+                    if r.hybrid { "" } else { " (keyword)" }
+                ),
+                result: recall::for_model(&r),
+            }),
+            Err(e) => refused("bad query", e),
+        };
+    }
+    let mem_scope = match args.get("scope").and_then(Value::as_str).unwrap_or("channel") {
+        "channel" => MemScope::Channel,
+        "thread" => MemScope::Thread,
+        "user" => MemScope::User,
+        other => {
+            return Ok(Started::Done {
+                summary: "remember → refused: scope".into(),
+                result: format!("error: `scope` must be one of channel, thread, user (not `{}`)", clip(other, 20)),
+            });
+        }
+    };
+    let tainted: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM agent_tool_calls WHERE turn_id = $1
+                          AND name IN ('run_command', 'job_output', 'search_memory')
+                          AND (step, idx) < ($2, $3))",
+    )
+    .bind(scope.turn)
+    .bind(step)
+    .bind(idx)
+    .fetch_one(commands.pool())
+    .await?;
+    let provenance = if tainted { Provenance::Tool } else { Provenance::Agent };
+    // At most once per call: a resumed turn finds the memory this call wrote.
+    let label = format!("agent-call:{}:{step}:{idx}", scope.turn);
+    let done: Option<Uuid> = sqlx::query_scalar("SELECT id FROM memories WHERE source_label = $1")
+        .bind(&label)
+        .fetch_optional(commands.pool())
+        .await?;
+    if let Some(id) = done {
+        return Ok(Started::Done {
+            summary: format!("remember → {}", short(id)),
+            result: format!("remembered ({})", short(id)),
+        });
+    }
+    let mut new = NewMemory::new(text("text"), mem_scope, provenance);
+    new.source_label = Some(label);
+    match commands.memories().add(&viewer, new).await {
+        Ok(m) => Ok(Started::Done {
+            summary: format!("remember → {} ({})", short(m.id), provenance.as_str()),
+            result: format!("remembered ({}) with provenance {}", short(m.id), provenance.as_str()),
+        }),
+        Err(e) => refused("bad memory", e),
+    }
 }
 
 /// The node that ran the turn's latest model step, when it also runs sandboxes of `template` (a co-located

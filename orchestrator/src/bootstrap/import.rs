@@ -7,8 +7,11 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{BootstrapError, BootstrapFile, InstallRecord};
+use crate::admin::AdminError;
 use crate::audit;
 use crate::crypto::{SecretBox, hash_credential};
+use crate::outbound_guard::OutboundGuard;
+use crate::providers::Put;
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +58,20 @@ pub async fn import(
     secrets: &SecretBox,
     file: &BootstrapFile,
     origin: &str,
+) -> Result<ImportReport, BootstrapError> {
+    import_with(pool, secrets, file, origin, &OutboundGuard::default()).await
+}
+
+/// [`import`], judging providers' base URLs with `guard` (the gateway's `outbound.allow_cidrs`).
+///
+/// # Errors
+/// As [`import`]; a provider the guard or its checks refuse is [`BootstrapError::Invalid`].
+pub async fn import_with(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    file: &BootstrapFile,
+    origin: &str,
+    guard: &OutboundGuard,
 ) -> Result<ImportReport, BootstrapError> {
     let mut tx = pool.begin().await?;
     let mut report = ImportReport::default();
@@ -114,6 +131,21 @@ pub async fn import(
     report.count(replace_policy(&mut tx, file, &install_ids).await?);
     for s in &file.subscriptions {
         report.count(upsert_subscription(&mut tx, secrets, s).await?);
+    }
+    for p in &file.providers {
+        let put = crate::providers::put(&mut tx, secrets, guard, "bootstrap", p).await.map_err(|e| match e {
+            AdminError::Db(e) => BootstrapError::Store(e),
+            other => BootstrapError::Invalid {
+                path: origin.to_string(),
+                at: format!("providers[{}]", p.name),
+                problem: other.to_string(),
+            },
+        })?;
+        report.count(match put.1 {
+            Put::Created => Change::Created,
+            Put::Updated => Change::Updated,
+            Put::Unchanged => Change::Unchanged,
+        });
     }
     if report.created + report.updated > 0 {
         let detail = serde_json::to_value(report).unwrap_or_default();

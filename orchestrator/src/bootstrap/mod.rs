@@ -10,7 +10,7 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-pub use import::{ImportReport, import};
+pub use import::{ImportReport, import, import_with};
 
 use crate::installs::RateLimitOverrides;
 use crate::usage::UsageOverrides;
@@ -72,6 +72,9 @@ pub struct BootstrapFile {
     /// Outbound webhook subscriptions.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// External OpenAI-compatible model providers (see [`crate::providers`]).
+    #[serde(default)]
+    pub providers: Vec<crate::providers::ProviderSpec>,
 }
 
 /// One platform install.

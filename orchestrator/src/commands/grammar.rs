@@ -7,6 +7,9 @@
 //! jobs                                   your recent jobs
 //! cancel <job>                           cancel a job
 //! approve <job> | deny <job>             decide a job that waits for approval
+//! remember [--thread|--me|--install] <text>  keep a memory (for this channel unless told otherwise)
+//! recall <query>                         search the memories you may see
+//! forget <memory> | forget --mine        forget a memory, or all of yours
 //! help                                   this list
 //! ```
 //! Free text that starts with no command word starts an agent turn: the model sees the thread's conversation and
@@ -53,6 +56,23 @@ pub enum Command {
         /// Job id or prefix.
         job: String,
     },
+    /// Keep a memory.
+    Remember {
+        /// Who may see it (channel unless told otherwise).
+        scope: crate::memory::Scope,
+        /// What to remember.
+        text: String,
+    },
+    /// Search memories.
+    Recall {
+        /// What to look for.
+        query: String,
+    },
+    /// Forget a memory (`Some(id)`) or all of one's own (`None`).
+    Forget {
+        /// Memory id or its first 8 characters; `None`: all of the asker's.
+        memory: Option<String>,
+    },
     /// The list of commands.
     Help {
         /// Set when the user typed something we did not understand.
@@ -68,6 +88,9 @@ pub const HELP: &str = "Commands:\n\
 • `jobs` — your recent jobs\n\
 • `cancel <job>` — cancel a job\n\
 • `approve <job>` / `deny <job>` — decide a job waiting for approval\n\
+• `remember [--thread|--me|--install] <text>` — keep a memory (for this channel by default)\n\
+• `recall <query>` — search the memories you may see\n\
+• `forget <memory>` / `forget --mine` — forget one memory, or all of yours\n\
 • `help` — this list\n\
 Anything else starts an agent turn: the model reads this thread, may run tools (sandbox commands under the \
 same policy and approvals) and answers here. `cancel <turn>` stops a turn.";
@@ -95,6 +118,10 @@ pub fn parse(text: &str) -> Result<Command, String> {
         "cancel" => job_arg(rest, "cancel").map(|job| Command::Cancel { job }),
         "approve" => job_arg(rest, "approve").map(|job| Command::Approve { job }),
         "deny" => job_arg(rest, "deny").map(|job| Command::Deny { job }),
+        "remember" => parse_remember(rest),
+        "recall" if rest.is_empty() => Err("`recall` needs something to look for, e.g. `recall deploy key`".into()),
+        "recall" => Ok(Command::Recall { query: rest.to_string() }),
+        "forget" => parse_forget(rest),
         w if w.starts_with('/') || w.starts_with("--") => Ok(Command::Help { unknown: Some(word.to_string()) }),
         _ => Ok(Command::Agent { text: text.to_string() }),
     }
@@ -145,6 +172,52 @@ fn parse_run(mut rest: &str) -> Result<Command, String> {
     Ok(Command::Run { template, gpu, command: rest.to_string() })
 }
 
+fn parse_remember(mut rest: &str) -> Result<Command, String> {
+    use crate::memory::Scope;
+    let mut scope = Scope::Channel;
+    loop {
+        let (word, after) = split_word(rest);
+        scope = match word {
+            "--thread" => Scope::Thread,
+            "--me" | "--private" => Scope::User,
+            "--install" | "--team" => Scope::Install,
+            "--channel" => Scope::Channel,
+            "--" => {
+                rest = after;
+                break;
+            }
+            w if w.starts_with("--") => {
+                return Err(format!(
+                    "unknown option `{w}` for `remember`; options are `--thread`, `--me` and `--install`"
+                ));
+            }
+            _ => break,
+        };
+        rest = after;
+    }
+    // "remember that the key rotates" keeps "the key rotates".
+    let text = match split_word(rest) {
+        (w, after) if w.eq_ignore_ascii_case("that") && !after.is_empty() => after,
+        _ => rest,
+    };
+    if text.is_empty() {
+        return Err("`remember` needs something to remember, e.g. `remember the deploy key rotates on Fridays`".into());
+    }
+    Ok(Command::Remember { scope, text: text.to_string() })
+}
+
+fn parse_forget(rest: &str) -> Result<Command, String> {
+    let (word, extra) = split_word(rest);
+    if !extra.is_empty() {
+        return Err("`forget` takes one memory id (see `recall`), or `--mine`".into());
+    }
+    match word {
+        "" => Err("`forget` needs a memory id (`recall` shows them), or `--mine` for all of yours".into()),
+        "--mine" => Ok(Command::Forget { memory: None }),
+        w => Ok(Command::Forget { memory: Some(w.trim_matches('`').to_string()) }),
+    }
+}
+
 fn job_arg(rest: &str, verb: &str) -> Result<String, String> {
     let (id, extra) = split_word(rest);
     if id.is_empty() {
@@ -185,6 +258,30 @@ mod tests {
         assert!(parse("approve a b").expect_err("two ids").contains("one job id"));
         assert!(parse("ask").expect_err("no prompt").contains("needs a question"));
         assert!(parse(&"x".repeat(MAX_TEXT + 1)).expect_err("long").contains("at most"));
+    }
+
+    #[test]
+    fn memory_commands() {
+        use crate::memory::Scope;
+        assert_eq!(
+            parse("remember that the deploy key rotates on Fridays"),
+            Ok(Command::Remember { scope: Scope::Channel, text: "the deploy key rotates on Fridays".into() })
+        );
+        assert_eq!(
+            parse("remember --me my shell is fish"),
+            Ok(Command::Remember { scope: Scope::User, text: "my shell is fish".into() })
+        );
+        assert_eq!(
+            parse("Remember --thread --  --not-an-option"),
+            Ok(Command::Remember { scope: Scope::Thread, text: "--not-an-option".into() })
+        );
+        assert!(parse("remember").expect_err("empty").contains("needs something to remember"));
+        assert!(parse("remember --forever x").expect_err("bad").contains("unknown option `--forever`"));
+        assert_eq!(parse("recall deploy key"), Ok(Command::Recall { query: "deploy key".into() }));
+        assert!(parse("recall").expect_err("empty").contains("needs something to look for"));
+        assert_eq!(parse("forget `0193abcd`"), Ok(Command::Forget { memory: Some("0193abcd".into()) }));
+        assert_eq!(parse("forget --mine"), Ok(Command::Forget { memory: None }));
+        assert!(parse("forget").expect_err("empty").contains("needs a memory id"));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub(super) fn verb(command: &Command) -> &'static str {
         Command::Cancel { .. } => "cancel",
         Command::Approve { .. } => "approve",
         Command::Deny { .. } => "deny",
+        Command::Remember { .. } => "remember",
+        Command::Recall { .. } => "recall",
+        Command::Forget { .. } => "forget",
         Command::Help { .. } => "help",
     }
 }

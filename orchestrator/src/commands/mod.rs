@@ -3,6 +3,7 @@
 
 pub mod grammar;
 mod interpret;
+mod memory;
 mod status;
 mod submit;
 
@@ -108,6 +109,7 @@ pub struct Commands {
     dispatcher: Arc<Dispatcher>,
     settings: CommandSettings,
     agent_wake: Arc<tokio::sync::Notify>,
+    memories: crate::memory::Memories,
 }
 
 fn reply(text: impl Into<String>) -> Reply {
@@ -140,7 +142,21 @@ fn answer_without_store(parsed: Result<Command, String>) -> Result<Command, Box<
 impl Commands {
     /// Commands over a store and dispatcher.
     pub fn new(pool: PgPool, dispatcher: Arc<Dispatcher>, settings: CommandSettings) -> Self {
-        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()) }
+        let memories = crate::memory::Memories::new(pool.clone(), None, crate::memory::MemorySettings::default());
+        Self { pool, dispatcher, settings, agent_wake: Arc::new(tokio::sync::Notify::new()), memories }
+    }
+
+    /// The same commands with `memories` (an embedder, memory settings) for `remember`, `recall`, `forget` and
+    /// the agent's memory tools; without, memory is keyword-only with default settings.
+    #[must_use]
+    pub fn with_memories(mut self, memories: crate::memory::Memories) -> Self {
+        self.memories = memories;
+        self
+    }
+
+    /// The memory service.
+    pub fn memories(&self) -> &crate::memory::Memories {
+        &self.memories
     }
 
     /// The store.
@@ -205,6 +221,9 @@ impl Commands {
             Command::Cancel { job } => answered(self.cancel(origin, &job).await?),
             Command::Approve { job } => answered(self.decide(origin, &job, true).await?),
             Command::Deny { job } => answered(self.decide(origin, &job, false).await?),
+            Command::Remember { scope, text } => answered(self.remember(origin, scope, &text).await?),
+            Command::Recall { query } => answered(self.recall(origin, &query).await?),
+            Command::Forget { memory } => answered(self.forget(origin, memory.as_deref()).await?),
         })
     }
 
@@ -303,10 +322,17 @@ impl Commands {
             max_tokens: 512,
             timeout_s: 120,
         });
-        let requirements = Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() };
-        let notice = match self.feasibility(ExecutorKind::Inference, &requirements).await? {
-            Ok(notice) => notice,
-            Err(refused) => return Ok(Some(refused)),
+        // A local node, else a provider (crate::providers::route); neither: refused or queued with the reason.
+        let (requirements, notice, via) = match crate::providers::route(&self.pool, origin.install_id, &model).await? {
+            Ok(routed) => (routed.requirements, None, routed.via),
+            Err(why) => match self.refuse_unschedulable(&why) {
+                None => (
+                    Requirements { model: (!model.is_empty()).then_some(model), ..Requirements::default() },
+                    Some(why),
+                    crate::providers::Via::Node,
+                ),
+                Some(refused) => return Ok(Some(refused)),
+            },
         };
         let args = serde_json::json!({ "prompt": prompt });
         let Some(mut r) = self
@@ -318,7 +344,10 @@ impl Commands {
         let job = short(r.job_id.unwrap_or_default());
         r.text = match &notice {
             Some(n) => format!("⚠️ {n} Job `{job}` waits{}", self.gives_up()),
-            None => format!("Thinking… (job `{job}`)"),
+            None => match &via {
+                crate::providers::Via::Node => format!("Thinking… (job `{job}`)"),
+                crate::providers::Via::Provider { name, .. } => format!("Thinking… (job `{job}`, provider `{name}`)"),
+            },
         };
         Ok(Some(r))
     }
@@ -332,10 +361,13 @@ impl Commands {
         requirements: &Requirements,
     ) -> Result<Result<Option<Unschedulable>, Reply>, CommandError> {
         let Err(why) = feasible::check(&self.pool, executor, requirements).await? else { return Ok(Ok(None)) };
-        if self.dispatcher.settings().unschedulable_after.is_zero() {
-            return Ok(Err(refusal(format!("{why} Nothing was queued."))));
-        }
-        Ok(Ok(Some(why)))
+        Ok(self.refuse_unschedulable(&why).map_or(Ok(Some(why)), Err))
+    }
+
+    /// Work no online node could take: the refusal when such work is refused at once
+    /// (`dispatch.unschedulable_after_s` is 0); `None` when it is queued with the reason as a notice.
+    fn refuse_unschedulable(&self, why: &Unschedulable) -> Option<Reply> {
+        self.dispatcher.settings().unschedulable_after.is_zero().then(|| refusal(format!("{why} Nothing was queued.")))
     }
 
     /// How long work nobody can take waits before it fails, as the end of a sentence.

@@ -55,7 +55,8 @@ impl Unschedulable {
         match self {
             Self::NoNodes { executor: ExecutorKind::Inference } | Self::NoExecutor(ExecutorKind::Inference) => {
                 "No node answers questions yet: start `cynode-node` with an inference upstream \
-                 (`--inference-url`) and a node key that grants `inference` — see docs/node-protocol.md."
+                 (`--inference-url`) and a node key that grants `inference` — see docs/node-protocol.md — or \
+                 add a model provider (`cynode admin provider add`, docs/configuration.md#model-providers)."
                     .into()
             }
             Self::NoNodes { .. } => "No node is online: start `cynode up` (which runs a local node) or a \

@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::{NewInbound, Retry};
 
 /// The command words a slash command may be named after (`/run echo hi` is `run echo hi`).
-const VERBS: [&str; 8] = ["run", "ask", "status", "jobs", "cancel", "approve", "deny", "help"];
+const VERBS: [&str; 11] =
+    ["run", "ask", "status", "jobs", "cancel", "approve", "deny", "help", "remember", "recall", "forget"];
 /// Button actions that map to a command with the value as its argument (`approve:<job>` is `approve <job>`).
 const ACTIONS: [&str; 3] = ["approve", "deny", "cancel"];
 

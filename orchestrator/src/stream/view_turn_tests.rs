@@ -74,7 +74,8 @@ fn every_platform_renders_the_stop_button_within_its_limits() {
     let value = turn.to_string();
 
     let slack = slack::render_pages(reply);
-    let blocks = slack.last().unwrap().blocks.clone().expect("blocks with the button");
+    let blocks = serde_json::to_value(slack.last().unwrap().blocks.clone().expect("blocks with the button")).unwrap();
+    let blocks = blocks.as_array().unwrap();
     let buttons: Vec<&serde_json::Value> =
         blocks.iter().filter(|b| b["type"] == "actions").flat_map(|b| b["elements"].as_array().unwrap()).collect();
     assert_eq!(buttons.len(), 1, "{blocks:?}");

@@ -59,12 +59,14 @@ async fn schema_has_every_table_and_the_hnsw_index() {
     ] {
         assert!(tables.iter().any(|x| x == t), "missing table {t}: {tables:?}");
     }
-    let index: String =
-        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_idx'")
-            .fetch_one(&db.pool)
-            .await
-            .expect("index");
-    assert!(index.contains("hnsw") && index.contains("vector_cosine_ops"), "{index}");
+    // The 384-d model's partial HNSW index on the fixed-size cast (so the shared `vector` column keeps an index).
+    let index: String = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'memories' AND indexdef LIKE '%multilingual-e5-small%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("index");
+    assert!(index.contains("hnsw") && index.contains("vector(384)") && index.contains("vector_cosine_ops"), "{index}");
 }
 
 #[tokio::test]
@@ -73,22 +75,28 @@ async fn vectors_round_trip_through_the_hnsw_index() {
     for (i, content) in ["alpha", "beta", "gamma"].iter().enumerate() {
         let mut v = vec![0.0f32; 384];
         v[i] = 1.0;
-        sqlx::query("INSERT INTO memories (id, content, embedding) VALUES ($1, $2, $3)")
-            .bind(uuid::Uuid::now_v7())
-            .bind(content)
-            .bind(pgvector::Vector::from(v))
-            .execute(&db.pool)
-            .await
-            .expect("insert");
+        sqlx::query(
+            "INSERT INTO memories (id, scope, author, text, provenance, embedding, embedding_model)
+             VALUES ($1, 'install', 'U1', $2, 'user', $3, 'multilingual-e5-small')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(content)
+        .bind(pgvector::Vector::from(v))
+        .execute(&db.pool)
+        .await
+        .expect("insert");
     }
     let mut q = vec![0.0f32; 384];
     q[1] = 0.9;
     q[2] = 0.1;
-    let nearest: String = sqlx::query_scalar("SELECT content FROM memories ORDER BY embedding <=> $1 LIMIT 1")
-        .bind(pgvector::Vector::from(q))
-        .fetch_one(&db.pool)
-        .await
-        .expect("query");
+    let nearest: String = sqlx::query_scalar(
+        "SELECT text FROM memories WHERE embedding_model = 'multilingual-e5-small'
+         ORDER BY embedding::vector(384) <=> $1 LIMIT 1",
+    )
+    .bind(pgvector::Vector::from(q))
+    .fetch_one(&db.pool)
+    .await
+    .expect("query");
     assert_eq!(nearest, "beta");
 }
 

@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,6 +41,8 @@ struct Inner {
     rejected: Vec<String>,
     usage: bool,
     calls_made: u64,
+    key: Option<String>,
+    authorizations: Vec<Option<String>>,
 }
 
 /// The fake server.
@@ -85,6 +87,18 @@ impl FakeModel {
         self
     }
 
+    /// Requires `Authorization: Bearer <key>` on every request, as a hosted provider does: others get OpenAI's
+    /// 401 `invalid_api_key` error, which — like OpenAI's — repeats a masked form of the key it was given.
+    pub fn require_key(&self, key: &str) -> &Self {
+        self.lock().key = Some(key.to_string());
+        self
+    }
+
+    /// The `Authorization` header of every request (models and chat), in order.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.lock().authorizations.clone()
+    }
+
     /// Every chat request received, valid or not.
     pub fn requests(&self) -> Vec<Value> {
         self.lock().requests.clone()
@@ -100,8 +114,34 @@ impl FakeModel {
     }
 }
 
-async fn models() -> Json<Value> {
-    Json(json!({ "object": "list", "data": [{ "id": MODEL, "object": "model", "owned_by": "fake" }] }))
+async fn models(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
+    let mut guard = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(refused) = authorize(&mut guard, &headers) {
+        return refused;
+    }
+    Json(json!({ "object": "list", "data": [{ "id": MODEL, "object": "model", "owned_by": "fake" }] })).into_response()
+}
+
+/// Records the request's `Authorization` header and, when a key is required, refuses a missing or wrong one the
+/// way OpenAI does (401, `invalid_api_key`, the presented key masked in the message): `Some(refusal)`.
+fn authorize(inner: &mut Inner, headers: &HeaderMap) -> Option<Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    inner.authorizations.push(auth.clone());
+    let key = inner.key.as_ref()?;
+    let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    if given == Some(key.as_str()) {
+        return None;
+    }
+    let message = match given {
+        None => "You didn't provide an API key.".to_string(),
+        Some(g) => {
+            let head: String = g.chars().take(3).collect();
+            let tail: String = g.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("Incorrect API key provided: {head}****{tail}.")
+        }
+    };
+    let body = json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": "invalid_api_key" } });
+    Some((StatusCode::UNAUTHORIZED, Json(body)).into_response())
 }
 
 fn invalid(message: String) -> Response {
@@ -109,9 +149,12 @@ fn invalid(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-async fn chat(State(inner): State<Arc<Mutex<Inner>>>, body: String) -> Response {
+async fn chat(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: String) -> Response {
     let parsed: Result<Value, _> = serde_json::from_str(&body);
     let mut guard = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(refused) = authorize(&mut guard, &headers) {
+        return refused;
+    }
     let Ok(req) = parsed else {
         guard.rejected.push("body is not JSON".into());
         return invalid("We could not parse the JSON body of your request.".into());

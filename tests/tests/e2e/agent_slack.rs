@@ -133,3 +133,52 @@ async fn a_gateway_killed_mid_turn_is_resumed_without_a_second_run_or_answer() {
     assert_eq!(model.requests().len(), 2, "a model step was repeated");
     assert!(model.rejected().is_empty(), "{:?}", model.rejected());
 }
+
+#[tokio::test]
+async fn malformed_calls_go_back_to_the_model_and_a_looping_model_stops_at_the_step_limit() {
+    let slack = FakeSlack::start().await;
+    let model = FakeModel::start().await;
+    // Broken JSON, then a tool that does not exist, then the same harmless call again and again.
+    model.then(Answer::Calls(vec![("run_command".into(), r#"{"command": "echo hi""#.into())]));
+    model.then(Answer::Calls(vec![("frobnicate".into(), "{}".into())]));
+    for _ in 0..3 {
+        model.then(Answer::Calls(vec![("list_jobs".into(), "{}".into())]));
+    }
+    let url = model.url();
+    let chat = Chat::start_with_node(
+        &slack_install(&slack.base_url(), slack.token()),
+        "",
+        &[("CYNODE__AGENT__MAX_STEPS", "3")],
+        &["--inference-url", &url],
+    )
+    .await;
+    let thread = "1700000700.000100";
+    chat.slack_mention("EvAgent0007", "U0ALICE", CHANNEL, thread, "keep checking the jobs forever").await;
+    let shown = eventually(
+        Duration::from_secs(60),
+        "the step limit's message",
+        || {
+            let t = thread_text(&slack, thread);
+            t.contains("reached the limit of 3 steps").then_some(t)
+        },
+        || format!("{}\n\nserver:\n{}", thread_text(&slack, thread), chat.server_output()),
+    )
+    .await;
+    assert!(shown.contains("⚠️ Stopped"), "{shown}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3, "the limit let a fourth step run");
+    assert!(tool_result(&requests[1]).contains("the arguments are not valid JSON"), "{}", tool_result(&requests[1]));
+    assert!(tool_result(&requests[2]).contains("there is no tool `frobnicate`"), "{}", tool_result(&requests[2]));
+    assert!(model.rejected().is_empty(), "every request followed the rules: {:?}", model.rejected());
+    let docker: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE executor = 'docker'")
+        .fetch_one(&chat.db.pool)
+        .await
+        .expect("jobs");
+    assert_eq!(docker, 0, "a malformed call ran a command");
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as("SELECT state, error FROM agent_turns").fetch_one(&chat.db.pool).await.expect("turn");
+    assert_eq!(
+        (state.as_str(), error.as_deref()),
+        ("failed", Some("reached the limit of 3 steps without a final answer"))
+    );
+}

@@ -8,6 +8,8 @@
 //!
 //! The Docker test needs a reachable engine and fails (never skips) without one.
 
+mod agent_approval;
+mod agent_provider;
 mod agent_slack;
 mod agent_stop;
 mod approval_slack;
@@ -18,6 +20,7 @@ mod docker;
 mod failover;
 mod host;
 mod inference;
+mod memory_slack;
 mod orphans;
 mod proxy;
 mod refusals;

@@ -2,9 +2,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::error;
+use super::connector::check;
+use super::platform_error;
 use crate::PlatformError;
 use crate::outbound::tests::response;
+
+/// The error a Web API answer maps to.
+fn error(response: &crate::outbound::http::Response) -> PlatformError {
+    platform_error(check(response, false).expect_err("a failed answer"))
+}
 
 #[test]
 fn both_rate_limit_spellings_use_retry_after() {
@@ -26,4 +32,13 @@ fn slack_error_codes_map() {
     assert_eq!(code("invalid_blocks"), PlatformError::InvalidRequest("invalid_blocks".into()));
     assert!(code("internal_error").is_retryable());
     assert!(error(&response(503, &[], serde_json::Value::Null)).is_retryable());
+}
+
+#[test]
+fn only_ok_true_is_success_except_on_response_urls() {
+    assert!(check(&response(200, &[], json!({"ok": true})), false).is_ok());
+    assert!(check(&response(200, &[], serde_json::Value::Null), false).is_err(), "a Web API answer must say ok");
+    assert!(check(&response(200, &[], serde_json::Value::Null), true).is_ok(), "response_url answers `ok` as text");
+    assert!(check(&response(200, &[], json!({"ok": false})), true).is_err());
+    assert!(check(&response(404, &[], serde_json::Value::Null), true).is_err());
 }

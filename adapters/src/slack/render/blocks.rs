@@ -1,6 +1,10 @@
-//! Block Kit blocks for buttons and approval cards.
+//! Block Kit blocks for buttons and approval cards, built with slack-morphism's Block Kit models.
 
-use serde_json::{Value, json};
+use slack_morphism::prelude::{
+    SlackActionBlockElement, SlackActionId, SlackActionsBlock, SlackBlock, SlackBlockButtonElement,
+    SlackBlockButtonStyle, SlackBlockId, SlackBlockMarkDownText, SlackBlockPlainText, SlackBlockText,
+    SlackContextBlock, SlackContextBlockElement, SlackSectionBlock,
+};
 
 use super::{BUTTON_TEXT_LIMIT, ID_LIMIT, MAX_ACTIONS_ELEMENTS, escape};
 use crate::reply::{Dialect, cut, display_name, time};
@@ -21,12 +25,16 @@ fn date(unix: i64) -> String {
 }
 
 /// A `section` block with `mrkdwn` text (already escaped).
-pub(super) fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+pub(super) fn section(text: &str) -> SlackBlock {
+    SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(mrkdwn(text))).into()
+}
+
+fn mrkdwn(text: &str) -> SlackBlockMarkDownText {
+    SlackBlockMarkDownText::new(text.to_owned())
 }
 
 /// The blocks after the text: the approval card, then the reply's buttons.
-pub(super) fn interactive(reply: &Reply) -> Vec<Value> {
+pub(super) fn interactive(reply: &Reply) -> Vec<SlackBlock> {
     let mut blocks = Vec::new();
     if let Some(card) = &reply.approval {
         blocks.extend(card_blocks(card));
@@ -35,24 +43,28 @@ pub(super) fn interactive(reply: &Reply) -> Vec<Value> {
     blocks
 }
 
-fn card_blocks(card: &ApprovalCard) -> Vec<Value> {
+fn card_blocks(card: &ApprovalCard) -> Vec<SlackBlock> {
+    let state = SlackContextBlockElement::MarkDown(mrkdwn(&card.state_text(&SLACK)));
     let mut blocks = vec![
         section(&card.head_text(&SLACK)),
         section(&card.command_text(&SLACK)),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": card.state_text(&SLACK)}]}),
+        SlackContextBlock::new(vec![state]).into(),
     ];
     let buttons = card.buttons();
     if !buttons.is_empty() {
-        let elements: Vec<Value> = buttons.iter().map(button).collect();
         let block_id = cut(&format!("cynode_approval_{}", card.job), ID_LIMIT);
-        blocks.push(json!({"type": "actions", "block_id": block_id, "elements": elements}));
+        blocks.push(actions(block_id, buttons.iter()));
     }
     blocks
 }
 
+fn actions<'b>(block_id: String, buttons: impl Iterator<Item = &'b Button>) -> SlackBlock {
+    SlackActionsBlock::new(buttons.map(button).collect()).with_block_id(SlackBlockId(block_id)).into()
+}
+
 /// Buttons in `actions` blocks, never repeating an action id inside one block (Slack requires
 /// unique action ids per block) and never more than 25 per block.
-fn action_blocks(buttons: &[&Button]) -> Vec<Value> {
+fn action_blocks(buttons: &[&Button]) -> Vec<SlackBlock> {
     let mut groups: Vec<Vec<&Button>> = Vec::new();
     for &b in buttons {
         let free = groups
@@ -63,29 +75,19 @@ fn action_blocks(buttons: &[&Button]) -> Vec<Value> {
             None => groups.push(vec![b]),
         }
     }
-    groups
-        .iter()
-        .enumerate()
-        .map(|(i, group)| {
-            let elements: Vec<Value> = group.iter().map(|b| button(b)).collect();
-            json!({"type": "actions", "block_id": format!("cynode_actions_{i}"), "elements": elements})
-        })
-        .collect()
+    groups.iter().enumerate().map(|(i, group)| actions(format!("cynode_actions_{i}"), group.iter().copied())).collect()
 }
 
-fn button(b: &Button) -> Value {
-    let mut v = json!({
-        "type": "button",
-        "text": {"type": "plain_text", "text": cut(b.label(), BUTTON_TEXT_LIMIT), "emoji": true},
-        "action_id": b.action_id(),
-    });
+fn button(b: &Button) -> SlackActionBlockElement {
+    let text = SlackBlockPlainText::new(cut(b.label(), BUTTON_TEXT_LIMIT)).with_emoji(true);
+    let mut element = SlackBlockButtonElement::new(text.into()).with_action_id(SlackActionId(b.action_id().to_owned()));
     if !b.value().is_empty() {
-        v["value"] = json!(b.value());
+        element = element.with_value(b.value().to_owned());
     }
     match b.style() {
-        ButtonStyle::Primary | ButtonStyle::Success => v["style"] = json!("primary"),
-        ButtonStyle::Danger => v["style"] = json!("danger"),
+        ButtonStyle::Primary | ButtonStyle::Success => element = element.with_style(SlackBlockButtonStyle::Primary),
+        ButtonStyle::Danger => element = element.with_style(SlackBlockButtonStyle::Danger),
         ButtonStyle::Neutral => {}
     }
-    v
+    SlackActionBlockElement::Button(element)
 }

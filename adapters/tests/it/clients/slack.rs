@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use cynode_adapters::slack::{self, ResponseMode, SlackClient, SlackMessage, StreamStart};
+use cynode_adapters::slack::{self, ResponseMode, SlackClient, SlackMessage, SlackMessageMetadata, StreamStart};
 use cynode_adapters::{Actor, ApprovalCard, ApprovalState, PlatformError, Reply};
 use cynode_tests::fakes::slack::SlackRates;
 use cynode_tests::fakes::{FakeSlack, Rate};
@@ -155,7 +155,10 @@ async fn streams_and_status() {
 async fn a_marked_post_is_found_in_its_thread_by_its_metadata_across_pages() {
     let fake = unlimited().await;
     let client = client(&fake);
-    let marker = |i: usize| serde_json::json!({"event_type": "cynode_stream_message", "event_payload": {"index": i}});
+    let marker = |i: usize| SlackMessageMetadata {
+        event_type: "cynode_stream_message".into(),
+        event_payload: Some([("index".to_owned(), i.to_string())].into_iter().collect()),
+    };
     // More than one page of `conversations.replies` (200 messages each) before the one looked for.
     for i in 0..230 {
         client.post_marked(CHANNEL, THREAD, &SlackMessage::plain(&format!("m{i}")), &marker(i)).await.unwrap();
@@ -174,7 +177,7 @@ async fn a_marked_post_is_found_in_its_thread_by_its_metadata_across_pages() {
 async fn malformed_metadata_is_refused_as_slack_does() {
     let fake = unlimited().await;
     let client = client(&fake);
-    let bad = serde_json::json!({"event_type": "Has Spaces", "event_payload": {}});
+    let bad = SlackMessageMetadata { event_type: "Has Spaces".into(), event_payload: Some(Default::default()) };
     let err = client.post_marked(CHANNEL, THREAD, &SlackMessage::plain("x"), &bad).await.unwrap_err();
     assert_eq!(err, PlatformError::InvalidRequest("invalid_metadata_format".into()));
     assert!(fake.messages_in(CHANNEL, Some(THREAD)).is_empty());

@@ -1,5 +1,5 @@
 //! The user API under `/v1`: bearer API tokens, JSON errors, tasks and jobs, live task events (SSE), nodes,
-//! webhook subscriptions with their deliveries, token usage, and its own OpenAPI document. One table
+//! webhook subscriptions with their deliveries, token usage, memories, and its own OpenAPI document. One table
 //! ([`operations`]) describes every operation; the router and the OpenAPI document are both built from it, so
 //! they cannot disagree.
 
@@ -7,13 +7,16 @@ pub mod auth;
 mod deliveries;
 mod events;
 mod jobs;
+pub mod memories;
 pub mod model;
 pub mod model_subs;
 mod nodes;
 pub mod openapi;
+mod openapi_memories;
 mod openapi_subs;
 mod openapi_usage;
 mod subscriptions;
+mod table_memories;
 mod table_subs;
 mod tasks;
 mod usage;
@@ -219,6 +222,7 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
         ),
     ];
     rows.extend(table_subs::rows());
+    rows.extend(table_memories::rows());
     rows.push((
         op(
             "get",

@@ -185,6 +185,7 @@ pub fn schemas() -> Map<String, Value> {
     m.insert("OpenApi".into(), json!({ "type": "object", "description": "This document" }));
     super::openapi_subs::add(&mut m);
     super::openapi_usage::add(&mut m);
+    super::openapi_memories::add(&mut m);
     m
 }
 

