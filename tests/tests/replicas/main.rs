@@ -11,6 +11,7 @@
 //! skips. Loads are sized for a 2-core CI machine, and the scenarios run one at a time (each is a whole-machine
 //! load test): the whole target takes about six minutes there.
 
+mod budget;
 mod db_outage;
 mod rolling;
 mod storm;
