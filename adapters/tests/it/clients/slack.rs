@@ -182,3 +182,32 @@ async fn malformed_metadata_is_refused_as_slack_does() {
     assert_eq!(err, PlatformError::InvalidRequest("invalid_metadata_format".into()));
     assert!(fake.messages_in(CHANNEL, Some(THREAD)).is_empty());
 }
+
+#[tokio::test]
+async fn another_apps_metadata_of_any_shape_in_the_thread_does_not_hide_the_marked_post() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    // Another app's message in the same thread, with numbers and nesting in its payload (Slack keeps any JSON).
+    let other = serde_json::json!({
+        "channel": CHANNEL, "thread_ts": THREAD, "text": "deploy finished",
+        "metadata": {"event_type": "deploy_done", "event_payload": {"build": 42, "tags": {"green": true}}}
+    });
+    let answer: serde_json::Value = http()
+        .post(format!("{}chat.postMessage", fake.base_url()))
+        .bearer_auth(fake.token())
+        .json(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
+    let marker = SlackMessageMetadata {
+        event_type: "cynode_stream_message".into(),
+        event_payload: Some([("index".to_owned(), "0".to_owned())].into_iter().collect()),
+    };
+    let posted = client.post_marked(CHANNEL, THREAD, &SlackMessage::plain("ours"), &marker).await.unwrap();
+    let found = client.find_marked(CHANNEL, THREAD, &marker).await.unwrap();
+    assert_eq!(found, Some(posted.message.id));
+}
