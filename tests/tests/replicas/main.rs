@@ -9,8 +9,9 @@
 //!
 //! Needs HAProxy (`scripts/setup` installs it) and, for the tests that run jobs, the container engine; it never
 //! skips. Loads are sized for a 2-core CI machine, and the scenarios run one at a time (each is a whole-machine
-//! load test): the whole target takes about six minutes there.
+//! load test): the whole target takes about six and a half minutes there.
 
+mod backends;
 mod budget;
 mod db_outage;
 mod rolling;
