@@ -306,6 +306,9 @@ pub struct StreamConfig {
     /// Streams one replica drives at once.
     #[serde(default = "d_stream_capacity")]
     pub capacity: usize,
+    /// Streams one replica claims per poll at most (a burst spreads over the replicas).
+    #[serde(default = "d_stream_claim_batch")]
+    pub claim_batch: usize,
     /// Most messages one reply posts; past them, the last shows the output's tail and says how to get all of it.
     #[serde(default = "d_stream_messages")]
     pub max_messages: usize,
@@ -329,6 +332,7 @@ impl Default for StreamConfig {
             claim_ttl_ms: d_stream_claim(),
             cadence_ms: d_stream_cadence(),
             capacity: d_stream_capacity(),
+            claim_batch: d_stream_claim_batch(),
             max_messages: d_stream_messages(),
             max_age_s: d_stream_age(),
             slack_streaming: true,
@@ -354,6 +358,9 @@ fn d_stream_cadence() -> u64 {
 }
 fn d_stream_capacity() -> usize {
     stream_default().capacity
+}
+fn d_stream_claim_batch() -> usize {
+    stream_default().claim_batch
 }
 fn d_stream_messages() -> usize {
     stream_default().max_messages
@@ -824,6 +831,7 @@ impl Config {
             claim_ttl: Duration::from_millis(s.claim_ttl_ms.max(cadence.saturating_mul(3))),
             cadence: Duration::from_millis(cadence),
             capacity: s.capacity.max(1),
+            claim_batch: s.claim_batch.max(1),
             max_messages: s.max_messages.max(1),
             max_age: Duration::from_secs(s.max_age_s.max(1)),
             drafts: s.telegram_drafts,

@@ -3,11 +3,15 @@
 //! - [`TestDb`]: one private embedded PostgreSQL per machine and test run, shared by all test processes, and a
 //!   fresh, migrated database per test (cloned from a template, so it takes milliseconds);
 //! - [`process`]: spawning the real `cynode` and `cynode-node` binaries and reading what they print;
+//! - [`cluster`]: N `cynode serve` replicas behind a real HAProxy, each reaching PostgreSQL through a
+//!   [`tcp_proxy::TcpProxy`] the test controls, with node agents; any process can be killed, paused or restarted;
 //! - quiet logs unless `TEST_LOG=1`.
 
+pub mod cluster;
 pub mod db;
 pub mod fakes;
 pub mod process;
+pub mod tcp_proxy;
 
 pub use db::TestDb;
 pub use process::{BinProcess, bin_path};

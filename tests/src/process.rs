@@ -33,7 +33,15 @@ impl BinProcess {
     /// # Panics
     /// When the process cannot be started.
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(bin_path(name));
+        Self::spawn_program(&bin_path(name), args, env)
+    }
+
+    /// Starts the program at `path` (e.g. HAProxy) like [`Self::spawn`].
+    ///
+    /// # Panics
+    /// When the process cannot be started.
+    pub fn spawn_program(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(path);
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -108,7 +116,7 @@ impl BinProcess {
         status.code()
     }
 
-    /// Sends a signal (`TERM`, `KILL`, `INT`) to the process.
+    /// Sends a signal (`TERM`, `KILL`, `INT`, `STOP`, `CONT`) to the process.
     pub fn signal(&self, sig: &str) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();

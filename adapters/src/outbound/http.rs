@@ -24,12 +24,17 @@ pub(crate) struct Response {
 /// [`PlatformError::Transient`] for network failures and timeouts, without the URL.
 pub(crate) async fn send_json(request: reqwest::RequestBuilder, body: &Value) -> Result<Response, PlatformError> {
     let bytes = serde_json::to_vec(body).map_err(|_| PlatformError::invalid("unserialisable body"))?;
-    let response = request
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(bytes)
-        .send()
-        .await
-        .map_err(scrub)?;
+    let request = request.header(header::CONTENT_TYPE, "application/json; charset=utf-8").body(bytes);
+    send(request).await
+}
+
+/// Sends `request` as it is (a `GET` with its arguments in the query) and reads the response.
+///
+/// # Errors
+///
+/// [`PlatformError::Transient`] for network failures and timeouts, without the URL.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<Response, PlatformError> {
+    let response = request.send().await.map_err(scrub)?;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.map_err(scrub)?;

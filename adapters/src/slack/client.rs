@@ -7,18 +7,26 @@ use std::sync::Arc;
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::{
     SlackApiAssistantThreadsSetStatusRequest, SlackApiChatAppendStreamRequest, SlackApiChatPostEphemeralRequest,
     SlackApiChatPostMessageRequest, SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest,
-    SlackApiChatUpdateRequest, SlackApiPostWebhookMessageResponse, SlackApiToken, SlackApiTokenValue, SlackChannelId,
-    SlackClientSession, SlackMessageContent, SlackTeamId, SlackTs, SlackUserId,
+    SlackApiChatUpdateRequest, SlackApiConversationsRepliesRequest, SlackApiPostWebhookMessageResponse, SlackApiToken,
+    SlackApiTokenValue, SlackChannelId, SlackClientSession, SlackMessageContent, SlackMessageMetadata,
+    SlackResponseMetadata, SlackTeamId, SlackTs, SlackUserId,
 };
 
 use self::connector::Connector;
 use super::SlackMessage;
 use crate::outbound::{MessageRef, PlatformError, PlatformResult, Sent, http};
+
+/// The most pages of `conversations.replies` [`SlackClient::find_marked`] reads.
+pub const FIND_PAGES: usize = 10;
+
+/// The messages of one `conversations.replies` page [`SlackClient::find_marked`] reads.
+const FIND_PAGE_SIZE: u16 = 200;
 
 /// A Slack Web API client for one workspace installation (one bot token).
 #[derive(Clone)]
@@ -106,6 +114,80 @@ impl SlackClient {
             .with_unfurl_media(false);
         let reply = self.call("chat.postMessage", |s| async move { s.chat_post_message(&request).await }).await?;
         Ok(sent(reply.channel, reply.ts))
+    }
+
+    /// `chat.postMessage` in the thread `thread_ts` carrying `metadata` (Slack's message metadata), so the message
+    /// can be found in its thread again with [`Self::find_marked`] when the answer to the post was lost (a crash, a
+    /// timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`PlatformError`], as [`Self::post_message`]; `InvalidRequest("invalid_metadata_format")` for metadata Slack
+    /// refuses.
+    pub async fn post_marked(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        message: &SlackMessage,
+        metadata: &SlackMessageMetadata,
+    ) -> PlatformResult<Sent> {
+        let request = SlackApiChatPostMessageRequest::new(
+            slack_channel(channel),
+            content(message).with_metadata(metadata.clone()),
+        )
+        .with_thread_ts(slack_ts(thread_ts))
+        .with_unfurl_links(false)
+        .with_unfurl_media(false);
+        let reply = self.call("chat.postMessage", |s| async move { s.chat_post_message(&request).await }).await?;
+        Ok(sent(reply.channel, reply.ts))
+    }
+
+    /// The `ts` of the message in the thread `thread_ts` whose metadata equals `metadata`, if there is one
+    /// (`conversations.replies` with `include_all_metadata`, up to [`FIND_PAGES`] pages of 200 messages). Needs
+    /// the `*:history` scope of the conversation's kind.
+    ///
+    /// slack-morphism's request type names the arguments; the call adds `include_all_metadata` (which the typed
+    /// request lacks) and reads each message's metadata as plain JSON, so another app's metadata of any shape in
+    /// the thread cannot fail the page.
+    ///
+    /// # Errors
+    ///
+    /// [`PlatformError`]: `Auth` without the scope, `NotFound` for an unknown thread, `RateLimited`.
+    pub async fn find_marked(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        metadata: &SlackMessageMetadata,
+    ) -> PlatformResult<Option<String>> {
+        let wanted = serde_json::to_value(metadata).map_err(|_| PlatformError::invalid("unserialisable metadata"))?;
+        let mut request = SlackApiConversationsRepliesRequest::new(slack_channel(channel), slack_ts(thread_ts))
+            .with_limit(FIND_PAGE_SIZE);
+        for _ in 0..FIND_PAGES {
+            let page = self
+                .call("conversations.replies", |s| {
+                    let request = &request;
+                    async move {
+                        let limit = request.limit.map(|l| l.to_string());
+                        let params = [
+                            ("channel", Some(request.channel.0.as_str())),
+                            ("ts", Some(request.ts.0.as_str())),
+                            ("include_all_metadata", Some("true")),
+                            ("limit", limit.as_deref()),
+                            ("cursor", request.cursor.as_ref().map(|c| c.0.as_str())),
+                        ];
+                        s.http_session_api.http_get::<RepliesPage, _, _>("conversations.replies", &params, None).await
+                    }
+                })
+                .await?;
+            if let Some(found) = page.messages.into_iter().find(|m| m.metadata.as_ref() == Some(&wanted)) {
+                return Ok(Some(found.ts.0));
+            }
+            match page.response_metadata.and_then(|m| m.next_cursor).filter(|c| !c.0.is_empty()) {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// `chat.update` of the message `ts`. Blocks are always sent (empty when the message has
@@ -251,6 +333,21 @@ struct ResponseUrlBody<'a> {
     response_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replace_original: Option<bool>,
+}
+
+/// A `conversations.replies` page as [`SlackClient::find_marked`] reads it.
+#[derive(Deserialize)]
+struct RepliesPage {
+    #[serde(default)]
+    messages: Vec<RepliedMessage>,
+    response_metadata: Option<SlackResponseMetadata>,
+}
+
+/// A message of a thread: its `ts` and its metadata, any JSON.
+#[derive(Deserialize)]
+struct RepliedMessage {
+    ts: SlackTs,
+    metadata: Option<Value>,
 }
 
 fn slack_channel(channel: &str) -> SlackChannelId {

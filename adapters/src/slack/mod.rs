@@ -16,6 +16,8 @@ use serde_json::Value;
 
 pub use client::{ResponseMode, SlackClient, StreamStart};
 pub use render::{SlackMessage, TEXT_LIMIT, render_pages, render_tail};
+/// Slack's message metadata (`event_type` and a payload of strings), as [`SlackClient::post_marked`] sends it.
+pub use slack_morphism::prelude::SlackMessageMetadata;
 pub use verify::{REPLAY_WINDOW_SECS, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify};
 
 use crate::common::{form::Form, headers, json};

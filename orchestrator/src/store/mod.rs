@@ -56,6 +56,10 @@ impl Default for PoolSettings {
     }
 }
 
+/// How long a session may sit idle inside a transaction before PostgreSQL ends it (releasing its locks). CyNode's
+/// transactions are meant to wait on nothing but the database, so only a stalled or cut-off process reaches it.
+pub const IDLE_IN_TRANSACTION: &str = "15s";
+
 /// Opens a pool and checks the server answers.
 ///
 /// # Errors
@@ -66,6 +70,10 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, Store
     }
     let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl)?;
     let target = format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or("postgres"));
+    // A replica cut off from the database in the middle of a transaction (a partition, a frozen process) would
+    // hold that transaction's row locks until the server notices the dead connection (TCP keepalive: hours),
+    // stalling every other replica that needs those rows. The server ends such a session after this long.
+    let opts = opts.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)

@@ -6,6 +6,9 @@
 //!   short lease (`claim_ttl`) under a fresh `claim_token`; every later write names the token, so after a
 //!   lapsed lease (a crashed or partitioned replica) only the new holder can write. Any replica continues a
 //!   stream where the record says it stands, in the same messages.
+//!   A replica claims at most `claim_batch` streams per look, and looks again after a quarter of `poll` when the
+//!   batch was full, so a burst spreads over the replicas (their looks interleave) instead of going to whichever
+//!   looked first.
 //! - **Rendering.** Each step renders the task's whole state (reply, approval card, job status, output) into
 //!   one neutral [`Reply`](cynode_adapters::Reply) per message: output is split code-fence-aware into pages of
 //!   the platform's size (full pages never change, so only the last message is edited and a new one is posted
@@ -15,8 +18,11 @@
 //!   dropped).
 //! - **Posting at most once.** Record-before-send: before posting message `n` the record stores
 //!   `pending_post = n`; the id is stored after the post. A replica that finds `pending_post` set without the id
-//!   does not post it again (a crash in that window loses that one post, never duplicates it); the message is
-//!   marked lost and the stream goes on.
+//!   does not post it blindly: where the sink can look the post up (Slack: every thread post carries a metadata
+//!   marker naming its task and index, found with `conversations.replies`), the stream goes on in the message
+//!   found, or posts it when it surely never arrived; where the platform cannot tell (Discord, Telegram, a stream
+//!   start), the message is marked lost — never repeated — and posted anew once it must show something else, so
+//!   the thread still ends with the final status.
 //! - **Drafts.** Where a sink offers drafts (Telegram private chats), the message being written is shown as an
 //!   ephemeral draft re-sent with the growing text (and again before it expires when output pauses) and posted
 //!   for real, record-before-send as above, once its page is full or the job ended. Drafts are not recorded:
@@ -156,6 +162,9 @@ pub struct StreamSettings {
     pub cadence: Duration,
     /// Streams driven at once by one replica.
     pub capacity: usize,
+    /// Streams one replica claims per poll at most, so a burst of new requests spreads over the replicas (each
+    /// takes a few per poll) instead of going to whichever looks first.
+    pub claim_batch: usize,
     /// The most messages one stream posts; beyond, the last one shows the output's tail.
     pub max_messages: usize,
     /// Streams of tasks older than this are closed without posting (after a long outage).
@@ -172,6 +181,7 @@ impl Default for StreamSettings {
             claim_ttl: Duration::from_secs(5),
             cadence: Duration::from_millis(1_000),
             capacity: 512,
+            claim_batch: 4,
             max_messages: 4,
             max_age: Duration::from_secs(24 * 3600),
             drafts: true,

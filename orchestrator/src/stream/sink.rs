@@ -85,6 +85,8 @@ pub enum Op {
     Stream(StreamOp),
     /// An ephemeral draft of a message not posted yet (Telegram's `sendMessageDraft`).
     Draft,
+    /// Looking for a message whose post was interrupted (Slack's `conversations.replies`).
+    Find,
 }
 
 /// The streaming calls, budgeted separately (Slack: start and stop Tier 2, append Tier 4).
@@ -132,6 +134,14 @@ pub trait ThreadSink: Send + Sync + std::fmt::Debug {
 
     /// Posts `reply` as a new message in the thread (`index` 0 is the first reply of the stream).
     fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>>;
+
+    /// Looks in the thread for message `index` of the stream, whose post was interrupted (the replica crashed or
+    /// the answer was lost, so whether it landed is unknown). `Ok(Some)`: it landed, and this is it; `Ok(None)`: it
+    /// is surely not there; `Err`: the platform cannot tell (no lookup, a missing scope, an error). Sinks that can
+    /// look posts up mark each post so that it can be found; by default the platform cannot tell.
+    fn find<'a>(&'a self, _: &'a Target, _: usize) -> BoxFuture<'a, PlatformResult<Option<Owned>>> {
+        Box::pin(async { Err(PlatformError::InvalidRequest("no lookup of interrupted posts".into())) })
+    }
 
     /// Replaces the content of an owned message with `reply`.
     fn edit<'a>(

@@ -33,6 +33,11 @@ pub(super) fn streamable(sink: &dyn ThreadSink, target: &Target, i: usize, slot:
         && open_text(slot).is_some_and(|t| !t.is_empty())
 }
 
+/// Whether a `pages` entry is a streamed message's mark (not a posted message's fingerprint).
+pub(super) fn is_mark(entry: &str) -> bool {
+    Mark::parse(entry).is_some()
+}
+
 /// A page's text as streamed: its code block without the closing fence (appended when the stream stops).
 fn open_text(slot: &Reply) -> Option<&str> {
     slot.body.starts_with(FENCE).then(|| slot.body.strip_suffix(FENCE)).flatten()
@@ -76,6 +81,9 @@ impl Run<'_> {
     pub(super) async fn start(&mut self, i: usize, slot: &Reply) -> Result<Sent, sqlx::Error> {
         let text = open_text(slot).unwrap_or_default();
         let buckets = self.sink.buckets(self.target, Op::Stream(StreamOp::Start));
+        if !self.holds().await? {
+            return Ok(Sent::Wait(std::time::Duration::from_secs(3600)));
+        }
         // Tier 2 is scarce: no waiting for it, the existing path serves this page instead.
         if self.worker.budget.take(self.target.install_id, &buckets, std::time::Duration::ZERO).await? != Take::Now {
             return self.post(i, slot).await;

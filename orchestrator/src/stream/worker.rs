@@ -56,6 +56,11 @@ struct Local {
     prepaid: Option<Op>,
     /// The draft shown, if any.
     drafts: draft::Drafts,
+    /// Until when this replica surely holds the claim (its last renewal plus the claim's lifetime, counted from
+    /// before the renewal was sent). Past it, nothing is sent before the claim is renewed: a replica that was
+    /// frozen (SIGSTOP, a long GC-like pause, a partition) never sends what it was about to send when it froze
+    /// once another replica may have taken the stream over.
+    claim_until: Option<Instant>,
 }
 
 /// Starts the worker; it stops (releasing its streams to other replicas) when `shutdown` fires.
@@ -80,27 +85,33 @@ impl StreamWorker {
 
     async fn claim_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let free = self.settings.capacity.saturating_sub(self.running());
+            let batch = self.settings.claim_batch.max(1);
+            let free = self.settings.capacity.saturating_sub(self.running()).min(batch);
+            // A full batch means more may be waiting: look again sooner (the other replicas' looks interleave).
+            let mut full = false;
             if free > 0 {
+                let asked = Instant::now();
                 match store::claim(&self.pool, i64::try_from(free).unwrap_or(1), self.settings.claim_ttl).await {
                     Ok(claimed) => {
+                        full = claimed.len() == batch;
                         for c in claimed {
                             self.running.fetch_add(1, Ordering::Relaxed);
-                            tokio::spawn(self.clone().drive(c, shutdown.clone()));
+                            tokio::spawn(self.clone().drive(c, asked, shutdown.clone()));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "claiming streams failed; retrying"),
                 }
             }
+            let pause = if full { self.settings.poll / 4 } else { self.settings.poll };
             tokio::select! {
-                () = tokio::time::sleep(self.settings.poll) => {},
+                () = tokio::time::sleep(pause) => {},
                 _ = shutdown.changed() => return,
             }
         }
     }
 
-    async fn drive(self: Arc<Self>, c: Claimed, mut shutdown: watch::Receiver<bool>) {
-        let mut local = Local::default();
+    async fn drive(self: Arc<Self>, c: Claimed, asked: Instant, mut shutdown: watch::Receiver<bool>) {
+        let mut local = Local { claim_until: Some(asked + self.settings.claim_ttl), ..Local::default() };
         loop {
             let delay = match self.step(&c, &mut local).await {
                 Ok(Next::Again(d)) => d,
@@ -123,7 +134,10 @@ impl StreamWorker {
 
     async fn step(&self, c: &Claimed, local: &mut Local) -> Result<Next, sqlx::Error> {
         let started = Instant::now();
-        let Some(mut p) = store::progress(&self.pool, c).await? else { return Ok(Next::Stop) };
+        let Some(mut p) = store::progress(&self.pool, c).await? else {
+            tracing::info!(task.id = %c.task_id, "the stream was taken over by another replica; this one stops");
+            return Ok(Next::Stop);
+        };
         let Some((snap, target, created)) = store::snapshot(&self.pool, c.task_id).await? else {
             p.closed = true;
             store::save(&self.pool, c, &p, "", self.settings.claim_ttl).await?;
@@ -161,6 +175,7 @@ impl StreamWorker {
             drafts,
             started,
             sent_at: None,
+            claim_until: local.claim_until,
         };
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
@@ -169,6 +184,7 @@ impl StreamWorker {
         };
         local.prepaid = run.reserved;
         local.drafts = run.drafts;
+        local.claim_until = run.claim_until;
         Ok(next)
     }
 
@@ -211,6 +227,8 @@ struct Run<'a> {
     /// When the step's last call was let through by the budget: the next step is due a cadence after it (after
     /// the start when nothing was sent), so two updates are at least a cadence apart however long a step takes.
     sent_at: Option<Instant>,
+    /// Until when the claim surely holds (see [`Local::claim_until`]).
+    claim_until: Option<Instant>,
 }
 
 /// How a send ended, for the step.
@@ -223,8 +241,24 @@ enum Sent {
 }
 
 impl Run<'_> {
-    async fn save(&self, rendered: &str) -> Result<bool, sqlx::Error> {
-        store::save(&self.worker.pool, self.c, &self.p, rendered, self.worker.settings.claim_ttl).await
+    async fn save(&mut self, rendered: &str) -> Result<bool, sqlx::Error> {
+        let asked = Instant::now();
+        let ttl = self.worker.settings.claim_ttl;
+        let held = store::save(&self.worker.pool, self.c, &self.p, rendered, ttl).await?;
+        self.claim_until = held.then_some(asked + ttl);
+        if !held {
+            tracing::info!(task.id = %self.c.task_id, "the stream was taken over by another replica; this one stops");
+        }
+        Ok(held)
+    }
+
+    /// Whether the claim still holds for a send: surely while it is within its lifetime, else only once renewed
+    /// (a replica that was frozen finds it taken over, and sends nothing).
+    async fn holds(&mut self) -> Result<bool, sqlx::Error> {
+        if self.claim_until.is_some_and(|until| Instant::now() < until) {
+            return Ok(true);
+        }
+        self.save("").await
     }
 
     async fn private(&mut self, text: &str) -> Result<Next, sqlx::Error> {
@@ -251,14 +285,9 @@ impl Run<'_> {
         let cadence = self.worker.settings.cadence;
         if let Some(i) = self.p.pending_post.take()
             && usize::try_from(i).is_ok_and(|i| i == self.p.messages.len())
+            && let Some(wait) = self.interrupted(self.p.messages.len()).await?
         {
-            tracing::warn!(task.id = %self.c.task_id, index = i, "a post was interrupted; not repeating it");
-            self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
-            // `pages[i]` keeps what the interrupted post showed (recorded with it), so the slot is posted anew
-            // only when what it must show changes.
-            if self.p.pages.len() < self.p.messages.len() {
-                self.p.pages.push(String::new());
-            }
+            return if self.save(&rendered(slots)).await? { Ok(Next::Again(wait)) } else { Ok(Next::Stop) };
         }
         // Once the job ended, the output goes first and the status after it: an existing message with the final
         // footer (it carries the last output) changes after the other output messages, and an existing message
@@ -361,6 +390,52 @@ impl Run<'_> {
         Ok(Next::Again(cadence.saturating_sub(self.sent_at.unwrap_or(self.started).elapsed())))
     }
 
+    /// Settles post `i`, interrupted with its fate unknown (the replica that sent it died, or the answer was lost).
+    /// Where the sink can look it up (Slack: by the metadata marker every thread post carries) and it is found,
+    /// the stream goes on in that message; where it is surely not there, the slot is posted by this step. Where
+    /// the platform cannot tell (no lookup, a missing scope, a stream start), it is marked lost: never repeated,
+    /// and posted anew only once the slot must show something else, so the thread still ends with the final
+    /// status. `Some(wait)`: ask again after `wait` (budget, a transient error).
+    async fn interrupted(&mut self, i: usize) -> Result<Option<Duration>, sqlx::Error> {
+        let is_post = self.p.pages.get(i).is_some_and(|fp| !fp.is_empty() && !streamed::is_mark(fp));
+        let found = if is_post {
+            if let Some(wait) = self.take(Op::Find).await? {
+                self.p.pending_post = i32::try_from(i).ok();
+                return Ok(Some(wait));
+            }
+            self.sink.find(self.target, i).await
+        } else {
+            Err(PlatformError::InvalidRequest("an interrupted stream start".into()))
+        };
+        let task = self.c.task_id;
+        match found {
+            Ok(Some(message)) => {
+                tracing::info!(task.id = %task, index = i, "an interrupted post is in the thread; continuing in it");
+                self.p.messages.push(message);
+            }
+            Ok(None) => tracing::info!(task.id = %task, index = i, "an interrupted post never arrived; posting it"),
+            Err(e @ (PlatformError::Transient(_) | PlatformError::RateLimited { .. })) => {
+                tracing::info!(task.id = %task, index = i, reason = e.reason(), "looking up an interrupted post failed; retrying");
+                if let PlatformError::RateLimited { retry_after, .. } = e {
+                    let buckets = self.sink.buckets(self.target, Op::Find);
+                    self.worker.budget.block(self.target.install_id, &buckets, retry_after).await?;
+                }
+                self.p.pending_post = i32::try_from(i).ok();
+                return Ok(Some(self.worker.settings.cadence));
+            }
+            Err(e) => {
+                tracing::warn!(task.id = %task, index = i, reason = e.reason(), "a post was interrupted and cannot be looked up; not repeating it");
+                self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
+                // `pages[i]` keeps what the interrupted post showed (recorded with it), so the slot is posted anew
+                // only when what it must show changes.
+                if self.p.pages.len() < self.p.messages.len() {
+                    self.p.pages.push(String::new());
+                }
+            }
+        }
+        Ok(None)
+    }
+
     async fn post(&mut self, i: usize, reply: &Reply) -> Result<Sent, sqlx::Error> {
         if let Some(wait) = self.take(Op::Post).await? {
             return Ok(Sent::Wait(wait));
@@ -380,8 +455,9 @@ impl Run<'_> {
                 self.outcome(Op::Post, Ok(posted.rate_limit)).await
             }
             Err(PlatformError::Transient(_)) => {
-                // The post may have landed: never repeat it (`pages[i]` keeps what it showed).
-                self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
+                // The post may have landed: it stays pending (`pages[i]` keeps what it showed), and the next step
+                // settles it like a post interrupted by a crash.
+                self.p.pending_post = i32::try_from(i).ok();
                 Ok(Sent::Wait(self.worker.settings.cadence))
             }
             Err(e) => self.outcome(Op::Post, Err(e)).await,
@@ -421,6 +497,9 @@ impl Run<'_> {
     /// Takes the budget of `op`: `None` to send now, `Some(wait)` to step again after `wait`. A short reservation
     /// is kept for the next step, which then sends what is current by then.
     async fn take(&mut self, op: Op) -> Result<Option<Duration>, sqlx::Error> {
+        if !self.holds().await? {
+            return Ok(Some(Duration::from_secs(3600)));
+        }
         if self.prepaid.take_if(|p| *p == op).is_some() {
             self.sent_at = Some(Instant::now());
             return Ok(None);

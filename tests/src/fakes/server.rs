@@ -26,7 +26,8 @@ impl Server {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         });
         Self { addr, stop: Some(stop) }
     }

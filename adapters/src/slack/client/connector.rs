@@ -5,7 +5,8 @@
 //! [`SlackClientError::RateLimitError`] with Slack's `Retry-After`, so the cluster-wide budgets
 //! in the orchestrator stay the only pacing.
 //!
-//! Only JSON `POST`s are used by CyNode; the other transports answer with a system error.
+//! CyNode uses JSON `POST`s and, for reads (`conversations.replies`), `GET`s with the arguments in the query; the
+//! other transports answer with a system error.
 
 use std::time::Duration;
 
@@ -63,6 +64,19 @@ impl Connector {
         })?;
         decode(response, token.is_none())
     }
+
+    /// GETs `url` (the arguments in its query) with the bearer token and decodes the answer.
+    pub(super) async fn get<RS: DeserializeOwned>(&self, url: Url, token: Option<&str>) -> ClientResult<RS> {
+        let mut request = self.http.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = http::send(request).await.map_err(|err| match err {
+            PlatformError::Transient(kind) => system(&kind),
+            _ => system("request failed"),
+        })?;
+        decode(response, false)
+    }
 }
 
 /// A decoded answer: `ok: true` (or, for a `response_url`, any 2xx that does not say `ok: false`)
@@ -117,11 +131,16 @@ fn unsupported<'a, RS: Send + 'a>() -> BoxFuture<'a, ClientResult<RS>> {
 }
 
 impl SlackClientHttpConnector for Connector {
-    fn http_get_uri<'a, RS>(&'a self, _: Url, _: SlackClientApiCallContext<'a>) -> BoxFuture<'a, ClientResult<RS>>
+    fn http_get_uri<'a, RS>(
+        &'a self,
+        full_uri: Url,
+        context: SlackClientApiCallContext<'a>,
+    ) -> BoxFuture<'a, ClientResult<RS>>
     where
         RS: for<'de> serde::de::Deserialize<'de> + Send + 'a,
     {
-        unsupported()
+        let token = context.token.map(|t| t.token_value.value().as_str());
+        self.get(full_uri, token).boxed()
     }
 
     fn http_get_with_client_secret<'a, RS>(

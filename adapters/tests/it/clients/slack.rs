@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use cynode_adapters::slack::{self, ResponseMode, SlackClient, SlackMessage, StreamStart};
+use cynode_adapters::slack::{self, ResponseMode, SlackClient, SlackMessage, SlackMessageMetadata, StreamStart};
 use cynode_adapters::{Actor, ApprovalCard, ApprovalState, PlatformError, Reply};
 use cynode_tests::fakes::slack::SlackRates;
 use cynode_tests::fakes::{FakeSlack, Rate};
@@ -149,4 +149,65 @@ async fn streams_and_status() {
     client.set_status(CHANNEL, THREAD, "").await.unwrap();
     let statuses: Vec<String> = fake.statuses().into_iter().map(|s| s.status).collect();
     assert_eq!(statuses, ["is running pytest…", ""]);
+}
+
+#[tokio::test]
+async fn a_marked_post_is_found_in_its_thread_by_its_metadata_across_pages() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    let marker = |i: usize| SlackMessageMetadata {
+        event_type: "cynode_stream_message".into(),
+        event_payload: Some([("index".to_owned(), i.to_string())].into_iter().collect()),
+    };
+    // More than one page of `conversations.replies` (200 messages each) before the one looked for.
+    for i in 0..230 {
+        client.post_marked(CHANNEL, THREAD, &SlackMessage::plain(&format!("m{i}")), &marker(i)).await.unwrap();
+    }
+    let found = client.find_marked(CHANNEL, THREAD, &marker(215)).await.unwrap();
+    let expected = fake.messages_in(CHANNEL, Some(THREAD))[215].ts.clone();
+    assert_eq!(found, Some(expected), "found on the second page");
+    assert_eq!(client.find_marked(CHANNEL, THREAD, &marker(999)).await.unwrap(), None, "surely not there");
+    assert_eq!(client.find_marked(CHANNEL, "1750000999.000100", &marker(1)).await.unwrap(), None, "other thread");
+    let pages = fake.calls_to("conversations.replies");
+    assert!(pages.iter().all(|c| c.params["include_all_metadata"] == "true"), "metadata asked for: {pages:?}");
+    assert!(fake.rejections().is_empty() && fake.count_429() == 0, "{:?}", fake.rejections());
+}
+
+#[tokio::test]
+async fn malformed_metadata_is_refused_as_slack_does() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    let bad = SlackMessageMetadata { event_type: "Has Spaces".into(), event_payload: Some(Default::default()) };
+    let err = client.post_marked(CHANNEL, THREAD, &SlackMessage::plain("x"), &bad).await.unwrap_err();
+    assert_eq!(err, PlatformError::InvalidRequest("invalid_metadata_format".into()));
+    assert!(fake.messages_in(CHANNEL, Some(THREAD)).is_empty());
+}
+
+#[tokio::test]
+async fn another_apps_metadata_of_any_shape_in_the_thread_does_not_hide_the_marked_post() {
+    let fake = unlimited().await;
+    let client = client(&fake);
+    // Another app's message in the same thread, with numbers and nesting in its payload (Slack keeps any JSON).
+    let other = serde_json::json!({
+        "channel": CHANNEL, "thread_ts": THREAD, "text": "deploy finished",
+        "metadata": {"event_type": "deploy_done", "event_payload": {"build": 42, "tags": {"green": true}}}
+    });
+    let answer: serde_json::Value = http()
+        .post(format!("{}chat.postMessage", fake.base_url()))
+        .bearer_auth(fake.token())
+        .json(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
+    let marker = SlackMessageMetadata {
+        event_type: "cynode_stream_message".into(),
+        event_payload: Some([("index".to_owned(), "0".to_owned())].into_iter().collect()),
+    };
+    let posted = client.post_marked(CHANNEL, THREAD, &SlackMessage::plain("ours"), &marker).await.unwrap();
+    let found = client.find_marked(CHANNEL, THREAD, &marker).await.unwrap();
+    assert_eq!(found, Some(posted.message.id));
 }

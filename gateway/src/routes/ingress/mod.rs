@@ -211,7 +211,13 @@ pub(crate) async fn admit_and_record(
             }
             Ok(Outcome::Recorded(recorded))
         }
-        Ok(Err(e)) => Err(Box::new(ApiError::Internal(e.into()).into_response())),
+        Ok(Err(e)) => {
+            // The database is away (restarting, cut off, out of connections) or the process is stopping: the
+            // request is not recorded, so it must not be acknowledged; the platform retries.
+            tracing::warn!(platform = platform.as_str(), error = %e, "recording a request failed; answering 503");
+            state.metrics.reject(platform.as_str(), "record_failed");
+            Err(Box::new(busy()))
+        }
         Err(_) => {
             tracing::warn!(platform = platform.as_str(), "recording a request took too long; answering 503");
             state.metrics.reject(platform.as_str(), "record_timeout");

@@ -89,7 +89,7 @@ impl ThreadSink for DiscordSink {
             Op::Edit(_) if interaction => vec![webhook],
             Op::Edit(_) => vec![route("edit"), global],
             Op::Private => vec![webhook],
-            Op::Stream(_) | Op::Draft => Vec::new(),
+            Op::Stream(_) | Op::Draft | Op::Find => Vec::new(),
         }
     }
 

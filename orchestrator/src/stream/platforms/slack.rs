@@ -2,7 +2,7 @@
 //! the streaming methods `chat.startStream` / `chat.appendStream` / `chat.stopStream` for output pages. Slack
 //! requires the recipient (user and team) of a stream in channels: the requester and the install's team.
 
-use cynode_adapters::slack::{self, SlackClient, SlackMessage, StreamStart};
+use cynode_adapters::slack::{self, SlackClient, SlackMessage, SlackMessageMetadata, StreamStart};
 use cynode_adapters::split::Budget;
 use cynode_adapters::{Platform, PlatformError, PlatformResult, Reply};
 use futures_util::FutureExt as _;
@@ -47,6 +47,17 @@ fn render(reply: &Reply) -> SlackMessage {
     one(reply, slack::render_pages, slack::render_tail)
 }
 
+/// The metadata event type of CyNode's thread posts.
+const MARKER_EVENT: &str = "cynode_stream_message";
+
+/// The message metadata marking message `index` of the stream of `target`'s task: a post whose answer was lost is
+/// found in the thread by it ([`SlackClient::find_marked`]).
+/// Slack's metadata payload holds strings (slack-morphism's type says so), hence `index` as text.
+fn marker(target: &Target, index: usize) -> SlackMessageMetadata {
+    let payload = [("task".to_owned(), target.task_id.to_string()), ("index".to_owned(), index.to_string())];
+    SlackMessageMetadata { event_type: MARKER_EVENT.to_owned(), event_payload: Some(payload.into_iter().collect()) }
+}
+
 /// The `thread_ts` to answer in: the thread, else the message that starts it.
 fn thread_ts(target: &Target) -> Option<&str> {
     target.thread.thread.as_deref().or(target.thread.reply_to.as_deref())
@@ -70,15 +81,32 @@ impl ThreadSink for SlackSink {
             Op::Stream(StreamOp::Append) => vec![bucket("slack:stream_append".into(), self.rates.append_stream)],
             Op::Stream(StreamOp::Stop) => vec![bucket("slack:stream_stop".into(), self.rates.start_stop_stream)],
             Op::Draft => Vec::new(),
+            // `conversations.replies` is Tier 3 like `chat.update`, with a bucket of its own.
+            Op::Find => vec![bucket("slack:replies".into(), self.rates.update)],
         }
     }
 
-    fn post<'a>(&'a self, target: &'a Target, _: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
+    fn post<'a>(&'a self, target: &'a Target, index: usize, reply: &'a Reply) -> BoxFuture<'a, PlatformResult<Posted>> {
         async move {
             let client = self.client(target).await?;
-            let sent = client.post_message(&target.thread.channel, thread_ts(target), &render(reply)).await?;
+            let channel = &target.thread.channel;
+            let sent = match thread_ts(target) {
+                Some(ts) => client.post_marked(channel, ts, &render(reply), &marker(target, index)).await?,
+                None => client.post_message(channel, None, &render(reply)).await?,
+            };
             let message = Owned { channel: sent.message.channel, id: sent.message.id, via: Via::Channel };
             Ok(Posted { message, rate_limit: sent.rate_limit })
+        }
+        .boxed()
+    }
+
+    fn find<'a>(&'a self, target: &'a Target, index: usize) -> BoxFuture<'a, PlatformResult<Option<Owned>>> {
+        async move {
+            let thread_ts = thread_ts(target).ok_or_else(|| PlatformError::InvalidRequest("no thread".into()))?;
+            let client = self.client(target).await?;
+            let channel = &target.thread.channel;
+            let found = client.find_marked(channel, thread_ts, &marker(target, index)).await?;
+            Ok(found.map(|id| Owned { channel: channel.clone(), id, via: Via::Channel }))
         }
         .boxed()
     }

@@ -82,6 +82,7 @@ impl ThreadSink for TelegramSink {
         match op {
             Op::Private => return vec![bucket("telegram:callback".into(), self.rates.global)],
             Op::Draft => return vec![bucket(format!("telegram:draft:{chat}"), self.rates.drafts)],
+            Op::Find => return Vec::new(),
             _ => {}
         }
         let mut buckets = vec![

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -70,23 +70,67 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 
 async fn api(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(method): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
     let now = Instant::now();
-    let params = Params::read(&headers, uri.query(), &body);
-    let logged = params.as_ref().map(Params::logged).unwrap_or(Value::Null);
-    let mut state = shared.lock();
-    let outcome = match params {
-        Ok(params) => dispatch(&shared, &mut state, &method, &headers, &params, now),
-        Err(BodyError::Json) => Outcome::err("invalid_json"),
-        Err(BodyError::Form) => Outcome::err("invalid_form_data"),
-        Err(BodyError::ContentType) => Outcome::err("invalid_post_type"),
+    // Slack's read methods take their arguments from the query string or a form body, never from JSON.
+    let json_body = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let params = if method == "conversations.replies" && json_body {
+        Params::read(&HeaderMap::new(), uri.query(), b"")
+    } else {
+        Params::read(&headers, uri.query(), &body)
     };
-    record(&shared, &mut state.calls, &method, logged, &outcome, now);
+    let logged = params.as_ref().map(Params::logged).unwrap_or(Value::Null);
+    let late = {
+        let mut state = shared.lock();
+        let outcome = match params {
+            Ok(params) => dispatch(&shared, &mut state, &method, &headers, &params, now),
+            Err(BodyError::Json) => Outcome::err("invalid_json"),
+            Err(BodyError::Form) => Outcome::err("invalid_form_data"),
+            Err(BodyError::ContentType) => Outcome::err("invalid_post_type"),
+        };
+        record(&shared, &mut state.calls, &method, logged, &outcome, now);
+        let late = (method == "chat.postMessage" && outcome.body["ok"] == json!(true))
+            .then_some(shared.late_posts)
+            .flatten()
+            .map(|delay| {
+                let ts = outcome.body["ts"].as_str().unwrap_or_default().to_owned();
+                let m = state.messages.iter().find(|m| m.ts == ts);
+                let flight = super::InFlight {
+                    channel: m.map(|m| m.channel.clone()).unwrap_or_default(),
+                    thread_ts: m.and_then(|m| m.thread_ts.clone()),
+                    ts,
+                    peer,
+                };
+                state.in_flight.push(flight.clone());
+                (delay, flight)
+            });
+        match late {
+            None => return outcome.into_response(),
+            Some((delay, flight)) => (delay, flight, outcome),
+        }
+    };
+    let (delay, flight, outcome) = late;
+    // Listed while the answer is held back, and no longer once it is sent or the client is gone.
+    let _landed = Landed { shared: shared.clone(), ts: flight.ts };
+    tokio::time::sleep(delay).await;
     outcome.into_response()
+}
+
+/// Removes a held-back post from the in-flight list when dropped.
+struct Landed {
+    shared: Arc<Shared>,
+    ts: String,
+}
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        self.shared.lock().in_flight.retain(|f| f.ts != self.ts);
+    }
 }
 
 fn record(shared: &Shared, calls: &mut Vec<Call>, method: &str, params: Value, outcome: &Outcome, now: Instant) {
@@ -127,6 +171,7 @@ fn dispatch(
         "chat.stopStream" => ("chat.stopStream", rates.start_stop_stream),
         "chat.appendStream" => ("chat.appendStream", rates.append_stream),
         "assistant.threads.setStatus" => ("assistant.threads.setStatus", rates.set_status),
+        "conversations.replies" => ("conversations.replies", rates.replies),
         _ => return Outcome::err("unknown_method"),
     };
     let scope = if method == "chat.postMessage" {
@@ -148,6 +193,7 @@ fn dispatch(
         "chat.startStream" => methods::start_stream(state, params, at),
         "chat.appendStream" => methods::append_stream(state, params, at),
         "chat.stopStream" => methods::stop_stream(state, params, at),
+        "conversations.replies" => methods::replies(state, params),
         _ => methods::set_status(state, params),
     };
     result.unwrap_or_else(|e| e)

@@ -122,19 +122,80 @@ pub(super) fn new_message(
         markdown: c.markdown,
         streaming: false,
         ephemeral_to: None,
+        metadata: None,
         edits: 0,
         updated_at: at,
     }
 }
 
+/// Message metadata: `{"event_type": "snake_case_name", "event_payload": {…}}` (a JSON object, or a JSON string in
+/// form bodies), else `invalid_metadata_format`; a payload over 8 KB is `metadata_too_large`.
+fn metadata(p: &Params) -> Result<Option<Value>, Outcome> {
+    let Some(m) = p.structured("metadata").map_err(|()| Outcome::err("invalid_metadata_format"))? else {
+        return Ok(None);
+    };
+    let event_type = m["event_type"].as_str().unwrap_or_default();
+    let valid_type = !event_type.is_empty()
+        && event_type.len() <= 255
+        && event_type.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let keys_ok = m.as_object().is_some_and(|o| o.keys().all(|k| k == "event_type" || k == "event_payload"));
+    if !valid_type || !m["event_payload"].is_object() || !keys_ok {
+        return Err(Outcome::err("invalid_metadata_format"));
+    }
+    if m["event_payload"].to_string().len() > 8_192 {
+        return Err(Outcome::err("metadata_too_large"));
+    }
+    Ok(Some(m))
+}
+
 pub(super) fn post_message(state: &mut State, p: &Params, at: Duration) -> Res {
     let channel = channel(p, "channel")?;
     let thread_ts = ts_param(p, "thread_ts", false)?;
+    let metadata = metadata(p)?;
     let content = content(p, POST_TEXT_LIMIT)?;
-    let m = new_message(state, channel, thread_ts, content, at);
+    let mut m = new_message(state, channel, thread_ts, content, at);
+    m.metadata = metadata;
     let body = json!({"channel": m.channel, "ts": m.ts, "message": message_json(&m)});
     state.messages.push(m);
     Ok(Outcome::ok(body))
+}
+
+/// `conversations.replies`: the bot's messages in the thread `ts` (the fake does not hold the users' messages, so
+/// it cannot tell an unknown thread from one without bot replies: both answer an empty list), oldest first, `limit` (1–1,000, default 1,000) per page with an opaque `cursor`; metadata only with
+/// `include_all_metadata`. Arguments come in the query string or a form body (Slack reads no JSON body here).
+pub(super) fn replies(state: &State, p: &Params) -> Res {
+    let channel = channel(p, "channel")?;
+    let ts = ts_param(p, "ts", true)?.unwrap_or_default();
+    let limit = p.int("limit").map_err(|()| invalid("limit"))?.unwrap_or(1_000);
+    if !(1..=1_000).contains(&limit) {
+        return Err(invalid("limit"));
+    }
+    let with_metadata = p.bool("include_all_metadata").map_err(|()| invalid("include_all_metadata"))?.unwrap_or(false);
+    let start = match p.str("cursor").map_err(|()| invalid("cursor"))? {
+        None | Some("") => 0,
+        Some(c) => c
+            .strip_prefix("bmV4dDo")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| Outcome::err("invalid_cursor"))?,
+    };
+    let thread: Vec<&Message> =
+        state.messages.iter().filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(ts.as_str())).collect();
+    let end = (start + usize::try_from(limit).unwrap_or(1_000)).min(thread.len());
+    let page: Vec<Value> = thread
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let mut j = message_json(m);
+            if with_metadata && let Some(meta) = &m.metadata {
+                j["metadata"] = meta.clone();
+            }
+            j
+        })
+        .collect();
+    let more = end < thread.len();
+    let next = if more { format!("bmV4dDo{end}") } else { String::new() };
+    Ok(Outcome::ok(json!({"messages": page, "has_more": more, "response_metadata": {"next_cursor": next}})))
 }
 
 pub(super) fn find<'s>(state: &'s mut State, channel: &str, ts: &str) -> Result<&'s mut Message, Outcome> {

@@ -1,5 +1,5 @@
-//! A fake Slack Web API: `chat.postMessage`, `chat.update`, `chat.postEphemeral`, the streaming
-//! methods, `assistant.threads.setStatus`, and `response_url`s.
+//! A fake Slack Web API: `chat.postMessage` (with message metadata), `chat.update`, `chat.postEphemeral`, the
+//! streaming methods, `assistant.threads.setStatus`, `conversations.replies`, and `response_url`s.
 //!
 //! Enforced: `Authorization: Bearer <token>` (or a `token` field), JSON and form bodies,
 //! required parameters, `text` vs `markdown_text`, text limits (`msg_too_long` over 4,000
@@ -40,6 +40,8 @@ pub struct SlackRates {
     pub append_stream: Rate,
     /// `assistant.threads.setStatus` (Tier 3).
     pub set_status: Rate,
+    /// `conversations.replies` (Tier 3).
+    pub replies: Rate,
 }
 
 impl Default for SlackRates {
@@ -51,6 +53,7 @@ impl Default for SlackRates {
             start_stop_stream: Rate::per_minute(20, 3),
             append_stream: Rate::per_minute(100, 10),
             set_status: Rate::per_minute(50, 5),
+            replies: Rate::per_minute(50, 5),
         }
     }
 }
@@ -60,7 +63,15 @@ impl SlackRates {
     #[must_use]
     pub fn unlimited() -> Self {
         let u = Rate::unlimited();
-        Self { post_message: u, update: u, post_ephemeral: u, start_stop_stream: u, append_stream: u, set_status: u }
+        Self {
+            post_message: u,
+            update: u,
+            post_ephemeral: u,
+            start_stop_stream: u,
+            append_stream: u,
+            set_status: u,
+            replies: u,
+        }
     }
 }
 
@@ -83,6 +94,8 @@ pub struct Message {
     pub streaming: bool,
     /// For ephemeral messages, the only user who sees it.
     pub ephemeral_to: Option<String>,
+    /// Its message metadata (`{"event_type": …, "event_payload": {…}}`), if posted with some.
+    pub metadata: Option<Value>,
     /// How many times it was edited.
     pub edits: u32,
     /// When it was last changed, since the fake started.
@@ -125,12 +138,26 @@ pub struct Status {
     pub status: String,
 }
 
+/// A `chat.postMessage` whose message exists but whose answer is held back ([`FakeSlackBuilder::answer_posts_late`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The channel.
+    pub channel: String,
+    /// The thread.
+    pub thread_ts: Option<String>,
+    /// The new message's `ts`.
+    pub ts: String,
+    /// The client's address (which process sent it).
+    pub peer: std::net::SocketAddr,
+}
+
 /// Builds a [`FakeSlack`].
 #[derive(Clone, Debug)]
 pub struct FakeSlackBuilder {
     token: String,
     rates: SlackRates,
     refuse_streams: Option<String>,
+    late_posts: Option<Duration>,
 }
 
 impl FakeSlackBuilder {
@@ -149,6 +176,15 @@ impl FakeSlackBuilder {
         self
     }
 
+    /// Answers each successful `chat.postMessage` only after `delay`: the message exists (and shows in threads)
+    /// from the moment the request arrives, as at Slack, while the answer is on its way ([`FakeSlack::in_flight`]
+    /// lists those posts). Makes the window in which a crash loses a post's answer wide enough to hit.
+    #[must_use]
+    pub fn answer_posts_late(mut self, delay: Duration) -> Self {
+        self.late_posts = Some(delay);
+        self
+    }
+
     /// The rate limits (default [`SlackRates::default`]).
     #[must_use]
     pub fn rates(mut self, rates: SlackRates) -> Self {
@@ -162,6 +198,7 @@ impl FakeSlackBuilder {
             token: self.token,
             rates: self.rates,
             refuse_streams: self.refuse_streams,
+            late_posts: self.late_posts,
             started: Instant::now(),
             state: Mutex::new(State::default()),
         });
@@ -182,6 +219,7 @@ struct Shared {
     token: String,
     rates: SlackRates,
     refuse_streams: Option<String>,
+    late_posts: Option<Duration>,
     started: Instant,
     state: Mutex<State>,
 }
@@ -194,6 +232,7 @@ struct State {
     statuses: Vec<Status>,
     buckets: Buckets<(&'static str, String)>,
     response_urls: HashMap<String, response_url::ResponseUrl>,
+    in_flight: Vec<InFlight>,
     seq: u64,
 }
 
@@ -207,7 +246,12 @@ impl FakeSlack {
     /// A builder with the default token and rates.
     #[must_use]
     pub fn builder() -> FakeSlackBuilder {
-        FakeSlackBuilder { token: "xoxb-cynode-fake".to_owned(), rates: SlackRates::default(), refuse_streams: None }
+        FakeSlackBuilder {
+            token: "xoxb-cynode-fake".to_owned(),
+            rates: SlackRates::default(),
+            refuse_streams: None,
+            late_posts: None,
+        }
     }
 
     /// Starts a fake with the default token and rates.
@@ -293,6 +337,12 @@ impl FakeSlack {
     #[must_use]
     pub fn ephemerals(&self) -> Vec<Message> {
         self.shared.lock().ephemerals.clone()
+    }
+
+    /// The posts whose answers are held back right now ([`FakeSlackBuilder::answer_posts_late`]).
+    #[must_use]
+    pub fn in_flight(&self) -> Vec<InFlight> {
+        self.shared.lock().in_flight.clone()
     }
 
     /// Every `assistant.threads.setStatus` accepted, in order.
