@@ -165,13 +165,8 @@ async fn stop_node(r: Running) {
     }
 }
 
-/// How this replica is named among replicas: its host name and listening port.
+/// How this replica is named among replicas: its host name (as a node agent finds it) and listening port.
 pub fn replica_name(port: u16) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "cynode".into());
+    let host = cynode_node_agent::config::host_name(std::env::var("HOSTNAME").ok().as_deref());
     format!("{host}:{port}")
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::cli::{NodeArgs, RunArgs};
-pub use parse::{ConfigError, Template};
+pub use parse::{ConfigError, Template, host_name};
 
 /// Orchestrator URL when neither `--orchestrator` nor `CYNODE_ORCHESTRATOR_URL` is given.
 pub const DEFAULT_ORCHESTRATOR_URL: &str = "http://127.0.0.1:8080";

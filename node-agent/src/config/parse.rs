@@ -93,7 +93,7 @@ pub(crate) fn read_key_file(path: &Path) -> Result<SecretString, ConfigError> {
 }
 
 /// The machine's host name: `/etc/hostname`, else `HOSTNAME` (`env_hostname`), else `cynode-node`.
-pub(crate) fn host_name(env_hostname: Option<&str>) -> String {
+pub fn host_name(env_hostname: Option<&str>) -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -8,23 +8,12 @@ use std::time::Duration;
 
 use cynode_tests::fakes::openai::{Answer, FakeModel};
 use cynode_tests::fakes::slack::{FakeSlack, Message};
-use serde_json::Value;
 
+use crate::agent_slack::tool_result;
 use crate::chat::{APPROVER, Chat, REQUESTER, SlackClick, approval_policy, eventually, slack_install};
 
 const CHANNEL: &str = "C0AGENTAPP";
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn tool_result(req: &Value) -> String {
-    req["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| m["content"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn thread_text(fake: &FakeSlack, thread: &str) -> String {
     fake.messages_in(CHANNEL, Some(thread)).iter().map(Message::shown).collect::<Vec<_>>().join("\n---\n")

@@ -14,8 +14,8 @@ use crate::chat::{Chat, eventually, slack_install};
 
 const CHANNEL: &str = "C0AGENT";
 
-/// The content of the request's tool message, if any.
-fn tool_result(req: &Value) -> String {
+/// The content of the request's tool messages, if any.
+pub(crate) fn tool_result(req: &Value) -> String {
     req["messages"]
         .as_array()
         .into_iter()
