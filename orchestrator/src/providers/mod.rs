@@ -166,9 +166,8 @@ pub fn validate(spec: &ProviderSpec, guard: &OutboundGuard) -> Result<Url, Admin
             spec.name
         )));
     }
-    guard.check_url(&url).map_err(|e| {
-        invalid(format!("provider `{}`: {e} (allow the range with outbound.allow_cidrs if it is yours)", spec.name))
-    })?;
+    // The refusal names `outbound.allow_cidrs` itself.
+    guard.check_url(&url).map_err(|e| invalid(format!("provider `{}`: {e}", spec.name)))?;
     if spec.models.is_empty() || spec.models.len() > 64 {
         return Err(invalid(format!("provider `{}`: list 1–64 models it may serve", spec.name)));
     }
