@@ -58,23 +58,54 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
 
 
 class FakeSlack:
-    """A small Slack Web API on the host: checks the bot token, records each call, answers like Slack."""
+    """A small Slack Web API on the host: checks the bot token, records each call, answers like Slack. It keeps
+    the messages it was sent, so `conversations.replies` (which the gateway uses to find a post whose answer it
+    lost) answers with the thread's messages and their metadata, as Slack does."""
 
     def __init__(self, host: str) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.rejected: list[str] = []
+        self.messages: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *_: Any) -> None:
                 pass
 
+            def authorized(self, method: str) -> bool:
+                if self.headers.get("authorization") == f"Bearer {SLACK_TOKEN}":
+                    return True
+                fake.rejected.append(f"{method}: wrong or missing bot token")
+                self.answer({"ok": False, "error": "invalid_auth"})
+                return False
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path, _, query = self.path.partition("?")
+                method = path.rsplit("/", 1)[-1]
+                if not self.authorized(method):
+                    return
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+                fake.calls.append((method, params))
+                if method != "conversations.replies":
+                    fake.rejected.append(f"GET {method}: not served by this fake")
+                    return self.answer({"ok": False, "error": "unknown_method"})
+                if not params.get("channel") or not params.get("ts"):
+                    fake.rejected.append("conversations.replies without channel or ts")
+                    return self.answer({"ok": False, "error": "invalid_arguments"})
+                metadata = params.get("include_all_metadata") in ("true", "1")
+                with fake.lock:
+                    thread = [{k: v for k, v in m.items() if k != "metadata" or metadata}
+                              for m in fake.messages
+                              if m["channel"] == params["channel"] and m.get("thread_ts") == params["ts"]]
+                self.answer({"ok": True, "messages": thread, "has_more": False,
+                             "response_metadata": {"next_cursor": ""}})
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("content-length", "0") or 0)).decode()
                 method = self.path.rsplit("/", 1)[-1]
-                if self.headers.get("authorization") != f"Bearer {SLACK_TOKEN}":
-                    fake.rejected.append(f"{method}: wrong or missing bot token")
-                    return self.answer({"ok": False, "error": "invalid_auth"})
+                if not self.authorized(method):
+                    return
                 if "json" in (self.headers.get("content-type") or ""):
                     params = json.loads(body or "{}")
                 else:
@@ -84,6 +115,16 @@ class FakeSlack:
                     fake.rejected.append(f"{method}: not served by this fake")
                     return self.answer({"ok": False, "error": "unknown_method"})
                 ts = params.get("ts") or f"{time.time():.6f}"
+                with fake.lock:
+                    if method == "chat.postMessage":
+                        meta = params.get("metadata")
+                        fake.messages.append({"type": "message", "channel": params.get("channel"), "ts": ts,
+                                              "thread_ts": params.get("thread_ts"), "text": params.get("text"),
+                                              "metadata": json.loads(meta) if isinstance(meta, str) else meta})
+                    elif method == "chat.update":
+                        for m in fake.messages:
+                            if m["ts"] == ts:
+                                m["text"] = params.get("text")
                 self.answer({"ok": True, "channel": params.get("channel"), "ts": ts, "message_ts": ts})
 
             def answer(self, obj: dict[str, Any]) -> None:
@@ -464,7 +505,7 @@ def main(helm_args: list[str]) -> int:
         return 0
     except (AssertionError, SystemExit) as e:
         for name in gate.containers:
-            out = docker("logs", "--tail", "15", name, check=False)
+            out = docker("logs", "--tail", "40", name, check=False)
             print(f"--- {name}\n{out.stdout}{out.stderr}", file=sys.stderr)
         msg = str(e)
         print(msg if msg.startswith("docker-gate:") else f"docker-gate: FAILED: {msg}", file=sys.stderr)

@@ -315,6 +315,10 @@ pub struct StreamConfig {
     /// Streams of requests older than this many seconds are closed without posting (after a long outage).
     #[serde(default = "d_stream_age")]
     pub max_age_s: u64,
+    /// Seconds a failing lookup of an interrupted Slack post (`conversations.replies` answering 5xx) is retried
+    /// before the post is settled as lost (never repeated; the final status posted anew).
+    #[serde(default = "d_stream_lookup_patience")]
+    pub lookup_patience_s: u64,
     /// Stream live output on Slack with `chat.startStream/appendStream/stopStream` (falls back to posting and
     /// editing when a stream cannot start); `false` always posts and edits.
     #[serde(default = "yes")]
@@ -335,6 +339,7 @@ impl Default for StreamConfig {
             claim_batch: d_stream_claim_batch(),
             max_messages: d_stream_messages(),
             max_age_s: d_stream_age(),
+            lookup_patience_s: d_stream_lookup_patience(),
             slack_streaming: true,
             telegram_drafts: true,
         }
@@ -367,6 +372,9 @@ fn d_stream_messages() -> usize {
 }
 fn d_stream_age() -> u64 {
     stream_default().max_age.as_secs()
+}
+fn d_stream_lookup_patience() -> u64 {
+    stream_default().lookup_patience.as_secs()
 }
 
 /// The in-process node agent of `cynode up`.
@@ -835,6 +843,7 @@ impl Config {
             max_messages: s.max_messages.max(1),
             max_age: Duration::from_secs(s.max_age_s.max(1)),
             drafts: s.telegram_drafts,
+            lookup_patience: Duration::from_secs(s.lookup_patience_s),
         }
     }
 

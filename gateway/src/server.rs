@@ -168,6 +168,7 @@ impl AppState {
             refusals: Arc::new(cynode_orchestrator::audit::Refusals::default()),
         });
         drop(ingress.refusals.clone().spawn_flusher(pool.clone(), AUDIT_REFUSALS_EVERY, shutdown.clone()));
+        drop(cynode_orchestrator::audit::spawn_chainer(pool.clone(), shutdown.clone()));
         if let Some((key, every)) = settings.audit_checkpoints {
             drop(cynode_orchestrator::audit::checkpoint::spawn_checkpoints(pool.clone(), key, every, shutdown.clone()));
         }

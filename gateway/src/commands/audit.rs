@@ -27,6 +27,12 @@ pub(super) async fn run(cmd: AuditCommand, config: &Config) -> anyhow::Result<()
     }
     let is_root = cynode_orchestrator::store::embedded::effective_uid() == 0;
     let pool = super::admin::database(config, &config.data_dir(is_root)).await?;
+    // Entries wait a moment for a replica's chainer; link what is committed now, so verify, export and checkpoint
+    // cover everything up to this command (a verify-only database role may not write: then they cover what the
+    // replicas linked).
+    if audit::flush(&pool).await.is_err() {
+        eprintln!("note: could not link the entries waiting for the chainer (no write access?); they are left out");
+    }
     let result = match cmd {
         AuditCommand::Verify { public_key, json } => verify(&pool, config, public_key.as_deref(), json).await,
         AuditCommand::Export { since, until } => export(&pool, &since, until.as_deref()).await,

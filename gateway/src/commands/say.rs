@@ -150,7 +150,16 @@ fn describe(state: &str, result: &serde_json::Value) -> String {
     if result.get("truncated").and_then(serde_json::Value::as_bool) == Some(true) {
         parts.push("output truncated".into());
     }
-    parts.join(", ")
+    let line = parts.join(", ");
+    // Why it failed, as the node reported it (a model provider down, an image missing), on the same line.
+    match result.get("message").and_then(serde_json::Value::as_str).map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) if state != "succeeded" => {
+            let first = m.lines().next().unwrap_or_default();
+            let short: String = first.chars().take(300).collect();
+            format!("{line}: {short}")
+        }
+        _ => line,
+    }
 }
 
 fn finish(end: &EndEvent, timed_out: bool, json_out: bool, style: &Style) -> u8 {
@@ -198,5 +207,21 @@ impl Spinner {
         }
         // Once output flows, the spinner would interleave with it.
         self.on = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_failed_job_says_why_on_its_line() {
+        let result = serde_json::json!({
+            "status": "failed", "duration_ms": 0, "truncated": false,
+            "message": "the model provider `cloud` answered HTTP 503\nmore detail"
+        });
+        assert_eq!(describe("failed", &result), "job failed, 0 ms: the model provider `cloud` answered HTTP 503");
+        let ok = serde_json::json!({ "exit_code": 0, "duration_ms": 12, "message": "note" });
+        assert_eq!(describe("succeeded", &ok), "job succeeded, exit 0, 12 ms");
     }
 }

@@ -101,6 +101,7 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
     assert_eq!(s, 400);
     let (_, l) = api.call("GET", "/v1/memories", &ci_op, None).await;
     assert!(texts(&l).is_empty(), "{l}");
+    cynode_orchestrator::audit::flush(pool).await.expect("link the audit entries");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'memory.%'")
         .fetch_one(pool)
         .await

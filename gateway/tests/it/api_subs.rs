@@ -124,6 +124,7 @@ async fn subscriptions_are_created_tested_rotated_replayed_disabled_and_deleted(
     assert_eq!(api.call("DELETE", "/v1/subscriptions/sink", &api.op, None).await.0, 204);
     assert_eq!(api.call("GET", "/v1/subscriptions/sink", &api.op, None).await.0, 404);
     assert_eq!(api.call("GET", &format!("/v1/deliveries/{ping_id}"), &api.op, None).await.0, 404);
+    cynode_orchestrator::audit::flush(&api.app.db.pool).await.expect("link the audit entries");
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE subject = 'subscription:sink'")
         .fetch_all(&api.app.db.pool)
         .await

@@ -112,6 +112,7 @@ async fn roles_and_tenants_are_enforced() {
     assert_eq!((status, body["job"]["state"].as_str()), (200, Some("cancelled")), "{body}");
     let (status, body) = api.call("POST", &format!("/v1/jobs/{job}/cancel"), &api.op, None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")));
+    cynode_orchestrator::audit::flush(pool).await.expect("link the audit entries");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(pool).await.expect("audit");
     assert!(actions.iter().any(|a| a == "job.cancel") && actions.iter().any(|a| a == "api_token.created"));

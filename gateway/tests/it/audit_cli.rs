@@ -14,6 +14,7 @@ async fn entries(db: &TestDb, n: i64) {
             .expect("append");
         tx.commit().await.expect("commit");
     }
+    audit::flush(&db.pool).await.expect("link");
 }
 
 #[tokio::test]

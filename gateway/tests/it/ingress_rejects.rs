@@ -119,6 +119,7 @@ async fn bad_slack_requests_get_the_right_status_a_metric_and_store_nothing() {
     }
     // The refusals (401s) are in the audit log, counted per reason (the flusher may have split them in time).
     app.state.ingress.refusals.flush(&app.db.pool).await.expect("flush");
+    cynode_orchestrator::audit::flush(&app.db.pool).await.expect("link the audit entries");
     let rows: Vec<(String, serde_json::Value)> =
         sqlx::query_as("SELECT subject, detail FROM audit_log WHERE action = 'ingress.refused' ORDER BY seq")
             .fetch_all(&app.db.pool)

@@ -188,6 +188,7 @@ async fn admin_manages_node_keys_and_installs_on_the_database() {
     assert_eq!(admin(&["install", "enable", &ci]).await.0, 0);
     assert!(enabled(db.pool.clone()).await);
     assert_refused(&admin(&["install", "disable", "nope"]).await, "there is no install `nope`");
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");
     for want in ["node_key.created", "node_key.revoked", "install.disabled", "install.enabled"] {

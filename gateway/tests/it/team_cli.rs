@@ -44,6 +44,7 @@ async fn users_and_roles_through_the_cli() {
     let (code, _, err) = run_to_end("cynode", &["users", "show", "carol"], &env).await;
     assert!(code == 1 && err.contains("no CyNode user `carol`"), "{err}");
 
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = 'cli' ORDER BY seq")
         .fetch_all(&db.pool)
         .await

@@ -172,6 +172,10 @@ pub struct StreamSettings {
     /// Show live output as drafts where the platform offers them (Telegram private chats, `sendMessageDraft`):
     /// the message being written is previewed and posted once complete, instead of posted early and edited.
     pub drafts: bool,
+    /// How long looking up an interrupted post (Slack's `conversations.replies`) may keep failing with transient
+    /// errors before the post is settled as lost: never repeated, and posted anew once it must show something
+    /// else, so the thread still ends with the final status instead of the stream waiting for the lookup forever.
+    pub lookup_patience: Duration,
 }
 
 impl Default for StreamSettings {
@@ -185,6 +189,7 @@ impl Default for StreamSettings {
             max_messages: 4,
             max_age: Duration::from_secs(24 * 3600),
             drafts: true,
+            lookup_patience: Duration::from_secs(30),
         }
     }
 }

@@ -61,6 +61,8 @@ struct Local {
     /// frozen (SIGSTOP, a long GC-like pause, a partition) never sends what it was about to send when it froze
     /// once another replica may have taken the stream over.
     claim_until: Option<Instant>,
+    /// Since when looking up an interrupted post has failed with transient errors (see [`StreamSettings::lookup_patience`]).
+    lookup_failing: Option<Instant>,
 }
 
 /// Starts the worker; it stops (releasing its streams to other replicas) when `shutdown` fires.
@@ -176,6 +178,7 @@ impl StreamWorker {
             started,
             sent_at: None,
             claim_until: local.claim_until,
+            lookup_failing: local.lookup_failing,
         };
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
@@ -185,6 +188,7 @@ impl StreamWorker {
         local.prepaid = run.reserved;
         local.drafts = run.drafts;
         local.claim_until = run.claim_until;
+        local.lookup_failing = run.lookup_failing;
         Ok(next)
     }
 
@@ -229,6 +233,8 @@ struct Run<'a> {
     sent_at: Option<Instant>,
     /// Until when the claim surely holds (see [`Local::claim_until`]).
     claim_until: Option<Instant>,
+    /// See [`Local::lookup_failing`].
+    lookup_failing: Option<Instant>,
 }
 
 /// How a send ended, for the step.
@@ -408,13 +414,19 @@ impl Run<'_> {
             Err(PlatformError::InvalidRequest("an interrupted stream start".into()))
         };
         let task = self.c.task_id;
+        if found.is_ok() {
+            self.lookup_failing = None;
+        }
         match found {
             Ok(Some(message)) => {
                 tracing::info!(task.id = %task, index = i, "an interrupted post is in the thread; continuing in it");
                 self.p.messages.push(message);
             }
             Ok(None) => tracing::info!(task.id = %task, index = i, "an interrupted post never arrived; posting it"),
-            Err(e @ (PlatformError::Transient(_) | PlatformError::RateLimited { .. })) => {
+            Err(e @ (PlatformError::Transient(_) | PlatformError::RateLimited { .. }))
+                if self.lookup_failing.get_or_insert_with(Instant::now).elapsed()
+                    < self.worker.settings.lookup_patience =>
+            {
                 tracing::info!(task.id = %task, index = i, reason = e.reason(), "looking up an interrupted post failed; retrying");
                 if let PlatformError::RateLimited { retry_after, .. } = e {
                     let buckets = self.sink.buckets(self.target, Op::Find);
@@ -424,6 +436,7 @@ impl Run<'_> {
                 return Ok(Some(self.worker.settings.cadence));
             }
             Err(e) => {
+                self.lookup_failing = None;
                 tracing::warn!(task.id = %task, index = i, reason = e.reason(), "a post was interrupted and cannot be looked up; not repeating it");
                 self.p.messages.push(Owned { channel: String::new(), id: String::new(), via: Via::Lost });
                 // `pages[i]` keeps what the interrupted post showed (recorded with it), so the slot is posted anew

@@ -42,6 +42,7 @@ async fn state(db: &TestDb, job: Uuid) -> String {
 }
 
 async fn refusals(db: &TestDb) -> Vec<String> {
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     sqlx::query_scalar("SELECT detail->>'refused' FROM audit_log WHERE action = 'approval.refused' ORDER BY seq")
         .fetch_all(&db.pool)
         .await

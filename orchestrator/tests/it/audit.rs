@@ -6,13 +6,15 @@ async fn chain_links_entries_and_refuses_rewrites() {
     let db = TestDb::new().await;
     for i in 0..3 {
         let mut tx = db.pool.begin().await.expect("tx");
-        let seq = audit::append(&mut tx, "U1", "job.approve", &format!("job-{i}"), &serde_json::json!({"i": i}))
+        audit::append(&mut tx, "U1", "job.approve", &format!("job-{i}"), &serde_json::json!({"i": i}))
             .await
             .expect("append");
         tx.commit().await.expect("commit");
-        assert_eq!(seq, i + 1);
     }
     assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), None);
+    let subjects: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("chain");
+    assert_eq!(subjects, ["job-0", "job-1", "job-2"], "chained in the order appended");
 
     let update = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").execute(&db.pool).await;
     assert!(update.expect_err("append-only").to_string().contains("append-only"));
@@ -40,6 +42,7 @@ async fn concurrent_appends_keep_one_linear_chain() {
     for t in tasks {
         t.await.expect("task");
     }
+    audit::flush(&db.pool).await.expect("link");
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&db.pool).await.expect("count");
     assert_eq!(n, 16);
     assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), None);
@@ -53,6 +56,7 @@ async fn entries(db: &TestDb, n: i64) {
             .expect("append");
         tx.commit().await.expect("commit");
     }
+    audit::flush(&db.pool).await.expect("link");
 }
 
 /// Bypasses the append-only trigger, as a database superuser could.
@@ -162,4 +166,77 @@ async fn checkpoints_are_append_only_too() {
     audit::checkpoint::checkpoint(&db.pool, &key()).await.expect("checkpoint");
     let e = sqlx::query("DELETE FROM audit_checkpoints").execute(&db.pool).await.expect_err("append-only");
     assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+/// The chain's lock is never held across a caller's commit: a transaction that appended and is still open (a slow
+/// approval, a long command) does not hold up another action's append and commit. (With the entry chained inside
+/// the caller's transaction under the lock, as before, the second commit waited for the first transaction.)
+#[tokio::test]
+async fn an_open_transaction_that_appended_does_not_hold_up_other_appends() {
+    let db = TestDb::new().await;
+    let mut slow = db.pool.begin().await.expect("tx");
+    audit::append(&mut slow, "U1", "job.submitted", "slow", &serde_json::json!({})).await.expect("append");
+    let quick = async {
+        let mut tx = db.pool.begin().await.expect("tx");
+        audit::append(&mut tx, "U2", "job.submitted", "quick", &serde_json::json!({})).await.expect("append");
+        tx.commit().await.expect("commit");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), quick).await.expect("the quick append waited");
+    // The chainer links what is committed and leaves the open transaction's entry for later.
+    audit::chain_pending(&db.pool, audit::CHAIN_BATCH).await.expect("chain");
+    let chained: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("chain");
+    assert_eq!(chained, ["quick"]);
+    slow.commit().await.expect("commit");
+    assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), None);
+    let chained: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("chain");
+    assert_eq!(chained, ["quick", "slow"], "chained once each, in the order they were committed and linked");
+}
+
+/// Chainers racing (every replica runs one) while writers append: every committed entry is chained exactly once
+/// into one linear chain, and a rolled-back action leaves no entry.
+#[tokio::test]
+async fn racing_chainers_link_every_committed_entry_once() {
+    let db = TestDb::new().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let chainers: Vec<_> = (0..3).map(|_| audit::spawn_chainer(db.pool.clone(), rx.clone())).collect();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let pool = db.pool.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let mut tx = pool.begin().await.expect("tx");
+                let subject = format!("w{w}-{i}");
+                audit::append(&mut tx, "node", "job.submitted", &subject, &serde_json::json!({ "i": i }))
+                    .await
+                    .expect("append");
+                if i % 10 == 9 {
+                    tx.rollback().await.expect("rollback");
+                } else {
+                    tx.commit().await.expect("commit");
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    audit::flush(&db.pool).await.expect("link");
+    stop.send(true).expect("stop");
+    for c in chainers {
+        c.await.expect("chainer");
+    }
+    let (n, distinct, top): (i64, i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT subject), max(seq) FROM audit_log")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+    assert_eq!((n, distinct, top), (8 * 45, 8 * 45, 8 * 45), "each committed entry once, no gap");
+    let rolled_back: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_trail WHERE subject LIKE '%9'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(rolled_back, 0);
+    assert_eq!(audit::verify_chain(&db.pool).await.expect("verify"), None);
 }

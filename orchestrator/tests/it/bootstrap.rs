@@ -23,6 +23,7 @@ async fn example_file_imports_idempotently() {
     let installs: i64 = sqlx::query_scalar("SELECT count(*) FROM installs").fetch_one(&db.pool).await.expect("count");
     assert_eq!(installs, i64::try_from(file.installs.len()).expect("len"));
     // One audit entry for the import that changed something, none for the one that did not.
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let audits: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'bootstrap.import'")
         .fetch_one(&db.pool)
         .await

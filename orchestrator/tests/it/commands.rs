@@ -91,6 +91,7 @@ async fn network_jobs_wait_for_an_approver() {
     let again = c.handle(&user("UBOSS"), &format!("deny {short}")).await.expect("deny");
     assert!(again.text.contains("not waiting for approval: it was already approved by UBOSS"), "{}", again.text);
 
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");
     for a in ["approval.requested", "approval.refused", "approval.resolved"] {

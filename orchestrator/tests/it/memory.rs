@@ -224,6 +224,7 @@ async fn writes_are_checked_and_install_wide_memory_needs_an_approver() {
     assert_eq!(n, 0, "nothing refused was stored");
     let boss = env.viewer(env.a, Some(("C1", "t1")), "UBOSS").await;
     mem.add(&boss, NewMemory::new("team fact", Scope::Install, Provenance::User)).await.expect("approver writes");
+    cynode_orchestrator::audit::flush(&env.db.pool).await.expect("link the audit entries");
     let audited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'memory.add' AND actor = 'UBOSS'")
             .fetch_one(&env.db.pool)
@@ -267,6 +268,7 @@ async fn forget_by_id_source_and_user_with_ownership_and_cross_install_404() {
     assert_eq!(mem.forget(&b_u1, &Forget::Conversation(conv)).await.expect("other install"), 0);
     assert_eq!(mem.forget(&boss, &Forget::Conversation(conv)).await.expect("approver"), 1);
     assert!(matches!(mem.get(&u2, theirs).await, Err(MemoryError::NotFound(_))));
+    cynode_orchestrator::audit::flush(&env.db.pool).await.expect("link the audit entries");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'memory.forget%' ORDER BY seq")
             .fetch_all(&env.db.pool)

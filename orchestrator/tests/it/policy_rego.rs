@@ -65,6 +65,7 @@ fn chat(install: Uuid, conversation: Uuid, user: &str) -> Origin {
 }
 
 async fn actions(db: &TestDb, action: &str) -> Vec<serde_json::Value> {
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = $1 ORDER BY seq")
         .bind(action)
         .fetch_all(&db.pool)
@@ -140,6 +141,7 @@ async fn a_syntax_error_is_refused_at_import_with_file_and_line() {
     assert!(e.contains("team.rego:"), "{e}");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM rego_policies").fetch_one(&db.pool).await.expect("n");
     assert_eq!(stored, 0, "nothing stored");
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let imported: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'policy.import'")
         .fetch_one(&db.pool)
         .await

@@ -112,6 +112,7 @@ async fn a_provider_is_sealed_listed_without_its_key_audited_and_removed() {
     assert_eq!(put(&db.pool, &sb, &rotated).await.expect("rotate").1, Put::Updated);
 
     // Nowhere in the store in the clear: not the row, not the audit log, not the node keys.
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let dump: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(p)::text FROM providers p
          UNION ALL SELECT row_to_json(a)::text FROM audit_log a
@@ -126,6 +127,7 @@ async fn a_provider_is_sealed_listed_without_its_key_audited_and_removed() {
         assert!(!dump.iter().any(|row| row.contains(secret)), "a key is stored in the clear");
         assert!(!sealed.iter().any(|s| s.windows(secret.len()).any(|w| w == secret.as_bytes())));
     }
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log ORDER BY seq").fetch_all(&db.pool).await.expect("audit");
     assert_eq!(actions, ["provider.created", "provider.updated", "provider.updated"]);

@@ -114,6 +114,7 @@ async fn role_command_template_matrix() {
             }
         }
     }
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'command.refused'")
         .fetch_one(&db.pool)
         .await
@@ -140,6 +141,7 @@ async fn a_channel_override_and_changes_take_effect_and_are_audited() {
     assert_eq!((s.role, s.from), (TeamRole::Viewer, "channel"));
     let s = team::standing(&db.pool, install, Some(general), "USTRANGER").await.expect("standing");
     assert_eq!((s.role, s.from), (TeamRole::None, "default"));
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let detail: serde_json::Value =
         sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'role.set' ORDER BY seq DESC LIMIT 1")
             .fetch_one(&db.pool)
@@ -211,6 +213,7 @@ async fn users_link_identities_and_tokens() {
     assert_eq!(alice.roles.len(), 3, "install-wide roles of both identities and UMEM's channel override");
     let listed = users::list(&db.pool).await.expect("list");
     assert_eq!(listed.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice"], "bob was never created");
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let links: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'user.link%'")
         .fetch_one(&db.pool)
         .await

@@ -69,3 +69,83 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     assert!(header.contains(&format!("/v1/jobs/{job}/output")));
     assert!(messages[1].shown().contains("output line 0"));
 }
+
+/// A replica crashed while its first post was in flight (the post is in the thread, its id never saved), and the
+/// lookup that would find it (`conversations.replies`) keeps failing with 503: the stream does not wait for the
+/// lookup forever. After `lookup_patience` the post is settled as lost, never repeated, and the final status is
+/// posted anew, so the thread ends with it. (With the patience set to an hour the stream never closes: the
+/// stale header stays the thread's only status.)
+#[tokio::test]
+async fn an_interrupted_post_that_cannot_be_looked_up_still_ends_the_thread_with_the_final_status() {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let slack = FakeSlack::builder().unavailable("conversations.replies").start().await;
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
+    let thread = "1700000000.000300";
+    let (task, job) = slack_thread_task(&pool, install, thread, "echo hi").await;
+    let recorded = sqlx::query(
+        "UPDATE stream_records SET pending_post = 0, pages = '[\"an-older-view\"]'
+         WHERE task_id = $1 AND message_ids = '[]'",
+    )
+    .bind(task)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded.rows_affected(), 1, "nothing was posted before");
+    let stale = reqwest::Client::new()
+        .post(format!("{}chat.postMessage", slack.base_url()))
+        .bearer_auth(slack.token())
+        .json(&serde_json::json!({"channel": "C1", "thread_ts": thread, "text": "⏳ working on it"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(stale["ok"], true, "{stale}");
+
+    let d = dispatcher(&pool);
+    let n = node(&pool, "n1", host_caps()).await;
+    let lease = d.lease(n, 1, Duration::from_secs(2)).await.unwrap().remove(0);
+    let lref = LeaseRef { job_id: job, attempt: lease.attempt, lease_token: lease.lease_token };
+    let data = "hi from the job\n".to_owned();
+    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data };
+    d.output(n, &OutputBatch { lease: lref, chunks: vec![chunk] }).await.unwrap();
+    d.finish(n, &FinishRequest { lease: lref, outcome: crate::support::succeeded(10) }).await.unwrap();
+
+    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
+    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let settings = StreamSettings {
+        poll: Duration::from_millis(50),
+        cadence: Duration::from_millis(200),
+        lookup_patience: Duration::from_secs(2),
+        ..StreamSettings::default()
+    };
+    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+    let start = Instant::now();
+    loop {
+        let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
+            .bind(task)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if state == "closed" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the stream waited for the lookup: {:?}", slack.calls());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lookups = slack.calls_to("conversations.replies");
+    assert!(lookups.len() >= 2, "the lookup was retried while within its patience: {lookups:?}");
+    assert!(lookups.iter().all(|c| c.status == 503));
+    // Slack threads keep the status in a header (slot 0) and the output in the messages after it: the stale
+    // header stays, the output is posted once, and the final status is posted anew, once, last.
+    let messages = slack.messages_in("C1", Some(thread));
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[0].shown().contains("working on it"));
+    assert_eq!(messages.iter().filter(|m| m.shown().contains("hi from the job")).count(), 1, "{messages:?}");
+    assert!(messages[2].shown().contains("Succeeded"), "{messages:?}");
+    assert!(slack.rejections().iter().all(|c| c.method == "conversations.replies"), "{:?}", slack.rejections());
+}

@@ -52,6 +52,7 @@ async fn start(model: &FakeModel, slack: &FakeSlack, key: &str) -> Chat {
 
 /// Every stored row of the tables a key could leak into, as text.
 async fn store_dump(chat: &Chat) -> String {
+    cynode_orchestrator::audit::flush(&chat.db.pool).await.expect("link the audit entries");
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(x)::text FROM jobs x
          UNION ALL SELECT row_to_json(x)::text FROM job_output_chunks x

@@ -199,6 +199,7 @@ impl Chat {
 
     /// The audit log, oldest first: actor, action, detail.
     pub async fn audit(&self) -> Vec<(String, String, Value)> {
+        cynode_orchestrator::audit::flush(&self.db.pool).await.expect("link the audit entries");
         sqlx::query_as("SELECT actor, action, detail FROM audit_log ORDER BY seq")
             .fetch_all(&self.db.pool)
             .await

@@ -100,6 +100,7 @@ async fn gone_disables_the_subscription_and_stops_its_pending_deliveries() {
     assert!(r.iter().all(|x| x.0 == "failed"), "{r:?}");
     assert!(r.iter().any(|x| { x.3.as_deref().is_some_and(|e| e.starts_with("stopped: subscription disabled")) }));
     assert_eq!(emit(&env.db.pool, EventType::JobFinished, json!({})).await, 0, "no new deliveries while disabled");
+    cynode_orchestrator::audit::flush(&env.db.pool).await.expect("link the audit entries");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'subscription.disable'")
         .fetch_one(&env.db.pool)
         .await

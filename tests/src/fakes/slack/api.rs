@@ -182,6 +182,9 @@ fn dispatch(
     if let Err(wait) = state.buckets.take((key, scope), rate, now) {
         return Outcome::rate_limited(wait);
     }
+    if shared.unavailable.iter().any(|m| m == method) {
+        return Outcome { status: 503, ..Outcome::err("service_unavailable") };
+    }
     if let (Some(code), "chat.startStream") = (&shared.refuse_streams, method) {
         return Outcome::err(code);
     }

@@ -158,6 +158,7 @@ pub struct FakeSlackBuilder {
     rates: SlackRates,
     refuse_streams: Option<String>,
     late_posts: Option<Duration>,
+    unavailable: Vec<String>,
 }
 
 impl FakeSlackBuilder {
@@ -185,6 +186,14 @@ impl FakeSlackBuilder {
         self
     }
 
+    /// Answers every call of `method` with HTTP 503 and `{"ok":false,"error":"service_unavailable"}`, as Slack
+    /// does for a method during an incident (or a proxy between the gateway and Slack that does not pass it).
+    #[must_use]
+    pub fn unavailable(mut self, method: &str) -> Self {
+        self.unavailable.push(method.to_owned());
+        self
+    }
+
     /// The rate limits (default [`SlackRates::default`]).
     #[must_use]
     pub fn rates(mut self, rates: SlackRates) -> Self {
@@ -199,6 +208,7 @@ impl FakeSlackBuilder {
             rates: self.rates,
             refuse_streams: self.refuse_streams,
             late_posts: self.late_posts,
+            unavailable: self.unavailable,
             started: Instant::now(),
             state: Mutex::new(State::default()),
         });
@@ -220,6 +230,7 @@ struct Shared {
     rates: SlackRates,
     refuse_streams: Option<String>,
     late_posts: Option<Duration>,
+    unavailable: Vec<String>,
     started: Instant,
     state: Mutex<State>,
 }
@@ -251,6 +262,7 @@ impl FakeSlack {
             rates: SlackRates::default(),
             refuse_streams: None,
             late_posts: None,
+            unavailable: Vec::new(),
         }
     }
 
