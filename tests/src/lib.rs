@@ -5,6 +5,7 @@
 //! - [`process`]: spawning the real `cynode` and `cynode-node` binaries and reading what they print;
 //! - [`cluster`]: N `cynode serve` replicas behind a real HAProxy, each reaching PostgreSQL through a
 //!   [`tcp_proxy::TcpProxy`] the test controls, with node agents; any process can be killed, paused or restarted;
+//! - [`webhooks`]: a Standard Webhooks receiver that verifies every delivery with two independent verifiers;
 //! - quiet logs unless `TEST_LOG=1`.
 
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod db;
 pub mod fakes;
 pub mod process;
 pub mod tcp_proxy;
+pub mod webhooks;
 
 pub use db::TestDb;
 pub use process::{BinProcess, bin_path};
