@@ -123,8 +123,7 @@ impl Commands {
             }
             None => outbox::emit(&mut tx, EventType::JobQueued, job_id, &event).await?,
         };
-        // The command and the policy decision on it, last before commit: the audit chain's lock is held from here
-        // to the commit, no longer.
+        // The command and the policy decision on it, committed with the job (the chainer links it shortly after).
         let decided = serde_json::json!({
             "task": task, "job": job_id, "command": command, "install": origin.install_id, "source": origin.source,
             "decision": if hold { "require_approval" } else { "allow" }, "spec_sha256": hex::encode(spec_hash),
