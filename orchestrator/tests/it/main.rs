@@ -15,6 +15,7 @@ mod outbox;
 mod policy_rego;
 mod providers;
 mod roles;
+mod roles_grants;
 mod stream;
 mod stream_budget;
 mod stream_live;
