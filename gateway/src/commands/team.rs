@@ -52,7 +52,12 @@ async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
             } else {
                 println!("user        {} ({})", u.name, u.id);
                 for i in &u.identities {
-                    let shown = i.display_name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                    let mut shown = i.shown_name().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                    if let (Some(_), Some(p)) = (&i.display_name, &i.platform_name)
+                        && i.display_name.as_ref() != Some(p)
+                    {
+                        shown.push_str(&format!(" (on the platform: \"{p}\")"));
+                    }
                     println!("identity    {} {} {}{shown}", i.platform, i.install, i.user_id);
                 }
                 for t in &u.tokens {

@@ -61,6 +61,15 @@ async fn users_and_roles_through_the_cli() {
             .await
             .expect("audit");
     assert_eq!(removed, 1, "only the removal that removed something is audited");
+
+    // The name the platform sent is shown beside the admin's, which stays first.
+    sqlx::query("UPDATE chat_identities SET platform_name = 'ali' WHERE user_id = 'U1'")
+        .execute(&db.pool)
+        .await
+        .expect("platform name");
+    let (code, shown, _) = run_to_end("cynode", &["users", "show", "alice"], &env).await;
+    assert_eq!(code, 0);
+    assert!(shown.contains("identity    webhook ci U1 \"Alice\" (on the platform: \"ali\")"), "{shown}");
 }
 
 #[tokio::test]

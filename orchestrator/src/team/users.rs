@@ -1,5 +1,6 @@
 //! CyNode users: a named principal that links several chat identities — (platform, install, user id) — and API
-//! tokens. Display names come from the platform (the name sent with each request) or are set by an admin.
+//! tokens. Display names come from the platform (the name sent with each request, [`note_platform_names`]) or are
+//! set by an admin; the admin's name wins.
 //! Every link is audited (`user.link`, `user.link_token`).
 
 use serde::Serialize;
@@ -42,8 +43,19 @@ pub struct Identity {
     pub install: String,
     /// The platform's user id.
     pub user_id: String,
-    /// Display name, when known.
+    /// Display name set by an admin (`cynode users link --display-name`), when set.
     pub display_name: Option<String>,
+    /// The name the platform last sent with this identity's requests (Discord nickname or global name, Telegram
+    /// username or first and last name), when it sent one.
+    pub platform_name: Option<String>,
+}
+
+impl Identity {
+    /// The name to show: the admin's, else the platform's.
+    #[must_use]
+    pub fn shown_name(&self) -> Option<&str> {
+        self.display_name.as_deref().or(self.platform_name.as_deref())
+    }
 }
 
 /// A CyNode user with what is linked to it.
@@ -168,6 +180,29 @@ pub async fn link_token(pool: &PgPool, actor: &str, name: &str, token: &str) -> 
     Ok(())
 }
 
+/// Records, on the requesters' linked chat identities, the display names the platforms sent with the chat
+/// requests of `tasks` (the newest per identity). The admin-set `display_name` is left alone; identities nobody
+/// linked are not created. Returns how many identities changed.
+///
+/// # Errors
+/// Store failures.
+pub async fn note_platform_names(pool: &PgPool, tasks: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE chat_identities c SET platform_name = n.name
+         FROM (SELECT DISTINCT ON (t.install_id, t.requester) t.install_id, t.requester,
+                      left(btrim(e.payload->'actor'->>'name'), 200) AS name
+               FROM tasks t JOIN inbound_events e ON e.id = t.inbound_id
+               WHERE t.id = ANY($1) AND t.source = 'chat' AND t.install_id IS NOT NULL
+               ORDER BY t.install_id, t.requester, t.created_at DESC) n
+         WHERE c.install_id = n.install_id AND c.user_id = n.requester AND n.name <> ''
+           AND c.platform_name IS DISTINCT FROM n.name",
+    )
+    .bind(tasks)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Every CyNode user with its links; with `install`, only the users linked to it (a chat identity there or a
 /// live API token limited to it), each showing only what belongs to that install.
 ///
@@ -226,7 +261,7 @@ pub async fn show(pool: &PgPool, name: &str, install: Option<Uuid>) -> Result<Op
     .await?;
     let Some((id, name, display_name)) = row else { return Ok(None) };
     let identities: Vec<Identity> = sqlx::query_as(
-        "SELECT i.platform, c.install_id, i.name AS install, c.user_id, c.display_name
+        "SELECT i.platform, c.install_id, i.name AS install, c.user_id, c.display_name, c.platform_name
          FROM chat_identities c JOIN installs i ON i.id = c.install_id
          WHERE c.principal_id = $1 AND ($2::uuid IS NULL OR c.install_id = $2)
          ORDER BY i.name, c.user_id",

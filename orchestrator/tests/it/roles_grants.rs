@@ -1,7 +1,8 @@
 //! Roles grant models and agent tools, and the bootstrap file imports an install's Rego policy: a model the
 //! asker's role does not grant is refused in the thread (no job, audited); a tool call the role does not grant is
 //! refused as the tool's result (for the model to read) and audited; a policy file or inline policy is compiled
-//! at parse time (a syntax error names the file and line) and re-importing it changes nothing.
+//! at parse time (a syntax error names the file and line) and re-importing it changes nothing; the names platforms
+//! send land on linked chat identities without overriding an admin's.
 
 use cynode_orchestrator::agent::tools::{self, Scope, Started};
 use cynode_orchestrator::bootstrap::BootstrapFile;
@@ -201,4 +202,76 @@ fn a_bad_policy_in_the_bootstrap_file_is_refused_naming_file_and_line() {
     assert!(e.contains("give `file` (a .rego file) or `source`"), "{e}");
     let e = parse("{ file: broken.rego, mode: loud }");
     assert!(e.contains("mode is shadow or enforce, not `loud`"), "{e}");
+}
+
+/// A chat request from `user` as ingress records it, with the name the platform sent.
+async fn chat_request(db: &TestDb, install: Uuid, user: &str, name: Option<&str>) -> Uuid {
+    let (event, task) = (Uuid::now_v7(), Uuid::now_v7());
+    let payload = serde_json::json!({ "actor": { "id": user, "name": name } });
+    sqlx::query(
+        "INSERT INTO inbound_events (id, install_id, platform, delivery_id, kind, payload)
+         VALUES ($1, $2, 'slack', $1::text, 'message', $3)",
+    )
+    .bind(event)
+    .bind(install)
+    .bind(payload)
+    .execute(&db.pool)
+    .await
+    .expect("event");
+    sqlx::query(
+        "INSERT INTO tasks (id, inbound_id, install_id, requester, source, command, text)
+         VALUES ($1, $2, $3, $4, 'chat', 'mention', 'help')",
+    )
+    .bind(task)
+    .bind(event)
+    .bind(install)
+    .bind(user)
+    .execute(&db.pool)
+    .await
+    .expect("task");
+    task
+}
+
+#[tokio::test]
+async fn platform_display_names_land_on_linked_identities_without_overriding_an_admins() {
+    use cynode_orchestrator::inbound::interpreter::{self, InterpreterSettings};
+    use cynode_orchestrator::team::users;
+
+    let db = TestDb::new().await;
+    import(&db, YAML, "t").await;
+    let install = install(&db).await;
+    users::link_identity(&db.pool, "cli", "ada", "ops", "UMEM", None).await.expect("link");
+    users::link_identity(&db.pool, "cli", "boss", "ops", "UADMIN", Some("The Boss")).await.expect("link");
+    chat_request(&db, install, "UMEM", Some("Countess")).await;
+    chat_request(&db, install, "UADMIN", Some("bossy")).await;
+    chat_request(&db, install, "USTRANGER", Some("Nobody")).await;
+    let c = Commands::new(db.pool.clone(), dispatcher(&db.pool), CommandSettings::default());
+    let settings = InterpreterSettings::default();
+    assert_eq!(interpreter::run_once(&db.pool, &c, &settings).await.expect("interpret"), 3);
+
+    let ada = users::show(&db.pool, "ada", None).await.expect("show").expect("ada");
+    let id = &ada.identities[0];
+    assert_eq!((id.display_name.as_deref(), id.platform_name.as_deref()), (None, Some("Countess")));
+    assert_eq!(id.shown_name(), Some("Countess"));
+    let boss = users::show(&db.pool, "boss", None).await.expect("show").expect("boss");
+    let id = &boss.identities[0];
+    assert_eq!(id.platform_name.as_deref(), Some("bossy"));
+    assert_eq!(id.shown_name(), Some("The Boss"), "the admin's name wins");
+    let unlinked: i64 = sqlx::query_scalar("SELECT count(*) FROM chat_identities WHERE user_id = 'USTRANGER'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("n");
+    assert_eq!(unlinked, 0, "identities nobody linked are not created");
+
+    // A later request with a new name updates it; one without a name leaves it.
+    chat_request(&db, install, "UMEM", Some("Ada L")).await;
+    chat_request(&db, install, "UADMIN", None).await;
+    interpreter::run_once(&db.pool, &c, &settings).await.expect("interpret");
+    let names: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT platform_name FROM chat_identities WHERE install_id = $1 ORDER BY user_id")
+            .bind(install)
+            .fetch_all(&db.pool)
+            .await
+            .expect("names");
+    assert_eq!(names, [Some("bossy".to_string()), Some("Ada L".to_string())]);
 }

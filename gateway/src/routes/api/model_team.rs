@@ -16,8 +16,10 @@ pub struct IdentityView {
     pub install: String,
     /// The platform's user id.
     pub user_id: String,
-    /// Display name: set by an admin, else as the platform last sent it; `null` when unknown.
+    /// Display name set by an admin; `null` when none was set.
     pub display_name: Option<String>,
+    /// The name the platform last sent with this identity's requests; `null` when it sent none yet.
+    pub platform_name: Option<String>,
 }
 
 /// A role of one of the user's chat identities.
@@ -65,6 +67,7 @@ impl From<users::User> for UserView {
                     install: i.install,
                     user_id: i.user_id,
                     display_name: i.display_name,
+                    platform_name: i.platform_name,
                 })
                 .collect(),
             tokens: u.tokens,

@@ -13,17 +13,19 @@ pub(super) fn add(m: &mut Map<String, Value>) {
     let ostr = |d: &str| json!({ "type": ["string", "null"], "description": d });
     let role = json!({ "enum": ["admin", "approver", "member", "viewer", "none"] });
     let identity = json!({ "platform": "slack", "install_id": INSTALL_ID, "install": "acme", "user_id": "U0123",
-                           "display_name": "Alice" });
+                           "display_name": "Alice", "platform_name": "alice.l" });
     let grant = json!({ "install_id": INSTALL_ID, "channel": "", "user_id": "U0123", "role": "admin" });
     let user = json!({ "id": USER_ID, "name": "alice", "display_name": null, "identities": [identity.clone()],
                        "tokens": ["alice-ci"], "roles": [{ "install": "acme", "channel": "", "role": "admin" }] });
     m.insert(
         "Identity".into(),
         obj(
-            &["platform", "install_id", "install", "user_id", "display_name"],
+            &["platform", "install_id", "install", "user_id", "display_name", "platform_name"],
             json!({ "platform": s("Platform of the install"), "install_id": uuid, "install": s("Install name"),
                     "user_id": s("The platform's user id"),
-                    "display_name": ostr("Set by an admin, else as the platform last sent it") }),
+                    "display_name": ostr("Set by an admin (shown first)"),
+                    "platform_name": ostr("As the platform last sent it (Discord nickname or global name, \
+                                           Telegram username or first and last name)") }),
             identity,
         ),
     );
