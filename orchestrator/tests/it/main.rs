@@ -1,6 +1,7 @@
 //! Orchestrator integration tests against a real PostgreSQL.
 
 mod agent;
+mod agent_roles;
 mod approvals;
 mod audit;
 mod bootstrap;
