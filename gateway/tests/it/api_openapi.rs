@@ -92,6 +92,9 @@ async fn the_document_matches_the_router_and_the_types() {
                 "RoleGrant" => check::<team::RoleGrantView>(name, example),
                 "RoleList" => check::<team::RoleList>(name, example),
                 "SetRoleRequest" => check::<team::SetRoleRequest>(name, example),
+                "RoleGrantSpec" => check::<cynode_orchestrator::team::RoleGrant>(name, example),
+                "TeamSettings" => check::<team::TeamSettingsView>(name, example),
+                "TeamSettingsRequest" => check::<team::TeamSettingsRequest>(name, example),
                 other => panic!("schema {other} has an example but no type to check it against"),
             }
         }
@@ -110,7 +113,9 @@ async fn the_document_matches_the_router_and_the_types() {
     let grant = serde_json::json!({ "install": "ci", "user": "U1", "role": "admin" });
     let (_, role) = api.call("PUT", "/v1/roles", &api.admin, Some(grant)).await;
     let (_, shown) = api.call("GET", "/v1/users/ada", &api.op, None).await;
+    let (_, settings) = api.call("GET", "/v1/team?install=ci", &api.op, None).await;
     for (schema, value) in [
+        ("TeamSettings", &settings),
         ("User", &user),
         ("Identity", &user["identities"][0]),
         ("UserRole", &shown["roles"][0]),

@@ -127,3 +127,41 @@ async fn an_install_admin_manages_roles_and_users_and_everything_is_audited() {
         .await;
     assert_eq!((status, &body["error"]["message"]), (404, &Value::from("there is no install `nope`")), "{body}");
 }
+
+#[tokio::test]
+async fn team_settings_grant_models_and_tools_through_the_api() {
+    let api = Api::spawn().await;
+    let pool = &api.app.db.pool;
+    let ci = install_id(pool).await;
+    let viewer = token(pool, "peek", Role::Viewer, Some(ci)).await;
+    let (status, body) = api.call("GET", "/v1/team", &viewer, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "install_id": ci, "default_role": "member", "grants": {} }), "the defaults");
+
+    let settings = json!({ "install": "ci", "default_role": "viewer",
+                           "grants": { "member": { "models": ["small"], "tools": ["read_thread"] } } });
+    let (status, body) = api.call("PUT", "/v1/team", &api.admin, Some(settings)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["grants"]["member"], json!({ "models": ["small"], "tools": ["read_thread"] }));
+    let (_, read) = api.call("GET", "/v1/team", &viewer, None).await;
+    assert_eq!(read, body, "what was stored is what is read");
+    let s = team::standing(pool, ci, None, "USTRANGER").await.expect("standing");
+    assert_eq!(s.role, TeamRole::Viewer, "the default role took effect");
+
+    for (bad, want) in [
+        (json!({ "install": "ci", "default_role": "admin" }), "default_role is member, viewer or none, not `admin`"),
+        (json!({ "install": "ci", "grants": { "boss": {} } }), "`boss` is not a role"),
+        (json!({ "install": "ci", "grants": { "member": { "tools": ["sudo"] } } }), "`sudo` is not an agent tool"),
+    ] {
+        let (status, body) = api.call("PUT", "/v1/team", &api.admin, Some(bad)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap_or_default().contains(want), "{body}");
+    }
+    let (status, body) = api
+        .call("PUT", "/v1/team", &api.admin, Some(json!({ "install": "ci", "grants": { "member": { "gpu": "no" } } })))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, _) = api.call("PUT", "/v1/team", &viewer, Some(json!({ "default_role": "none" }))).await;
+    assert_eq!(status, 403);
+    assert_eq!(actions(&api, "admin").await, ["team.settings"], "one change, audited with the token's name");
+}

@@ -137,6 +137,8 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
         ("GET", format!("/v1/roles?install={a_name}"), None),
         ("PUT", "/v1/roles".to_string(), Some(json!({ "install": a_name, "user": "UA-SECRET", "role": "admin" }))),
         ("DELETE", format!("/v1/roles?install={a_name}&user=UA-SECRET"), None),
+        ("GET", format!("/v1/team?install={a_name}"), None),
+        ("PUT", "/v1/team".to_string(), Some(json!({ "install": a_name, "default_role": "none" }))),
         (
             "POST",
             "/v1/users/somebody-new/identities".to_string(),
@@ -162,6 +164,8 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
         .await
         .expect("roles");
     assert_eq!(roles, ["approver"], "A's grant is as A set it");
+    let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM team_settings").fetch_one(pool).await.expect("n");
+    assert_eq!(settings, 0, "B changed no team settings");
 
     // Nothing of A's changed.
     let (_, job) = api.call("GET", &format!("/v1/jobs/{}", ids.job), &tenant_a, None).await;

@@ -523,18 +523,11 @@ impl BootstrapFile {
             if !names.contains(&t.install.as_str()) {
                 return Err(invalid(at, &format!("no install named `{}` in this file", t.install)));
             }
-            if !matches!(t.default_role.as_str(), "member" | "viewer" | "none") {
-                return Err(invalid(at, "default_role is member, viewer or none"));
-            }
-            let roles = t.roles.values().chain(t.channels.values().flat_map(BTreeMap::values));
-            if let Some(bad) = roles.chain(t.grants.keys()).find(|r| crate::team::TeamRole::parse(r).is_none()) {
+            let mut roles = t.roles.values().chain(t.channels.values().flat_map(BTreeMap::values));
+            if let Some(bad) = roles.find(|r| crate::team::TeamRole::parse(r).is_none()) {
                 return Err(invalid(at, &format!("`{bad}` is not a role (admin, approver, member, viewer, none)")));
             }
-            let mut tools = t.grants.values().filter_map(|g| g.tools.as_deref()).flatten();
-            if let Some(bad) = tools.find(|n| !crate::agent::tools::NAMES.contains(&n.as_str())) {
-                let known = crate::agent::tools::NAMES.join(", ");
-                return Err(invalid(at, &format!("`{bad}` is not an agent tool ({known})")));
-            }
+            crate::team::check_settings(&t.default_role, &t.grants).map_err(|p| invalid(at, &p))?;
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             let at = format!("subscriptions[{i}] (`{}`)", s.name);

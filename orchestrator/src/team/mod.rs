@@ -6,7 +6,7 @@
 pub mod manage;
 pub mod users;
 
-pub use manage::{remove_role, token_is_install_admin};
+pub use manage::{TeamSettings, check_settings, remove_role, team_settings, token_is_install_admin};
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
 //! Request and response bodies of `/v1/users` and `/v1/roles` (team mode).
 
-use cynode_orchestrator::team::{Grant, users};
+use std::collections::BTreeMap;
+
+use cynode_orchestrator::team::{Grant, RoleGrant, users};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -144,4 +146,31 @@ pub struct SetRoleRequest {
     /// Only in this channel (overrides the install-wide role there).
     #[serde(default)]
     pub channel: Option<String>,
+}
+
+/// `GET /v1/team`: an install's team settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSettingsView {
+    /// Install id.
+    pub install_id: Uuid,
+    /// The role of chat users nobody granted one: `member`, `viewer` or `none`.
+    pub default_role: String,
+    /// Role name → what it may use (absent roles and fields: no restriction).
+    pub grants: BTreeMap<String, RoleGrant>,
+}
+
+/// `PUT /v1/team`: replaces an install's team settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSettingsRequest {
+    /// Install id, name or external id; default: the token's install (a global token must name one).
+    #[serde(default)]
+    pub install: Option<String>,
+    /// `member` (default), `viewer` or `none`.
+    #[serde(default)]
+    pub default_role: Option<String>,
+    /// Role name → what it may use; replaces every grant.
+    #[serde(default)]
+    pub grants: BTreeMap<String, RoleGrant>,
 }

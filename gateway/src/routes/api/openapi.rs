@@ -214,7 +214,7 @@ pub fn document() -> Value {
             responses.insert("401".into(), error("Missing or invalid token"));
             responses.insert("403".into(), error(&format!("Needs role {} or higher", role.as_str())));
         }
-        if o.path.contains('{') || o.path == "/v1/roles" && o.method != "get" {
+        if o.path.contains('{') || o.path == "/v1/roles" && o.method != "get" || o.path == "/v1/team" {
             responses.insert("404".into(), error("No such object in the token's install"));
         }
         if o.request.is_some() || o.params.len() > 1 {

@@ -84,6 +84,43 @@ pub(super) fn add(m: &mut Map<String, Value>) {
             json!({ "roles": [grant] }),
         ),
     );
+    let list = |d: &str| json!({ "type": "array", "items": { "type": "string" }, "description": d });
+    let flag = |d: &str| json!({ "type": "boolean", "description": d });
+    let grant_spec = json!({ "templates": ["busybox"], "gpu": false, "models": ["default"], "tools": ["read_thread"] });
+    m.insert(
+        "RoleGrantSpec".into(),
+        obj(
+            &[],
+            json!({ "commands": list("Commands the role may use (replaces the built-in list)"),
+                    "templates": list("Sandbox templates the role may run"),
+                    "gpu": flag("Whether the role may run jobs that use a GPU"),
+                    "network": flag("Whether the role may run jobs with network access"),
+                    "models": list("Models for ask and agent turns (`default`: the node's default)"),
+                    "tools": list("Agent tools the role grants") }),
+            grant_spec.clone(),
+        ),
+    );
+    let grants = json!({ "type": "object", "additionalProperties": { "$ref": "#/components/schemas/RoleGrantSpec" },
+                         "description": "Role name → what it may use; absent roles and fields do not restrict" });
+    m.insert(
+        "TeamSettings".into(),
+        obj(
+            &["install_id", "default_role", "grants"],
+            json!({ "install_id": uuid, "default_role": { "enum": ["member", "viewer", "none"] },
+                    "grants": grants.clone() }),
+            json!({ "install_id": INSTALL_ID, "default_role": "viewer", "grants": { "member": grant_spec.clone() } }),
+        ),
+    );
+    m.insert(
+        "TeamSettingsRequest".into(),
+        obj(
+            &[],
+            json!({ "install": s("Install id, name or external id (default: the token's install)"),
+                    "default_role": { "enum": ["member", "viewer", "none"], "description": "Default: member" },
+                    "grants": grants }),
+            json!({ "default_role": "viewer", "grants": { "member": grant_spec } }),
+        ),
+    );
     m.insert(
         "SetRoleRequest".into(),
         obj(

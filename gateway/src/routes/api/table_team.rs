@@ -1,4 +1,4 @@
-//! The rows of the operations table for team mode: users and roles.
+//! The rows of the operations table for team mode: users, roles and team settings.
 
 use axum::routing::{MethodRouter, delete, get, post, put};
 use cynode_orchestrator::api_tokens::Role;
@@ -103,6 +103,34 @@ pub(super) fn rows() -> Vec<(Operation, MethodRouter<AppState>)> {
                 &[INSTALL, USER, CHANNEL],
             ),
             delete(team::remove),
+        ),
+        (
+            op(
+                "get",
+                "/v1/team",
+                "getTeamSettings",
+                "The install's default role and per-role grants",
+                v,
+                None,
+                200,
+                Json("TeamSettings"),
+                &[INSTALL],
+            ),
+            get(team::settings),
+        ),
+        (
+            op(
+                "put",
+                "/v1/team",
+                "setTeamSettings",
+                "Replace the install's default role and per-role grants; admin of the install",
+                a,
+                Some("TeamSettingsRequest"),
+                200,
+                Json("TeamSettings"),
+                &[],
+            ),
+            put(team::set_settings),
         ),
     ]
 }

@@ -1,5 +1,6 @@
-//! `/v1/users` and `/v1/roles`: team mode through the API, on the same functions as `cynode users` and
-//! `cynode admin role` ([`cynode_orchestrator::team`]), audited the same way with the token's name as actor.
+//! `/v1/users`, `/v1/roles` and `/v1/team`: team mode through the API, on the same functions as `cynode users`,
+//! `cynode admin role` and the bootstrap file ([`cynode_orchestrator::team`]), audited the same way with the
+//! token's name as actor.
 //!
 //! Viewers read. Changes need an admin token, and an install token must also speak for an admin of its install:
 //! its linked CyNode user has a chat identity there whose install-wide role is `admin`. A global admin token (the
@@ -16,7 +17,10 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::model::ApiJson;
-use super::model_team::{LinkIdentityRequest, RoleGrantView, RoleList, SetRoleRequest, UserList, UserView};
+use super::model_team::{
+    LinkIdentityRequest, RoleGrantView, RoleList, SetRoleRequest, TeamSettingsRequest, TeamSettingsView, UserList,
+    UserView,
+};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -186,4 +190,37 @@ pub(super) async fn remove(
         user_id: user.to_string(),
         role,
     }))
+}
+
+/// `GET /v1/team` query.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct TeamQuery {
+    install: Option<String>,
+}
+
+/// `GET /v1/team`.
+pub(super) async fn settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<TeamQuery>,
+) -> Result<Json<TeamSettingsView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let install = install_for(&state, &caller, q.install.as_deref()).await?;
+    let t = team::team_settings(&state.pool, install).await?;
+    Ok(Json(TeamSettingsView { install_id: install, default_role: t.default_role, grants: t.grants }))
+}
+
+/// `PUT /v1/team`: replaces the default role and every grant, audited as `team.settings`.
+pub(super) async fn set_settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<TeamSettingsRequest>,
+) -> Result<Json<TeamSettingsView>, ApiError> {
+    let install = install_for(&state, &caller, req.install.as_deref()).await?;
+    may_manage(&state, &caller, install).await?;
+    let default_role = req.default_role.as_deref().map_or("member", str::trim);
+    let role = team::check_settings(default_role, &req.grants).map_err(bad)?;
+    team::set_team_settings(&state.pool, &caller.token.name, install, role, &req.grants).await?;
+    let t = team::team_settings(&state.pool, install).await?;
+    Ok(Json(TeamSettingsView { install_id: install, default_role: t.default_role, grants: t.grants }))
 }
