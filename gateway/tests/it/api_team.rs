@@ -94,6 +94,10 @@ async fn an_install_admin_manages_roles_and_users_and_everything_is_audited() {
     assert_eq!(ada["identities"][0]["user_id"], "U1");
     assert_eq!(ada["identities"][0]["display_name"], "Ada");
     assert_eq!(ada["roles"], json!([{ "install": "ci", "channel": "", "role": "approver" }]));
+    let by_id = format!("/v1/users/{}/identities", ada["id"].as_str().expect("id"));
+    let (status, ada) = api.call("POST", &by_id, &boss, Some(json!({ "user_id": "U5" }))).await;
+    assert_eq!(status, 201, "{ada}");
+    assert_eq!((ada["name"].as_str(), ada["identities"].as_array().map(Vec::len)), (Some("ada"), Some(2)), "by id");
     let (status, body) = api.call("POST", "/v1/users/eve/identities", &boss, Some(json!({ "user_id": "U1" }))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "{body}");
     let (status, body) = api.call("POST", "/v1/users/eve/identities", &mallory, Some(json!({ "user_id": "U7" }))).await;
@@ -112,7 +116,7 @@ async fn an_install_admin_manages_roles_and_users_and_everything_is_audited() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["message"], "there is no CyNode user `nobody`");
 
-    assert_eq!(actions(&api, "boss").await, ["role.set", "role.set", "role.removed", "user.link"]);
+    assert_eq!(actions(&api, "boss").await, ["role.set", "role.set", "role.removed", "user.link", "user.link"]);
     assert!(actions(&api, "mallory").await.is_empty(), "refusals change nothing");
 
     // The operator's global admin token may change any install, naming it.

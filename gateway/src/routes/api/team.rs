@@ -100,6 +100,8 @@ pub(super) async fn link(
         return Err(no_user(&name));
     }
     may_manage(&state, &caller, install).await?;
+    // `{name}` may be an existing user's id; links go to that user's name.
+    let name = users::show(&state.pool, &name, None).await?.map_or(name, |u| u.name);
     let display = req.display_name.as_deref().map(str::trim).filter(|d| !d.is_empty());
     users::link_identity(&state.pool, &caller.token.name, &name, &install.to_string(), req.user_id.trim(), display)
         .await
