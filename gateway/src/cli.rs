@@ -111,6 +111,16 @@ pub enum RoleCommand {
         #[arg(long)]
         channel: Option<String>,
     },
+    /// Remove a chat user's role grant in an install (or its override in one channel).
+    Remove {
+        /// Install id, name or external id.
+        install: String,
+        /// The platform's user id.
+        user: String,
+        /// The override in this channel (default: the install-wide grant).
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// List role grants.
     List {
         /// Only this install (id, name or external id).

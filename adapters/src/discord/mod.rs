@@ -105,8 +105,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 fn inbound(value: &Value, kind: InboundKind) -> Result<Parsed, ParseError> {
     let interaction = Interaction::deserialize(value).map_err(|_| ParseError::InvalidField("interaction"))?;
     let application_id = non_empty(interaction.application_id, "application_id")?;
-    let user =
-        interaction.member.and_then(|m| m.user).or(interaction.user).ok_or(ParseError::MissingField("member.user"))?;
+    // The name the guild shows: the member's nickname, else the user's global display name, else the username.
+    let (user, nick) = match interaction.member {
+        Some(m) => (m.user, m.nick),
+        None => (None, None),
+    };
+    let user = user.or(interaction.user).ok_or(ParseError::MissingField("member.user"))?;
     let channel_id = interaction.channel_id.or_else(|| interaction.channel.as_ref().and_then(|c| c.id.clone()));
     let channel_id = non_empty(channel_id, "channel_id")?;
     let (channel, thread) = match interaction.channel {
@@ -125,10 +129,18 @@ fn inbound(value: &Value, kind: InboundKind) -> Result<Parsed, ParseError> {
             thread,
             reply_to: None,
         },
-        actor: Actor { id: non_empty(user.id, "user.id")?, name: user.global_name.or(user.username) },
+        actor: Actor {
+            id: non_empty(user.id, "user.id")?,
+            name: non_blank(nick).or(non_blank(user.global_name)).or(non_blank(user.username)),
+        },
         kind,
         reply_handle: Some(ReplyHandle::Discord { application_id, token: non_empty(interaction.token, "token")? }),
     }))
+}
+
+/// A name that is present and not blank.
+fn non_blank(name: Option<String>) -> Option<String> {
+    name.filter(|n| !n.trim().is_empty())
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub(super) struct Channel {
 #[derive(Debug, Deserialize)]
 pub(super) struct Member {
     pub(super) user: Option<User>,
+    /// The member's nickname in this guild, when set (what the guild shows first).
+    pub(super) nick: Option<String>,
 }
 
 /// A Discord user.

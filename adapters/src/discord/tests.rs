@@ -68,6 +68,13 @@ fn dm_user_and_threads() {
     let got = inbound(parse(dm.to_string().as_bytes()));
     assert_eq!(got.actor, Actor { id: "42".into(), name: Some("bob".into()) });
 
+    // In a guild, the member's nickname comes first, then the global display name.
+    let mut nicked = command_in_guild();
+    nicked["member"]["nick"] = json!("Countess");
+    assert_eq!(inbound(parse(nicked.to_string().as_bytes())).actor.name.as_deref(), Some("Countess"));
+    nicked["member"]["nick"] = json!(null);
+    assert_eq!(inbound(parse(nicked.to_string().as_bytes())).actor.name.as_deref(), Some("Ada L"));
+
     let mut threaded = command_in_guild();
     threaded["channel_id"] = json!("1300");
     threaded["channel"] = json!({"id": "1300", "type": 11, "parent_id": "1110000000000000000"});

@@ -138,11 +138,18 @@ fn callback_query(update_id: String, query: CallbackQuery, bot: &str) -> Result<
     }))
 }
 
+/// The sender: their id, and a name: their `@username` (a handle unique on Telegram, as cards have always shown),
+/// else their first and last name.
 fn actor(user: User, field: &'static str) -> Result<Actor, ParseError> {
-    Ok(Actor {
-        id: user.id.ok_or(ParseError::MissingField(field))?.to_string(),
-        name: user.username.or(user.first_name),
-    })
+    let full: Vec<&str> = [user.first_name.as_deref(), user.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let handle = user.username.filter(|u| !u.trim().is_empty());
+    let name = handle.or_else(|| (!full.is_empty()).then(|| full.join(" ")));
+    Ok(Actor { id: user.id.ok_or(ParseError::MissingField(field))?.to_string(), name })
 }
 
 fn is_this_bot(user: &User, bot: &str) -> bool {

@@ -35,6 +35,7 @@ pub(super) struct User {
     pub(super) is_bot: Option<bool>,
     pub(super) username: Option<String>,
     pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
 }
 
 /// A `callback_query` (a click on an inline keyboard button).

@@ -145,3 +145,18 @@ fn malformed_updates_are_errors() {
     no_id.as_object_mut().unwrap().remove("message_id");
     assert_eq!(parse(&update(&no_id), BOT), Err(ParseError::MissingField("message.message_id")));
 }
+
+#[test]
+fn the_actor_name_is_the_username_else_first_and_last_name() {
+    let name = |from: serde_json::Value| {
+        let mut u: serde_json::Value = serde_json::from_slice(&update(&group_message("/cynode status"))).unwrap();
+        u["message"]["from"] = from;
+        inbound(parse(u.to_string().as_bytes(), BOT)).actor.name
+    };
+    let full = json!({"id": 7, "is_bot": false, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"});
+    assert_eq!(name(full).as_deref(), Some("ada"));
+    let no_handle = json!({"id": 7, "is_bot": false, "first_name": "Ada", "last_name": "Lovelace"});
+    assert_eq!(name(no_handle).as_deref(), Some("Ada Lovelace"));
+    let blank = json!({"id": 7, "is_bot": false, "first_name": "Ada", "username": " "});
+    assert_eq!(name(blank).as_deref(), Some("Ada"));
+}

@@ -1,4 +1,4 @@
-//! `cynode users link|list|show` and `cynode admin role set|list`: team mode on the database (`DATABASE_URL`, else
+//! `cynode users link|list|show` and `cynode admin role set|remove|list`: team mode on the database (`DATABASE_URL`, else
 //! the embedded PostgreSQL of a running `cynode up`). Every change is audited with actor `cli`.
 
 use anyhow::Context as _;
@@ -32,7 +32,7 @@ async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Link { .. } => anyhow::bail!("give --install and --user, or --token"),
         UsersCommand::List { json } => {
-            let all = users::list(pool).await?;
+            let all = users::list(pool, None).await?;
             if json {
                 println!("{}", serde_json::to_string(&all)?);
             } else {
@@ -44,7 +44,7 @@ async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
             }
         }
         UsersCommand::Show { name, json } => {
-            let u = users::show(pool, &name)
+            let u = users::show(pool, &name, None)
                 .await?
                 .with_context(|| format!("no CyNode user `{name}` (see `cynode users list`)"))?;
             if json {
@@ -52,7 +52,12 @@ async fn run_users(pool: &PgPool, cmd: UsersCommand) -> anyhow::Result<()> {
             } else {
                 println!("user        {} ({})", u.name, u.id);
                 for i in &u.identities {
-                    let shown = i.display_name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                    let mut shown = i.shown_name().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                    if let (Some(_), Some(p)) = (&i.display_name, &i.platform_name)
+                        && i.display_name.as_ref() != Some(p)
+                    {
+                        shown.push_str(&format!(" (on the platform: \"{p}\")"));
+                    }
                     println!("identity    {} {} {}{shown}", i.platform, i.install, i.user_id);
                 }
                 for t in &u.tokens {
@@ -86,6 +91,18 @@ pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow
             let place =
                 channel.map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
             println!("{user} is {} in {place}", r.as_str());
+        }
+        RoleCommand::Remove { install, user, channel } => {
+            let id = team::find_install(pool, &install)
+                .await?
+                .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+            let place = channel
+                .as_deref()
+                .map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
+            let Some(was) = team::remove_role(pool, actor, id, channel.as_deref(), &user).await? else {
+                anyhow::bail!("{user} has no role grant in {place} (see `cynode admin role list`)");
+            };
+            println!("{user} is no longer {was} in {place}");
         }
         RoleCommand::List { install, json } => {
             let id = match install {

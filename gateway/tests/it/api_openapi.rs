@@ -1,7 +1,7 @@
 //! The OpenAPI document matches the implementation: every routed operation is documented and answers, and
 //! every schema example deserializes into the type the handlers use.
 
-use cynode_gateway::routes::api::{self, memories as mem, model, model_subs as subs};
+use cynode_gateway::routes::api::{self, memories as mem, model, model_subs as subs, model_team as team};
 use serde_json::Value;
 
 use crate::api_support::*;
@@ -84,6 +84,17 @@ async fn the_document_matches_the_router_and_the_types() {
                 "ImportMemoriesRequest" => check::<mem::ImportMemoriesRequest>(name, example),
                 "ForgetRequest" => check::<mem::ForgetRequest>(name, example),
                 "CountResponse" => check::<mem::CountResponse>(name, example),
+                "Identity" => check::<team::IdentityView>(name, example),
+                "UserRole" => check::<team::UserRoleView>(name, example),
+                "User" => check::<team::UserView>(name, example),
+                "UserList" => check::<team::UserList>(name, example),
+                "LinkIdentityRequest" => check::<team::LinkIdentityRequest>(name, example),
+                "RoleGrant" => check::<team::RoleGrantView>(name, example),
+                "RoleList" => check::<team::RoleList>(name, example),
+                "SetRoleRequest" => check::<team::SetRoleRequest>(name, example),
+                "RoleGrantSpec" => check::<cynode_orchestrator::team::RoleGrant>(name, example),
+                "TeamSettings" => check::<team::TeamSettingsView>(name, example),
+                "TeamSettingsRequest" => check::<team::TeamSettingsRequest>(name, example),
                 other => panic!("schema {other} has an example but no type to check it against"),
             }
         }
@@ -97,7 +108,18 @@ async fn the_document_matches_the_router_and_the_types() {
     let path = format!("/v1/deliveries/{}", ping["delivery_id"].as_str().expect("delivery"));
     let (_, delivery) = api.call("GET", &path, &api.op, None).await;
     let (_, usage) = api.call("GET", "/v1/usage", &api.op, None).await;
+    let link = serde_json::json!({ "install": "ci", "user_id": "U1", "display_name": "Ada" });
+    let (_, user) = api.call("POST", "/v1/users/ada/identities", &api.admin, Some(link)).await;
+    let grant = serde_json::json!({ "install": "ci", "user": "U1", "role": "admin" });
+    let (_, role) = api.call("PUT", "/v1/roles", &api.admin, Some(grant)).await;
+    let (_, shown) = api.call("GET", "/v1/users/ada", &api.op, None).await;
+    let (_, settings) = api.call("GET", "/v1/team?install=ci", &api.op, None).await;
     for (schema, value) in [
+        ("TeamSettings", &settings),
+        ("User", &user),
+        ("Identity", &user["identities"][0]),
+        ("UserRole", &shown["roles"][0]),
+        ("RoleGrant", &role),
         ("SubmitResponse", &sub),
         ("Task", &sub["task"]),
         ("Job", &sub["task"]["jobs"][0]),

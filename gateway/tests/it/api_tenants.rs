@@ -1,7 +1,8 @@
 //! Tenant isolation, generated from the OpenAPI document: every documented operation that names a resource is
 //! called for resources of install A with an admin token of install B, and must answer 404 `not_found` (never 403,
 //! which would confirm the resource exists) without changing anything; every list must leave A's resources out.
-//! A new endpoint with a path parameter fails this test until its resource kind is added to `resource_of`.
+//! A new endpoint with a path parameter fails this test until its resource kind is added to `resource_of`. The
+//! role endpoints name their install in the body or query and are called naming A's install.
 
 use cynode_orchestrator::api_tokens::Role;
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ fn resource_of<'a>(path: &str, ids: &'a Ids) -> &'a str {
         "subscriptions" => &ids.subscription,
         "deliveries" => &ids.delivery,
         "memories" => &ids.memory,
+        "users" => &ids.user,
         other => panic!("{path}: no resource of kind `{other}` in the tenant table; add one to resource_of"),
     }
 }
@@ -26,6 +28,7 @@ struct Ids {
     subscription: String,
     delivery: String,
     memory: String,
+    user: String,
 }
 
 /// The documented example of an operation's request body, if it takes one.
@@ -62,12 +65,18 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
     let body = json!({ "text": "tenant A keeps its deploy notes here", "scope": "install" });
     let (status, memory) = api.call("POST", "/v1/memories", &tenant_a, Some(body)).await;
     assert_eq!(status, 201, "{memory}");
+    // A's team: a CyNode user with a chat identity and a role, set by the operator's global token.
+    let body = json!({ "install": a.to_string(), "user": "UA-SECRET", "role": "approver" });
+    assert_eq!(api.call("PUT", "/v1/roles", &api.admin, Some(body)).await.0, 200);
+    let body = json!({ "install": a.to_string(), "user_id": "UA-SECRET" });
+    assert_eq!(api.call("POST", "/v1/users/tenant-a-user/identities", &api.admin, Some(body)).await.0, 201);
     let ids = Ids {
         task: submitted["task_id"].as_str().expect("task").to_string(),
         job: submitted["job_id"].as_str().expect("job").to_string(),
         subscription,
         delivery: ping["delivery_id"].as_str().expect("delivery").to_string(),
         memory: memory["id"].as_str().expect("memory id").to_string(),
+        user: "tenant-a-user".to_string(),
     };
     // A itself can read each of them (so a 404 below is isolation, not a bad id).
     for path in [
@@ -75,6 +84,7 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
         format!("/v1/jobs/{}", ids.job),
         format!("/v1/deliveries/{}", ids.delivery),
         format!("/v1/memories/{}", ids.memory),
+        format!("/v1/users/{}", ids.user),
     ] {
         assert_eq!(api.call("GET", &path, &tenant_a, None).await.0, 200, "{path}");
     }
@@ -84,15 +94,20 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("operations") {
             let method = method.to_uppercase();
-            if path.contains("{id}") {
-                let url = path.replace("{id}", resource_of(path, &ids));
+            if let Some(param) = ["{id}", "{name}"].into_iter().find(|p| path.contains(p)) {
+                let url = path.replace(param, resource_of(path, &ids));
                 let (status, answer) = api.call(&method, &url, &tenant_b, example_body(&doc, op)).await;
                 assert_eq!(status, 404, "{method} {path} with another install's token: {answer}");
                 assert_eq!(answer["error"]["code"], "not_found", "{method} {path}: {answer}");
-                // Indistinguishable from a resource that does not exist at all.
+                // Indistinguishable from a resource that does not exist at all (except where a missing name is
+                // created: linking an identity to a new user).
+                if method == "POST" && param == "{name}" {
+                    checked += 1;
+                    continue;
+                }
                 let nobody = uuid::Uuid::now_v7().to_string();
                 let (status2, absent) =
-                    api.call(&method, &path.replace("{id}", &nobody), &tenant_b, example_body(&doc, op)).await;
+                    api.call(&method, &path.replace(param, &nobody), &tenant_b, example_body(&doc, op)).await;
                 let own = resource_of(path, &ids);
                 assert_eq!(status2, 404, "{method} {path} for a missing id");
                 assert_eq!(
@@ -105,15 +120,52 @@ async fn another_installs_token_gets_404_from_every_documented_endpoint() {
                 let (status, answer) = api.call(&method, path, &tenant_b, None).await;
                 assert!(status == 200 || status == 403, "{method} {path}: {status} {answer}");
                 let text = answer.to_string();
-                for id in [&ids.task, &ids.job, &ids.subscription, &ids.delivery, &ids.memory] {
+                for id in [&ids.task, &ids.job, &ids.subscription, &ids.delivery, &ids.memory, &ids.user] {
                     assert!(!text.contains(id.as_str()), "{method} {path} lists A's resource {id}: {text}");
                 }
                 assert!(!text.contains("a.example.org") && !text.contains("busybox-net curl"), "{path}: {text}");
                 assert!(!text.contains("deploy notes"), "{path} shows A's memory: {text}");
+                assert!(!text.contains("UA-SECRET"), "{path} shows A's chat user: {text}");
             }
         }
     }
-    assert!(checked >= 14, "every operation with a path parameter was called ({checked})");
+    assert!(checked >= 16, "every operation with a path parameter was called ({checked})");
+
+    // Roles name their install in the body or query: A's answers 404 to B, like an install that does not exist.
+    let a_name = a.to_string();
+    for (method, path, body) in [
+        ("GET", format!("/v1/roles?install={a_name}"), None),
+        ("PUT", "/v1/roles".to_string(), Some(json!({ "install": a_name, "user": "UA-SECRET", "role": "admin" }))),
+        ("DELETE", format!("/v1/roles?install={a_name}&user=UA-SECRET"), None),
+        ("GET", format!("/v1/team?install={a_name}"), None),
+        ("PUT", "/v1/team".to_string(), Some(json!({ "install": a_name, "default_role": "none" }))),
+        (
+            "POST",
+            "/v1/users/somebody-new/identities".to_string(),
+            Some(json!({ "install": a_name, "user_id": "UB-1" })),
+        ),
+    ] {
+        let (status, answer) = api.call(method, &path, &tenant_b, body.clone()).await;
+        assert_eq!(status, 404, "{method} {path} naming A's install: {answer}");
+        let missing = path.replace(&a_name, "0193a6f0-0000-7000-8000-000000000000");
+        let body = body.map(|b| {
+            serde_json::from_str(&b.to_string().replace(&a_name, "0193a6f0-0000-7000-8000-000000000000")).expect("json")
+        });
+        let (_, absent) = api.call(method, &missing, &tenant_b, body).await;
+        assert_eq!(
+            answer.to_string().replace(&a_name, "ID"),
+            absent.to_string().replace("0193a6f0-0000-7000-8000-000000000000", "ID"),
+            "{method} {path}"
+        );
+    }
+    let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM role_grants WHERE install_id = $1")
+        .bind(a)
+        .fetch_all(pool)
+        .await
+        .expect("roles");
+    assert_eq!(roles, ["approver"], "A's grant is as A set it");
+    let settings: i64 = sqlx::query_scalar("SELECT count(*) FROM team_settings").fetch_one(pool).await.expect("n");
+    assert_eq!(settings, 0, "B changed no team settings");
 
     // Nothing of A's changed.
     let (_, job) = api.call("GET", &format!("/v1/jobs/{}", ids.job), &tenant_a, None).await;

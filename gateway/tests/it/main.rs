@@ -7,6 +7,7 @@ mod api_openapi;
 mod api_subs;
 mod api_support;
 mod api_tasks;
+mod api_team;
 mod api_tenants;
 mod api_usage;
 mod audit_cli;

@@ -1,4 +1,4 @@
-//! `cynode users link|list|show` and `cynode admin role set|list` as real processes: links and grants land, are
+//! `cynode users link|list|show` and `cynode admin role set|remove|list` as real processes: links and grants land, are
 //! audited, and every mistake is one error line with exit code 1.
 
 use cynode_tests::TestDb;
@@ -50,6 +50,27 @@ async fn users_and_roles_through_the_cli() {
         .await
         .expect("audit");
     assert_eq!(actions, ["role.set", "role.set", "user.link"]);
+
+    let args = ["admin", "role", "remove", "ci", "U1", "--channel", "C9"];
+    let (code, out, err) = run_to_end("cynode", &args, &env).await;
+    assert_eq!((code, out.trim()), (0, "U1 is no longer member in channel C9 of `ci`"), "{err}");
+    let (code, _, err) = run_to_end("cynode", &args, &env).await;
+    assert!(code == 1 && err.contains("U1 has no role grant in channel C9 of `ci`"), "{err}");
+    let removed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE actor = 'cli' AND action = 'role.removed'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("audit");
+    assert_eq!(removed, 1, "only the removal that removed something is audited");
+
+    // The name the platform sent is shown beside the admin's, which stays first.
+    sqlx::query("UPDATE chat_identities SET platform_name = 'ali' WHERE user_id = 'U1'")
+        .execute(&db.pool)
+        .await
+        .expect("platform name");
+    let (code, shown, _) = run_to_end("cynode", &["users", "show", "alice"], &env).await;
+    assert_eq!(code, 0);
+    assert!(shown.contains("identity    webhook ci U1 \"Alice\" (on the platform: \"ali\")"), "{shown}");
 }
 
 #[tokio::test]

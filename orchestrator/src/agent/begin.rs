@@ -32,6 +32,10 @@ impl Commands {
         .fetch_one(self.pool())
         .await?;
         if !running_now {
+            // A model the asker's role does not grant: said at once (and audited), no turn.
+            if let Some(refused) = self.model_refusal(origin, &settings.model).await? {
+                return Ok(Interpreted { reply: refused, verb: "agent", outcome: Outcome::Answered });
+            }
             // Over the day's token budget: said at once, no turn.
             let budgets = &self.settings().usage;
             if let Some(text) =

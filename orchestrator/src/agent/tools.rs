@@ -1,7 +1,7 @@
 //! The agent's tools: each has an OpenAI function schema, checks its arguments, and reads or acts only within
 //! the turn's own thread. Results are bounded text for the model plus a one-line summary for the thread.
-//! Mistakes (unknown tool, malformed JSON, arguments that fail the schema) are results too, so the model can
-//! correct itself; they never fail the turn.
+//! Mistakes (unknown tool, malformed JSON, arguments that fail the schema) and tools the requester's role does not
+//! grant are results too, so the model can correct itself; they never fail the turn.
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -133,6 +133,21 @@ fn arguments(name: &str, raw: &str) -> Result<serde_json::Map<String, Value>, St
     Ok(args)
 }
 
+/// The refusal of a call of tool `name` when the requester's role in the turn's install (and channel) does not
+/// grant it ([`crate::team::RoleGrant::tools`]), audited as `tool.refused`. Unknown names are left to the
+/// argument check.
+async fn refused_by_role(pool: &PgPool, scope: &Scope, name: &str) -> Result<Option<String>, sqlx::Error> {
+    let Some(install) = scope.install.filter(|_| NAMES.contains(&name)) else { return Ok(None) };
+    let standing = crate::team::standing(pool, install, Some(scope.conversation), &scope.requester).await?;
+    let Err(why) = standing.allows_tool(name) else { return Ok(None) };
+    let mut tx = pool.begin().await?;
+    let detail = json!({ "install": install, "turn": scope.turn, "tool": name, "role": standing.role.as_str(),
+                         "role_from": standing.from });
+    crate::audit::append(&mut tx, &scope.requester, "tool.refused", name, &detail).await?;
+    tx.commit().await?;
+    Ok(Some(why))
+}
+
 /// Starts call `name(raw)` of step `step`, index `idx`. A `run_command` creates its sandbox job through the
 /// same policy and approvals as `run`, in a task whose id is derived from (turn, step, index): started again
 /// after a crash, it finds that task instead of running the command twice.
@@ -146,6 +161,11 @@ pub async fn start(
     name: &str,
     raw: &str,
 ) -> Result<Started, sqlx::Error> {
+    if let Some(result) = refused_by_role(commands.pool(), scope, name).await? {
+        return Ok(Started::Done {
+            summary: format!("{name} → refused: not granted to the requester's role"), result
+        });
+    }
     let args = match arguments(name, raw) {
         Ok(a) => a,
         Err(result) => {

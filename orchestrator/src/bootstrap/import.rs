@@ -11,6 +11,7 @@ use crate::admin::AdminError;
 use crate::audit;
 use crate::crypto::{SecretBox, hash_credential};
 use crate::outbound_guard::OutboundGuard;
+use crate::policy::rego;
 use crate::providers::Put;
 
 /// What an import changed.
@@ -362,6 +363,22 @@ async fn import_team(
         .execute(&mut **tx)
         .await?;
         changes.push(if current.is_some() { Change::Updated } else { Change::Created });
+    }
+    // The install's Rego policy, compiled when the file was read; as stored already: unchanged.
+    if let Some(p) = &t.policy
+        && let Some((name, source)) = &p.loaded
+    {
+        let mode = if p.enforce() { rego::Mode::Enforce } else { rego::Mode::Shadow };
+        let policy = rego::Stored { install: Some(install), name, source, mode, fail_open: p.fail_open() };
+        let had: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rego_policies WHERE install_id = $1)")
+            .bind(install)
+            .fetch_one(&mut **tx)
+            .await?;
+        changes.push(match rego::store_compiled(tx, "bootstrap", &policy).await? {
+            false => Change::Unchanged,
+            true if had => Change::Updated,
+            true => Change::Created,
+        });
     }
     Ok(changes)
 }

@@ -3,6 +3,7 @@
 //! the source of truth. The format is documented in `docs/configuration.md`.
 
 mod import;
+mod team;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use import::{ImportReport, import, import_with};
+pub use team::{TeamPolicySpec, TeamSpec};
 
 use crate::installs::RateLimitOverrides;
 use crate::usage::UsageOverrides;
@@ -78,30 +80,6 @@ pub struct BootstrapFile {
     /// Team mode: roles per install (default role, grants, per-user and per-channel roles).
     #[serde(default)]
     pub teams: Vec<TeamSpec>,
-}
-
-/// Roles of one install. Import adds and updates the listed grants; grants made with the CLI stay.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamSpec {
-    /// Install name from the same file.
-    pub install: String,
-    /// Role of chat users nobody granted one: `member` (default), `viewer` or `none`.
-    #[serde(default = "default_role")]
-    pub default_role: String,
-    /// Chat user id → role for the whole install.
-    #[serde(default)]
-    pub roles: BTreeMap<String, String>,
-    /// Channel id → (chat user id → role) overrides.
-    #[serde(default)]
-    pub channels: BTreeMap<String, BTreeMap<String, String>>,
-    /// Role name → what it may use (commands, templates, gpu, network).
-    #[serde(default)]
-    pub grants: BTreeMap<String, crate::team::RoleGrant>,
-}
-
-fn default_role() -> String {
-    "member".into()
 }
 
 /// One platform install.
@@ -375,13 +353,14 @@ impl BootstrapFile {
     /// # Errors
     /// [`BootstrapError::Parse`] or [`BootstrapError::Invalid`].
     pub fn parse(text: &str, origin: &str) -> Result<Self, BootstrapError> {
-        let file: Self = if text.trim().is_empty() {
+        let mut file: Self = if text.trim().is_empty() {
             Self::default()
         } else {
             serde_yaml::from_str(text)
                 .map_err(|e| BootstrapError::Parse { path: origin.to_string(), cause: e.to_string() })?
         };
         file.validate(origin)?;
+        file.load_policies(origin)?;
         Ok(file)
     }
 
@@ -440,13 +419,11 @@ impl BootstrapFile {
             if !names.contains(&t.install.as_str()) {
                 return Err(invalid(at, &format!("no install named `{}` in this file", t.install)));
             }
-            if !matches!(t.default_role.as_str(), "member" | "viewer" | "none") {
-                return Err(invalid(at, "default_role is member, viewer or none"));
-            }
-            let roles = t.roles.values().chain(t.channels.values().flat_map(BTreeMap::values));
-            if let Some(bad) = roles.chain(t.grants.keys()).find(|r| crate::team::TeamRole::parse(r).is_none()) {
+            let mut roles = t.roles.values().chain(t.channels.values().flat_map(BTreeMap::values));
+            if let Some(bad) = roles.find(|r| crate::team::TeamRole::parse(r).is_none()) {
                 return Err(invalid(at, &format!("`{bad}` is not a role (admin, approver, member, viewer, none)")));
             }
+            crate::team::check_settings(&t.default_role, &t.grants).map_err(|p| invalid(at, &p))?;
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             let at = format!("subscriptions[{i}] (`{}`)", s.name);

@@ -337,6 +337,9 @@ impl Commands {
             return Ok(Some(reply(refusal)));
         }
         let model = self.settings.default_model.clone();
+        if let Some(refused) = self.model_refusal(origin, &model).await? {
+            return Ok(Some(refused));
+        }
         let spec = JobSpec::Inference(InferenceSpec {
             model: model.clone(),
             prompt: prompt.to_string(),

@@ -1,5 +1,5 @@
-//! Roles in commands: a chat user's role where they asked decides which commands they may use and what their jobs
-//! may use ([`crate::team`]). API tokens have roles of their own (checked by the API), so only chat requests are
+//! Roles in commands: a chat user's role where they asked decides which commands they may use, what their jobs
+//! may use and which models answer them ([`crate::team`]). API tokens have roles of their own (checked by the API), so only chat requests are
 //! checked here. Every refusal is a reply and a `command.refused` audit entry.
 
 use super::{CommandError, Commands, Reply, refusal};
@@ -35,6 +35,15 @@ impl Commands {
         match standing.allows_job(template, gpu, network) {
             Ok(()) => Ok(None),
             Err(why) => self.refuse(origin, "run", &standing, why).await.map(Some),
+        }
+    }
+
+    /// The refusal of `model` (empty: the node's default) for the asker's role, if their role does not grant it.
+    pub(crate) async fn model_refusal(&self, origin: &Origin, model: &str) -> Result<Option<Reply>, CommandError> {
+        let Some(standing) = self.standing(origin).await? else { return Ok(None) };
+        match standing.allows_model(model) {
+            Ok(()) => Ok(None),
+            Err(why) => self.refuse(origin, "model", &standing, why).await.map(Some),
         }
     }
 

@@ -117,6 +117,13 @@ pub async fn run_once(
     if count == 0 {
         return Ok(0);
     }
+    // Best effort, one statement per batch: a failure only leaves a display name stale.
+    let ids: Vec<Uuid> = claimed.iter().filter(|t| t.source == "chat").map(|t| t.id).collect();
+    if !ids.is_empty()
+        && let Err(e) = crate::team::users::note_platform_names(pool, &ids).await
+    {
+        tracing::warn!(error = %e, "recording platform display names failed");
+    }
     let replies: Vec<TaskReply> = futures_util::stream::iter(claimed)
         .map(|task| interpret(commands, task, settings.max_attempts))
         .buffer_unordered(settings.concurrency.max(1))

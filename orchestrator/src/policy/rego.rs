@@ -229,7 +229,7 @@ impl Input<'_> {
 }
 
 /// Imports (creates or replaces) the Rego policy of `install` (`None`: global), after compiling it; audited as
-/// `policy.import` with the mode and error behaviour.
+/// `policy.import` with the mode and error behaviour. Importing the policy as it is stored changes nothing.
 ///
 /// # Errors
 /// The compile error (with file and line), or a store failure (as text).
@@ -245,29 +245,75 @@ pub async fn import(
     RegoPolicy::compile(name, source)?;
     let store = |e: sqlx::Error| format!("storing the policy failed: {e}");
     let mut tx = pool.begin().await.map_err(store)?;
+    let policy = Stored { install, name, source, mode, fail_open };
+    store_compiled(&mut tx, actor, &policy).await.map_err(store)?;
+    tx.commit().await.map_err(store)
+}
+
+/// A compiled policy as it is stored: for [`store_compiled`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// Its install (`None`: global).
+    pub install: Option<Uuid>,
+    /// Its name (the file it came from).
+    pub name: &'a str,
+    /// The Rego source, already compiled once by the caller.
+    pub source: &'a str,
+    /// Shadow or enforce.
+    pub mode: Mode,
+    /// Fail open on evaluation errors.
+    pub fail_open: bool,
+}
+
+/// Stores `policy` (which the caller has compiled) in `tx` as its install's policy, replacing another and
+/// auditing `policy.import`; when the install's stored policy is the same (name, source, mode, on_error), nothing
+/// is written. The bootstrap file and [`import`] share it.
+///
+/// # Errors
+/// Store failures.
+///
+/// Returns whether anything changed.
+pub async fn store_compiled(
+    tx: &mut sqlx::PgConnection,
+    actor: &str,
+    policy: &Stored<'_>,
+) -> Result<bool, sqlx::Error> {
+    let mode_name = if policy.mode == Mode::Enforce { "enforce" } else { "shadow" };
+    let on_error = if policy.fail_open { "open" } else { "closed" };
+    let same: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM rego_policies WHERE install_id IS NOT DISTINCT FROM $1 AND name = $2
+                          AND source = $3 AND mode = $4 AND on_error = $5)",
+    )
+    .bind(policy.install)
+    .bind(policy.name)
+    .bind(policy.source)
+    .bind(mode_name)
+    .bind(on_error)
+    .fetch_one(&mut *tx)
+    .await?;
+    if same {
+        return Ok(false);
+    }
     sqlx::query("DELETE FROM rego_policies WHERE install_id IS NOT DISTINCT FROM $1")
-        .bind(install)
+        .bind(policy.install)
         .execute(&mut *tx)
-        .await
-        .map_err(store)?;
-    let mode_name = if mode == Mode::Enforce { "enforce" } else { "shadow" };
-    let on_error = if fail_open { "open" } else { "closed" };
+        .await?;
     sqlx::query(
         "INSERT INTO rego_policies (id, install_id, name, source, mode, on_error) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(Uuid::now_v7())
-    .bind(install)
-    .bind(name)
-    .bind(source)
+    .bind(policy.install)
+    .bind(policy.name)
+    .bind(policy.source)
     .bind(mode_name)
     .bind(on_error)
     .execute(&mut *tx)
-    .await
-    .map_err(store)?;
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(source.as_bytes()));
-    let detail = json!({ "install": install, "name": name, "mode": mode_name, "on_error": on_error, "sha256": sha });
-    crate::audit::append(&mut tx, actor, "policy.import", name, &detail).await.map_err(store)?;
-    tx.commit().await.map_err(store)
+    .await?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(policy.source.as_bytes()));
+    let detail = json!({ "install": policy.install, "name": policy.name, "mode": mode_name, "on_error": on_error,
+                         "sha256": sha });
+    crate::audit::append(&mut *tx, actor, "policy.import", policy.name, &detail).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

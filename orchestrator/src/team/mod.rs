@@ -1,9 +1,12 @@
 //! Team mode: who is asking. A chat user of an install has a **role** there — `admin`, `approver`, `member`,
 //! `viewer` or `none` — granted for the whole install or overridden per channel; users nobody granted a role get
-//! the install's default role (`member` unless set). Roles grant commands and what jobs may use (templates, GPU,
-//! network). CyNode users ([`users`]) link several chat identities and API tokens.
+//! the install's default role (`member` unless set). Roles grant commands, what jobs may use (templates, GPU,
+//! network), models and agent tools. CyNode users ([`users`]) link several chat identities and API tokens.
 
+pub mod manage;
 pub mod users;
+
+pub use manage::{TeamSettings, check_settings, remove_role, team_settings, token_is_install_admin};
 
 use std::collections::BTreeMap;
 
@@ -80,6 +83,21 @@ pub struct RoleGrant {
     /// Whether the role may run jobs with network access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<bool>,
+    /// Models the role may use for `ask` and agent turns (`default` names the node's default model, used when
+    /// no model is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// Agent tools the role grants (see `agent::tools::NAMES`); a call of another tool is refused and the
+    /// refusal goes back to the model as the tool's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+}
+
+/// The name a grant's `models` list uses for the node's default model (an empty configured model).
+pub const DEFAULT_MODEL: &str = "default";
+
+fn listed(list: &[String]) -> String {
+    if list.is_empty() { "none".to_string() } else { list.join(", ") }
 }
 
 /// A user's role where they asked, and what it grants.
@@ -128,8 +146,7 @@ impl Standing {
         if let Some(t) = &self.grant.templates
             && !t.iter().any(|x| x == template)
         {
-            let list = if t.is_empty() { "none".to_string() } else { t.join(", ") };
-            return Err(format!("Your role here ({role}) may not run template `{template}` (allowed: {list})."));
+            return Err(format!("Your role here ({role}) may not run template `{template}` (allowed: {}).", listed(t)));
         }
         if gpu && self.grant.gpu == Some(false) {
             return Err(format!("Your role here ({role}) may not run jobs that use a GPU."));
@@ -138,6 +155,40 @@ impl Standing {
             return Err(format!("Your role here ({role}) may not run jobs with network access."));
         }
         Ok(())
+    }
+
+    /// `Ok` when the role may use `model` (empty: the node's default, listed as [`DEFAULT_MODEL`]).
+    ///
+    /// # Errors
+    /// The refusal text.
+    pub fn allows_model(&self, model: &str) -> Result<(), String> {
+        let Some(list) = &self.grant.models else { return Ok(()) };
+        let name = if model.is_empty() { DEFAULT_MODEL } else { model };
+        if list.iter().any(|m| m == name) {
+            return Ok(());
+        }
+        Err(format!(
+            "Your role here ({}) may not use model `{name}` (allowed: {}). Ask an admin of this workspace.",
+            self.role.as_str(),
+            listed(list)
+        ))
+    }
+
+    /// `Ok` when the role grants the agent tool `tool`.
+    ///
+    /// # Errors
+    /// The refusal text (phrased for the model, which reads it as the tool's result).
+    pub fn allows_tool(&self, tool: &str) -> Result<(), String> {
+        let Some(list) = &self.grant.tools else { return Ok(()) };
+        if list.iter().any(|t| t == tool) {
+            return Ok(());
+        }
+        Err(format!(
+            "error: the requester's role here ({}) does not grant the tool `{tool}` (granted: {}); do not call it \
+             again, answer without it or tell the user to ask an admin",
+            self.role.as_str(),
+            listed(list)
+        ))
     }
 }
 
@@ -314,5 +365,12 @@ mod tests {
         assert!(m.allows_job("busybox", false, true).is_ok());
         assert!(m.allows_job("python", false, false).expect_err("template").contains("allowed: busybox"));
         assert!(m.allows_job("busybox", true, false).expect_err("gpu").contains("GPU"));
+        let models = RoleGrant { models: Some(vec!["default".into(), "small".into()]), tools: Some(vec![]), ..m.grant };
+        let m = standing(TeamRole::Member, models);
+        assert!(m.allows_model("").is_ok() && m.allows_model("small").is_ok());
+        let e = m.allows_model("big").expect_err("model");
+        assert!(e.contains("may not use model `big` (allowed: default, small)"), "{e}");
+        assert!(m.allows_tool("remember").expect_err("tool").contains("does not grant the tool `remember`"));
+        assert!(standing(TeamRole::Member, RoleGrant::default()).allows_tool("run_command").is_ok());
     }
 }

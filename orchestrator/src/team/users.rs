@@ -1,5 +1,6 @@
 //! CyNode users: a named principal that links several chat identities — (platform, install, user id) — and API
-//! tokens. Display names come from the platform (the name sent with each request) or are set by an admin.
+//! tokens. Display names come from the platform (the name sent with each request, [`note_platform_names`]) or are
+//! set by an admin; the admin's name wins.
 //! Every link is audited (`user.link`, `user.link_token`).
 
 use serde::Serialize;
@@ -42,8 +43,19 @@ pub struct Identity {
     pub install: String,
     /// The platform's user id.
     pub user_id: String,
-    /// Display name, when known.
+    /// Display name set by an admin (`cynode users link --display-name`), when set.
     pub display_name: Option<String>,
+    /// The name the platform last sent with this identity's requests (Discord nickname or global name, Telegram
+    /// username or first and last name), when it sent one.
+    pub platform_name: Option<String>,
+}
+
+impl Identity {
+    /// The name to show: the admin's, else the platform's.
+    #[must_use]
+    pub fn shown_name(&self) -> Option<&str> {
+        self.display_name.as_deref().or(self.platform_name.as_deref())
+    }
 }
 
 /// A CyNode user with what is linked to it.
@@ -168,51 +180,112 @@ pub async fn link_token(pool: &PgPool, actor: &str, name: &str, token: &str) -> 
     Ok(())
 }
 
-/// Every CyNode user with its links.
+/// Records, on the requesters' linked chat identities, the display names the platforms sent with the chat
+/// requests of `tasks` (the newest per identity). The admin-set `display_name` is left alone; identities nobody
+/// linked are not created. Returns how many identities changed.
 ///
 /// # Errors
 /// Store failures.
-pub async fn list(pool: &PgPool) -> Result<Vec<User>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM principals ORDER BY name").fetch_all(pool).await?;
+pub async fn note_platform_names(pool: &PgPool, tasks: &[Uuid]) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE chat_identities c SET platform_name = n.name
+         FROM (SELECT DISTINCT ON (t.install_id, t.requester) t.install_id, t.requester,
+                      left(btrim(e.payload->'actor'->>'name'), 200) AS name
+               FROM tasks t JOIN inbound_events e ON e.id = t.inbound_id
+               WHERE t.id = ANY($1) AND t.source = 'chat' AND t.install_id IS NOT NULL
+               ORDER BY t.install_id, t.requester, t.created_at DESC) n
+         WHERE c.install_id = n.install_id AND c.user_id = n.requester AND n.name <> ''
+           AND c.platform_name IS DISTINCT FROM n.name",
+    )
+    .bind(tasks)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Every CyNode user with its links; with `install`, only the users linked to it (a chat identity there or a
+/// live API token limited to it), each showing only what belongs to that install.
+///
+/// # Errors
+/// Store failures.
+pub async fn list(pool: &PgPool, install: Option<Uuid>) -> Result<Vec<User>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT p.name FROM principals p
+         WHERE $1::uuid IS NULL
+            OR EXISTS (SELECT 1 FROM chat_identities c WHERE c.principal_id = p.id AND c.install_id = $1)
+            OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.principal_id = p.id AND t.install_id = $1
+                                                   AND t.revoked_at IS NULL)
+         ORDER BY p.name",
+    )
+    .bind(install)
+    .fetch_all(pool)
+    .await?;
     let mut users = Vec::with_capacity(names.len());
     for n in names {
-        if let Some(u) = show(pool, &n).await? {
+        if let Some(u) = show(pool, &n, install).await? {
             users.push(u);
         }
     }
     Ok(users)
 }
 
-/// One CyNode user with its identities, tokens and the roles of its identities.
+/// Whether a CyNode user of that name (or id) exists, wherever it is linked.
 ///
 /// # Errors
 /// Store failures.
-pub async fn show(pool: &PgPool, name: &str) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<(Uuid, String, Option<String>)> =
-        sqlx::query_as("SELECT id, name, display_name FROM principals WHERE name = $1 OR id::text = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
+pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM principals WHERE name = $1 OR id::text = $1)")
+        .bind(name.trim())
+        .fetch_one(pool)
+        .await
+}
+
+/// One CyNode user with its identities, tokens and the roles of its identities. With `install`, the user is
+/// found only when linked to that install (a chat identity there or a live API token limited to it), and only
+/// that install's identities, tokens and roles are shown: another install's users read as absent.
+///
+/// # Errors
+/// Store failures.
+pub async fn show(pool: &PgPool, name: &str, install: Option<Uuid>) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT p.id, p.name, p.display_name FROM principals p
+         WHERE (p.name = $1 OR p.id::text = $1)
+           AND ($2::uuid IS NULL
+                OR EXISTS (SELECT 1 FROM chat_identities c WHERE c.principal_id = p.id AND c.install_id = $2)
+                OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.principal_id = p.id AND t.install_id = $2
+                                                       AND t.revoked_at IS NULL))",
+    )
+    .bind(name)
+    .bind(install)
+    .fetch_optional(pool)
+    .await?;
     let Some((id, name, display_name)) = row else { return Ok(None) };
     let identities: Vec<Identity> = sqlx::query_as(
-        "SELECT i.platform, c.install_id, i.name AS install, c.user_id, c.display_name
-         FROM chat_identities c JOIN installs i ON i.id = c.install_id WHERE c.principal_id = $1
+        "SELECT i.platform, c.install_id, i.name AS install, c.user_id, c.display_name, c.platform_name
+         FROM chat_identities c JOIN installs i ON i.id = c.install_id
+         WHERE c.principal_id = $1 AND ($2::uuid IS NULL OR c.install_id = $2)
          ORDER BY i.name, c.user_id",
     )
     .bind(id)
+    .bind(install)
     .fetch_all(pool)
     .await?;
-    let tokens: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM api_tokens WHERE principal_id = $1 AND revoked_at IS NULL ORDER BY name")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+    let tokens: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM api_tokens WHERE principal_id = $1 AND revoked_at IS NULL
+                                       AND ($2::uuid IS NULL OR install_id = $2) ORDER BY name",
+    )
+    .bind(id)
+    .bind(install)
+    .fetch_all(pool)
+    .await?;
     let roles: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT i.name, g.channel, g.role FROM role_grants g JOIN chat_identities c
              ON c.install_id = g.install_id AND c.user_id = g.user_id
-         JOIN installs i ON i.id = g.install_id WHERE c.principal_id = $1 ORDER BY i.name, g.channel",
+         JOIN installs i ON i.id = g.install_id
+         WHERE c.principal_id = $1 AND ($2::uuid IS NULL OR g.install_id = $2) ORDER BY i.name, g.channel",
     )
     .bind(id)
+    .bind(install)
     .fetch_all(pool)
     .await?;
     Ok(Some(User { id, name, display_name, identities, tokens, roles }))

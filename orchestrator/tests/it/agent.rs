@@ -23,18 +23,18 @@ use crate::support::{dispatcher, node, slack_install};
 /// A bot token that must never reach a prompt.
 const BOT_TOKEN: &str = "xoxb-AGENT-TEST-SECRET-7f3a9c";
 
-struct Agent {
-    db: TestDb,
+pub(crate) struct Agent {
+    pub(crate) db: TestDb,
     commands: Commands,
     dispatcher: Arc<Dispatcher>,
     llm: Uuid,
     sandbox: Uuid,
     conversation: Uuid,
-    install: Uuid,
+    pub(crate) install: Uuid,
     _stop: watch::Sender<bool>,
 }
 
-async fn start(settings: AgentSettings) -> Agent {
+pub(crate) async fn start(settings: AgentSettings) -> Agent {
     let db = TestDb::new().await;
     let yaml = "
 templates:
@@ -95,7 +95,7 @@ impl Agent {
         }
     }
 
-    async fn say(&self, user: &str, text: &str) -> Reply {
+    pub(crate) async fn say(&self, user: &str, text: &str) -> Reply {
         self.commands.handle(&self.origin(user), text).await.expect("handle")
     }
 
@@ -110,7 +110,7 @@ impl Agent {
     }
 
     /// Leases the next model step and answers it with `text` and `calls`; returns the step's spec.
-    async fn model_step(&self, text: &str, calls: &[(&str, &str)]) -> InferenceSpec {
+    pub(crate) async fn model_step(&self, text: &str, calls: &[(&str, &str)]) -> InferenceSpec {
         let lease = self.lease(self.llm).await;
         let JobSpec::Inference(spec) = lease.spec.clone() else { panic!("not a model step: {:?}", lease.spec) };
         let calls: Vec<ToolCall> = calls
@@ -152,7 +152,7 @@ impl Agent {
     }
 
     /// Waits until the only turn ended; returns its state and its task's reply (what the thread shows).
-    async fn ended(&self) -> (String, String) {
+    pub(crate) async fn ended(&self) -> (String, String) {
         for _ in 0..250 {
             let row: Option<(String, String)> = sqlx::query_as(
                 "SELECT a.state, t.reply FROM agent_turns a JOIN tasks t ON t.id = a.task_id WHERE a.state <> 'running'",

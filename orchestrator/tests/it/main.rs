@@ -1,6 +1,7 @@
 //! Orchestrator integration tests against a real PostgreSQL.
 
 mod agent;
+mod agent_roles;
 mod approvals;
 mod audit;
 mod bootstrap;
@@ -15,6 +16,7 @@ mod outbox;
 mod policy_rego;
 mod providers;
 mod roles;
+mod roles_grants;
 mod stream;
 mod stream_budget;
 mod stream_live;

@@ -44,7 +44,7 @@ async fn setup(db: &TestDb) -> (Commands, Uuid) {
     (Commands::new(db.pool.clone(), dispatcher(&db.pool), CommandSettings::default()), install)
 }
 
-async fn conversation(db: &TestDb, install: Uuid, channel: &str) -> Uuid {
+pub(crate) async fn conversation(db: &TestDb, install: Uuid, channel: &str) -> Uuid {
     let id = Uuid::now_v7();
     let thread_ref = serde_json::json!({ "platform": "slack", "install": "T1", "channel": channel, "thread": null });
     sqlx::query("INSERT INTO conversations (id, install_id, channel, thread, thread_ref) VALUES ($1, $2, $3, $4, $5)")
@@ -59,7 +59,7 @@ async fn conversation(db: &TestDb, install: Uuid, channel: &str) -> Uuid {
     id
 }
 
-fn chat(install: Uuid, conversation: Uuid, user: &str) -> Origin {
+pub(crate) fn chat(install: Uuid, conversation: Uuid, user: &str) -> Origin {
     Origin {
         install_id: Some(install),
         conversation_id: Some(conversation),
@@ -205,13 +205,13 @@ async fn users_link_identities_and_tokens() {
     assert!(e.to_string().contains("no install `nope`"), "{e}");
     let e = users::link_token(&db.pool, "cli", "bob", "missing").await.expect_err("token");
     assert!(e.to_string().contains("no live API token `missing`"), "{e}");
-    let alice = users::show(&db.pool, "alice").await.expect("show").expect("alice");
+    let alice = users::show(&db.pool, "alice", None).await.expect("show").expect("alice");
     let ids: Vec<&str> = alice.identities.iter().map(|i| i.user_id.as_str()).collect();
     assert_eq!(ids, ["UAPP", "UMEM"]);
     assert_eq!(alice.identities[1].display_name.as_deref(), Some("Alice"));
     assert_eq!(alice.tokens, ["alice-ci"]);
     assert_eq!(alice.roles.len(), 3, "install-wide roles of both identities and UMEM's channel override");
-    let listed = users::list(&db.pool).await.expect("list");
+    let listed = users::list(&db.pool, None).await.expect("list");
     assert_eq!(listed.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice"], "bob was never created");
     cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let links: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'user.link%'")

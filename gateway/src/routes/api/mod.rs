@@ -1,6 +1,6 @@
 //! The user API under `/v1`: bearer API tokens, JSON errors, tasks and jobs, live task events (SSE), nodes,
-//! webhook subscriptions with their deliveries, token usage, memories, and its own OpenAPI document. One table
-//! ([`operations`]) describes every operation; the router and the OpenAPI document are both built from it, so
+//! webhook subscriptions with their deliveries, token usage, memories, team users and roles, and its own OpenAPI
+//! document. One table ([`operations`]) describes every operation; the router and the OpenAPI document are both built from it, so
 //! they cannot disagree.
 
 pub mod auth;
@@ -10,15 +10,19 @@ mod jobs;
 pub mod memories;
 pub mod model;
 pub mod model_subs;
+pub mod model_team;
 mod nodes;
 pub mod openapi;
 mod openapi_memories;
 mod openapi_subs;
+mod openapi_team;
 mod openapi_usage;
 mod subscriptions;
 mod table_memories;
 mod table_subs;
+mod table_team;
 mod tasks;
+mod team;
 mod usage;
 
 use axum::Router;
@@ -223,6 +227,7 @@ fn table() -> Vec<(Operation, MethodRouter<AppState>)> {
     ];
     rows.extend(table_subs::rows());
     rows.extend(table_memories::rows());
+    rows.extend(table_team::rows());
     rows.push((
         op(
             "get",

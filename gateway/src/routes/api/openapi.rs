@@ -186,6 +186,7 @@ pub fn schemas() -> Map<String, Value> {
     super::openapi_subs::add(&mut m);
     super::openapi_usage::add(&mut m);
     super::openapi_memories::add(&mut m);
+    super::openapi_team::add(&mut m);
     m
 }
 
@@ -213,7 +214,7 @@ pub fn document() -> Value {
             responses.insert("401".into(), error("Missing or invalid token"));
             responses.insert("403".into(), error(&format!("Needs role {} or higher", role.as_str())));
         }
-        if o.path.contains("{id}") {
+        if o.path.contains('{') || o.path == "/v1/roles" && o.method != "get" || o.path == "/v1/team" {
             responses.insert("404".into(), error("No such object in the token's install"));
         }
         if o.request.is_some() || o.params.len() > 1 {
@@ -225,6 +226,9 @@ pub fn document() -> Value {
         if o.method != "get" && (o.path.starts_with("/v1/subscriptions") || o.path.starts_with("/v1/deliveries/")) {
             responses
                 .insert("409".into(), error("Not possible in the current state (e.g. the subscription is disabled)"));
+        }
+        if o.id == "linkIdentity" {
+            responses.insert("409".into(), error("The chat identity is linked to another user already"));
         }
         let params: Vec<Value> = o
             .params
