@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::api_support::*;
 
 async fn actions(api: &Api, actor: &str) -> Vec<String> {
+    cynode_orchestrator::audit::flush(&api.app.db.pool).await.expect("link the audit entries");
     sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = $1 ORDER BY seq")
         .bind(actor)
         .fetch_all(&api.app.db.pool)

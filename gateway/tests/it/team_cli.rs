@@ -56,6 +56,7 @@ async fn users_and_roles_through_the_cli() {
     assert_eq!((code, out.trim()), (0, "U1 is no longer member in channel C9 of `ci`"), "{err}");
     let (code, _, err) = run_to_end("cynode", &args, &env).await;
     assert!(code == 1 && err.contains("U1 has no role grant in channel C9 of `ci`"), "{err}");
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let removed: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE actor = 'cli' AND action = 'role.removed'")
             .fetch_one(&db.pool)

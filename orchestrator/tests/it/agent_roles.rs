@@ -36,6 +36,7 @@ async fn a_tool_the_role_does_not_grant_goes_back_to_the_model_as_an_error() {
         .await
         .expect("count");
     assert_eq!(docker, 0, "the refused command did not run");
+    cynode_orchestrator::audit::flush(&a.db.pool).await.expect("link the audit entries");
     let refused: Vec<String> = sqlx::query_scalar("SELECT subject FROM audit_log WHERE action = 'tool.refused'")
         .fetch_all(&a.db.pool)
         .await

@@ -46,6 +46,7 @@ async fn install(db: &TestDb) -> Uuid {
 }
 
 async fn count(db: &TestDb, action: &str) -> i64 {
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
         .bind(action)
         .fetch_one(&db.pool)
@@ -71,6 +72,7 @@ async fn a_model_the_role_does_not_grant_is_refused_for_ask_and_turns() {
     let turns: i64 = sqlx::query_scalar("SELECT count(*) FROM agent_turns").fetch_one(&db.pool).await.expect("n");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&db.pool).await.expect("n");
     assert_eq!((turns, jobs), (0, 0), "nothing started");
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
     let refused: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT detail FROM audit_log WHERE action = 'command.refused' AND subject = 'model' ORDER BY seq",
     )
