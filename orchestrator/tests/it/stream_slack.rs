@@ -13,6 +13,23 @@ use cynode_tests::fakes::FakeSlack;
 
 use crate::support::{dispatcher, host_caps, node, slack_install, slack_thread_task};
 
+/// Whether the task's stream closes within `limit`.
+async fn closed(pool: &sqlx::PgPool, task: uuid::Uuid, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
+            .bind(task)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if state == "closed" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     let db = TestDb::new().await;
@@ -44,19 +61,7 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     }
     let outcome = crate::support::succeeded(2000);
     d.finish(n, &FinishRequest { lease: lref, outcome }).await.unwrap();
-    let start = Instant::now();
-    loop {
-        let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
-            .bind(task)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if state == "closed" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "stream did not close");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(closed(&pool, task, Duration::from_secs(60)).await, "stream did not close");
     assert_eq!(slack.count_429(), 0, "zero 429s");
     assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
     let messages = slack.messages_in("C1", Some("1700000000.000100"));
@@ -124,19 +129,8 @@ async fn an_interrupted_post_that_cannot_be_looked_up_still_ends_the_thread_with
         ..StreamSettings::default()
     };
     spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
-    let start = Instant::now();
-    loop {
-        let state: String = sqlx::query_scalar("SELECT state FROM stream_records WHERE task_id = $1")
-            .bind(task)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if state == "closed" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the stream waited for the lookup: {:?}", slack.calls());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let done = closed(&pool, task, Duration::from_secs(30)).await;
+    assert!(done, "the stream waited for the lookup: {:?}", slack.calls());
     let lookups = slack.calls_to("conversations.replies");
     assert!(lookups.len() >= 2, "the lookup was retried while within its patience: {lookups:?}");
     assert!(lookups.iter().all(|c| c.status == 503));
