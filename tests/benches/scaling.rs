@@ -4,7 +4,7 @@
 //!
 //! - **ingress saturation** with 1, 2 and 3 replicas (`SCALING_REPLICAS`, default `1,2,3`): the open-loop
 //!   generator of `scripts/bench-ingress` (the release `cynode-loadgen`, a process of its own) offers unique, correctly signed Slack
-//!   `app_mention`s through the load balancer at each of `SCALING_RATES` (default `250,500,1000,2000`) for
+//!   `app_mention`s through the load balancer at each of `SCALING_RATES` (default `1000,2000,4000,6000`) for
 //!   `SCALING_DURATION_S` (default 10) seconds; acked events per second and latency percentiles from each
 //!   request's scheduled send time. The install is the one of `scripts/bench-ingress` (replies go to a closed
 //!   port and fail at once). Afterwards it checks that every acked event is stored.
@@ -144,7 +144,7 @@ async fn dispatch(replicas: u32, jobs: usize, node_count: usize) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let rates = list("SCALING_RATES", "250,500,1000,2000");
+    let rates = list("SCALING_RATES", "1000,2000,4000,6000");
     let replica_counts = list("SCALING_REPLICAS", "1,2,3");
     let dispatch_counts = list("SCALING_DISPATCH_REPLICAS", "1,2");
     let duration_s = env_or("SCALING_DURATION_S", 10);

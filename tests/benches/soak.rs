@@ -195,6 +195,9 @@ async fn main() {
         .map(|k| format!("{k:?}={}", (0..n).filter(|i| plan.kind(*i) == *k).count()))
         .collect();
     println!("events by kind: {}", ks.join(", "));
+    // `exit` runs no destructors: stop the replicas, node and HAProxy (and drop the database) first.
+    drop(d);
+    drop(slacks);
     if !ok {
         std::process::exit(1);
     }
