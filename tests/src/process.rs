@@ -8,13 +8,22 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Path of a workspace binary (`cynode`, `cynode-node`) next to the running test executable.
+/// Path of a workspace binary (`cynode`, `cynode-node`) next to the running test executable, or in
+/// `CYNODE_BIN_DIR` when that is set (a benchmark built with the dev profile running release binaries).
 ///
 /// # Panics
 /// When the binary has not been built (run the tests through `cargo test --workspace`).
 pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).expect("target dir");
+    let dir = match std::env::var_os("CYNODE_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) })
+                .expect("target dir")
+                .to_path_buf()
+        }
+    };
     let path = dir.join(name);
     assert!(path.exists(), "{} is not built; run `cargo build --workspace` first", path.display());
     path
