@@ -7,7 +7,7 @@ use cynode_orchestrator::tasks::Origin;
 use cynode_tests::TestDb;
 use uuid::Uuid;
 
-use crate::support::dispatcher;
+use crate::support::{audited, dispatcher};
 
 const EXAMPLE: &str = include_str!("../../../docs/examples/policy.rego");
 
@@ -64,15 +64,6 @@ fn chat(install: Uuid, conversation: Uuid, user: &str) -> Origin {
     }
 }
 
-async fn actions(db: &TestDb, action: &str) -> Vec<serde_json::Value> {
-    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
-    sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = $1 ORDER BY seq")
-        .bind(action)
-        .fetch_all(&db.pool)
-        .await
-        .expect("audit")
-}
-
 #[tokio::test]
 async fn shadow_records_and_enforce_decides() {
     let db = TestDb::new().await;
@@ -81,7 +72,7 @@ async fn shadow_records_and_enforce_decides() {
     // Shadow: the viewer (whose grant allows `run`) is let through by the built-in rules; Rego's deny is recorded.
     let r = c.handle(&chat(install, conv, "UVIEW"), "run echo hi").await.expect("run");
     assert!(!r.refused && r.job_id.is_some(), "{}", r.text);
-    let shadow = actions(&db, "policy.shadow").await;
+    let shadow = audited(&db.pool, "policy.shadow").await;
     assert_eq!(shadow.len(), 1);
     assert_eq!(shadow[0]["would"]["deny"], "viewers cannot run jobs");
     assert_eq!(shadow[0]["enforced"]["allow"], true);
@@ -89,7 +80,7 @@ async fn shadow_records_and_enforce_decides() {
     rego::import(&db.pool, "cli", Some(install), "policy.rego", EXAMPLE, Mode::Enforce, false).await.expect("import");
     let r = c.handle(&chat(install, conv, "UVIEW"), "run echo hi").await.expect("run");
     assert!(r.refused && r.text.contains("Policy `policy.rego` refuses this: viewers cannot run jobs"), "{}", r.text);
-    assert_eq!(actions(&db, "policy.deny").await.len(), 1);
+    assert_eq!(audited(&db.pool, "policy.deny").await.len(), 1);
 
     // Rego replaces the YAML rules: network from #prod needs one role approver (not UBOSS).
     let r = c.handle(&chat(install, conv, "UMEM"), "run --template net curl x").await.expect("run");
@@ -125,7 +116,7 @@ async fn evaluation_errors_fail_closed_or_open_and_are_audited() {
         .expect("open");
     let r = c.handle(&chat(install, conv, "UMEM"), "run echo hi").await.expect("run");
     assert!(!r.refused && r.job_id.is_some(), "fail open: the built-in rules decide: {}", r.text);
-    let errors = actions(&db, "policy.error").await;
+    let errors = audited(&db.pool, "policy.error").await;
     assert_eq!(errors.iter().map(|e| e["on_error"].as_str().unwrap_or("?")).collect::<Vec<_>>(), ["closed", "open"]);
     assert!(errors[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
 }

@@ -12,7 +12,7 @@ use cynode_tests::TestDb;
 use uuid::Uuid;
 
 use crate::roles::{chat, conversation};
-use crate::support::dispatcher;
+use crate::support::{audited, dispatcher};
 
 const YAML: &str = "
 installs:
@@ -43,15 +43,6 @@ async fn import(db: &TestDb, yaml: &str, origin: &str) -> cynode_orchestrator::b
 
 async fn install(db: &TestDb) -> Uuid {
     sqlx::query_scalar("SELECT id FROM installs WHERE name = 'ops'").fetch_one(&db.pool).await.expect("install")
-}
-
-async fn count(db: &TestDb, action: &str) -> i64 {
-    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
-        .bind(action)
-        .fetch_one(&db.pool)
-        .await
-        .expect("audit")
 }
 
 #[tokio::test]
@@ -123,7 +114,7 @@ async fn a_tool_the_role_does_not_grant_is_refused_as_its_result() {
     assert!(matches!(&r, Started::Done { result, .. } if result.contains("tool `run_command`")), "{r:?}");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&db.pool).await.expect("n");
     assert_eq!(jobs, 0, "no sandbox job for a refused run_command");
-    assert_eq!(count(&db, "tool.refused").await, 2);
+    assert_eq!(audited(&db.pool, "tool.refused").await.len(), 2);
 
     // A granted tool runs; the admin (no tool list) may use every tool.
     let r = tools::start(&c, &scope("UMEM"), (1, 2), "read_thread", "{}").await.expect("start");
@@ -132,7 +123,7 @@ async fn a_tool_the_role_does_not_grant_is_refused_as_its_result() {
         .await
         .expect("start");
     assert!(matches!(&r, Started::Done { result, .. } if !result.contains("does not grant")), "{r:?}");
-    assert_eq!(count(&db, "tool.refused").await, 2, "nothing more refused");
+    assert_eq!(audited(&db.pool, "tool.refused").await.len(), 2, "nothing more refused");
 }
 
 #[tokio::test]
@@ -162,11 +153,11 @@ async fn the_bootstrap_file_imports_a_rego_policy_once() {
             .expect("stored");
     assert!(name.ends_with("ops.rego") && source == EXAMPLE, "{name}");
     assert_eq!((mode.as_str(), on_error.as_str()), ("enforce", "open"));
-    assert_eq!(count(&db, "policy.import").await, 1);
+    assert_eq!(audited(&db.pool, "policy.import").await.len(), 1);
 
     let again = import(&db, &yaml, &origin).await;
     assert_eq!((again.created, again.updated), (0, 0), "re-import changes nothing: {again}");
-    assert_eq!(count(&db, "policy.import").await, 1, "and audits nothing");
+    assert_eq!(audited(&db.pool, "policy.import").await.len(), 1, "and audits nothing");
 
     // Inline, shadow by default: replaces the file's policy.
     let inline = format!(
@@ -182,7 +173,7 @@ async fn the_bootstrap_file_imports_a_rego_policy_once() {
             .await
             .expect("stored");
     assert_eq!((mode.as_str(), on_error.as_str()), ("shadow", "closed"));
-    assert_eq!(count(&db, "policy.import").await, 2);
+    assert_eq!(audited(&db.pool, "policy.import").await.len(), 2);
 }
 
 #[test]

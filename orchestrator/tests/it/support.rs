@@ -144,3 +144,14 @@ pub fn succeeded(duration_ms: u64) -> cynode_protocol::Outcome {
         tool_calls: Vec::new(),
     }
 }
+
+/// The details of the audit entries of `action`, in chain order (the entries waiting for the chainer are linked
+/// first).
+pub async fn audited(pool: &PgPool, action: &str) -> Vec<serde_json::Value> {
+    cynode_orchestrator::audit::flush(pool).await.expect("link the audit entries");
+    sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = $1 ORDER BY seq")
+        .bind(action)
+        .fetch_all(pool)
+        .await
+        .expect("audit")
+}
