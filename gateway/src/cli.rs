@@ -505,9 +505,34 @@ pub enum AdminCommand {
     /// Team roles of chat users per install (and per channel).
     #[command(subcommand)]
     Role(RoleCommand),
+    /// An install's team settings: the default role of unknown chat users and what each role may use.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// External OpenAI-compatible model providers (used when no node serves a model, or the queue is long).
     #[command(subcommand)]
     Provider(ProviderCommand),
+}
+
+/// `cynode admin team`.
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Show an install's default role and per-role grants.
+    Show {
+        /// Install id, name or external id.
+        install: String,
+        /// Print JSON (the shape `set` reads).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an install's default role and per-role grants with FILE's (JSON, as `GET /v1/team` and
+    /// `show --json` print: {"default_role": "member", "grants": {"member": {"models": ["small"]}}}).
+    Set {
+        /// Install id, name or external id.
+        install: String,
+        /// The settings (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// `cynode admin provider`.

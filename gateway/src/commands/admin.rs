@@ -116,6 +116,7 @@ pub async fn run(cmd: AdminCommand, config: &Config, data_dir: &Path) -> anyhow:
         AdminCommand::Install(c) => install(&pool, actor, c).await?,
         AdminCommand::Provider(c) => provider(&pool, actor, c, config, data_dir).await?,
         AdminCommand::Role(c) => super::team::role(&pool, actor, c).await?,
+        AdminCommand::Team(c) => super::team::team(&pool, actor, c).await?,
     }
     pool.close().await;
     Ok(())

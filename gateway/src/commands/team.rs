@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use cynode_orchestrator::team::{self, TeamRole, users};
 use sqlx::PgPool;
 
-use crate::cli::{RoleCommand, UsersCommand};
+use crate::cli::{RoleCommand, TeamCommand, UsersCommand};
 use crate::config::Config;
 
 /// Runs `cynode users …`.
@@ -123,6 +123,59 @@ pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow
                     println!("{:<36}  {channel:<14}  {:<20}  {}", g.install_id, g.user_id, g.role);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// The settings `cynode admin team set` reads (the body of `PUT /v1/team` without `install`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    default_role: String,
+    #[serde(default)]
+    grants: std::collections::BTreeMap<String, team::RoleGrant>,
+}
+
+/// Runs `cynode admin team …`.
+///
+/// # Errors
+/// Any failure, phrased for the user.
+pub(super) async fn team(pool: &PgPool, actor: &str, cmd: TeamCommand) -> anyhow::Result<()> {
+    let (TeamCommand::Show { install, .. } | TeamCommand::Set { install, .. }) = &cmd;
+    let id = team::find_install(pool, install)
+        .await?
+        .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+    match cmd {
+        TeamCommand::Show { json, .. } => {
+            let settings = team::team_settings(pool, id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&settings)?);
+            } else {
+                println!("default role  {}", settings.default_role);
+                if settings.grants.is_empty() {
+                    println!("grants        none (every role uses the built-in commands, with no other limit)");
+                }
+                for (role, grant) in &settings.grants {
+                    println!("{role:<13} {}", serde_json::to_string(grant)?);
+                }
+            }
+        }
+        TeamCommand::Set { install, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the settings from standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let settings: SettingsFile = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not team settings: {e}", file.display()))?;
+            let role = team::check_settings(&settings.default_role, &settings.grants).map_err(anyhow::Error::msg)?;
+            team::set_team_settings(pool, actor, id, role, &settings.grants).await?;
+            println!(
+                "team settings of `{install}`: default role {}, grants for {} role(s)",
+                role.as_str(),
+                settings.grants.len()
+            );
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! `cynode users link|list|show` and `cynode admin role set|remove|list` as real processes: links and grants land, are
-//! audited, and every mistake is one error line with exit code 1.
+//! `cynode users link|list|show`, `cynode admin role set|remove|list` and `cynode admin team show|set` as real
+//! processes: links, grants and settings land, are audited, and every mistake is one error line with exit code 1.
 
 use cynode_tests::TestDb;
 use cynode_tests::process::run_to_end;
@@ -128,4 +128,55 @@ async fn policy_test_import_and_explain_through_the_cli() {
     assert_eq!(explained["result"]["decision"]["allow"], true, "{explained}");
     let (code, _, err) = run_to_end("cynode", &["policy", "explain", "deadbeef"], &env).await;
     assert!(code == 1 && err.contains("no job `deadbeef`"), "{err}");
+}
+
+/// `cynode admin team show|set`: an install's default role and grants from a file, read back as `set` takes them,
+/// audited; a wrong role, tool or install is one error line with exit code 1 and changes nothing.
+#[tokio::test]
+async fn team_settings_through_the_cli() {
+    let db = TestDb::new().await;
+    seed(&db.pool).await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (code, out, err) = run_to_end("cynode", &["admin", "team", "show", "ci"], &env).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("default role  member") && out.contains("grants        none"), "{out}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("team.json");
+    let wanted = serde_json::json!({
+        "default_role": "viewer",
+        "grants": {"member": {"models": ["small"], "tools": ["read_thread", "list_jobs"], "gpu": false}}
+    });
+    std::fs::write(&file, wanted.to_string()).expect("write");
+    let path = file.to_str().expect("path");
+    let (code, out, err) = run_to_end("cynode", &["admin", "team", "set", "ci", "--file", path], &env).await;
+    assert_eq!((code, out.trim()), (0, "team settings of `ci`: default role viewer, grants for 1 role(s)"), "{err}");
+    let (code, shown, _) = run_to_end("cynode", &["admin", "team", "show", "ci", "--json"], &env).await;
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&shown).expect("json"), wanted, "read back as set");
+
+    for (bad, says) in [
+        (r#"{"default_role": "admin"}"#, "default_role is member, viewer or none, not `admin`"),
+        (r#"{"default_role": "member", "grants": {"member": {"tools": ["rm_rf"]}}}"#, "`rm_rf` is not an agent tool"),
+        (r#"{"default_role": "member", "grants": {"boss": {}}}"#, "`boss` is not a role"),
+        (r#"{"default_role": "member", "extra": 1}"#, "not team settings: unknown field `extra`"),
+    ] {
+        std::fs::write(&file, bad).expect("write");
+        let (code, _, err) = run_to_end("cynode", &["admin", "team", "set", "ci", "--file", path], &env).await;
+        assert!(code == 1 && err.contains(says), "{bad}: {err}");
+    }
+    let (code, _, err) = run_to_end("cynode", &["admin", "team", "show", "nope"], &env).await;
+    assert!(code == 1 && err.contains("no install `nope`"), "{err}");
+    let (_, shown, _) = run_to_end("cynode", &["admin", "team", "show", "ci", "--json"], &env).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&shown).expect("json"),
+        wanted,
+        "the refusals changed nothing"
+    );
+    cynode_orchestrator::audit::flush(&db.pool).await.expect("link the audit entries");
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'team.settings'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("audit");
+    assert_eq!(audited, 1);
 }
