@@ -43,11 +43,7 @@ pub(super) async fn run(cmd: PolicyCommand, config: &Config) -> anyhow::Result<(
                     _ => anyhow::bail!("--on-error is closed or open"),
                 };
                 let install_id = match &install {
-                    Some(i) => Some(
-                        cynode_orchestrator::team::find_install(&pool, i)
-                            .await?
-                            .with_context(|| format!("no install `{i}` (see `cynode admin install list`)"))?,
-                    ),
+                    Some(i) => Some(super::team::install_id(&pool, i).await?),
                     None => None,
                 };
                 let name = file.display().to_string();

@@ -84,18 +84,14 @@ pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow
     match cmd {
         RoleCommand::Set { install, user, role, channel } => {
             let r = TeamRole::parse(&role).context("the role is admin, approver, member, viewer or none")?;
-            let id = team::find_install(pool, &install)
-                .await?
-                .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+            let id = install_id(pool, &install).await?;
             team::set_role(pool, actor, id, channel.as_deref(), &user, r).await?;
             let place =
                 channel.map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
             println!("{user} is {} in {place}", r.as_str());
         }
         RoleCommand::Remove { install, user, channel } => {
-            let id = team::find_install(pool, &install)
-                .await?
-                .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+            let id = install_id(pool, &install).await?;
             let place = channel
                 .as_deref()
                 .map_or_else(|| format!("install `{install}`"), |c| format!("channel {c} of `{install}`"));
@@ -106,11 +102,7 @@ pub(super) async fn role(pool: &PgPool, actor: &str, cmd: RoleCommand) -> anyhow
         }
         RoleCommand::List { install, json } => {
             let id = match install {
-                Some(i) => Some(
-                    team::find_install(pool, &i)
-                        .await?
-                        .with_context(|| format!("no install `{i}` (see `cynode admin install list`)"))?,
-                ),
+                Some(i) => Some(install_id(pool, &i).await?),
                 None => None,
             };
             let grants = team::list_roles(pool, id).await?;
@@ -143,9 +135,7 @@ struct SettingsFile {
 /// Any failure, phrased for the user.
 pub(super) async fn team(pool: &PgPool, actor: &str, cmd: TeamCommand) -> anyhow::Result<()> {
     let (TeamCommand::Show { install, .. } | TeamCommand::Set { install, .. }) = &cmd;
-    let id = team::find_install(pool, install)
-        .await?
-        .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))?;
+    let id = install_id(pool, install).await?;
     match cmd {
         TeamCommand::Show { json, .. } => {
             let settings = team::team_settings(pool, id).await?;
@@ -179,4 +169,14 @@ pub(super) async fn team(pool: &PgPool, actor: &str, cmd: TeamCommand) -> anyhow
         }
     }
     Ok(())
+}
+
+/// The id of the install named by id, name or external id; an unknown one is an error that says where to look.
+///
+/// # Errors
+/// Store failures, or no such install.
+pub(super) async fn install_id(pool: &PgPool, install: &str) -> anyhow::Result<uuid::Uuid> {
+    team::find_install(pool, install)
+        .await?
+        .with_context(|| format!("no install `{install}` (see `cynode admin install list`)"))
 }
