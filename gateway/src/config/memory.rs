@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cynode_orchestrator::memory::{EmbedderConfig, MemorySettings, Scope};
+use cynode_orchestrator::memory::{EmbedderConfig, EmbedderSource, MemorySettings, ProviderChoice, Scope};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// Memory settings. Without `embedder_url`, memory works with keyword recall only (and says so).
+/// Memory settings. Without `embedder_url` or `embedder_provider`, memory works with keyword recall only (and says
+/// so).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryConfig {
@@ -16,6 +17,10 @@ pub struct MemoryConfig {
     /// It is reached through the outbound guard: an internal address needs `outbound.allow_cidrs`.
     #[serde(default)]
     pub embedder_url: Option<String>,
+    /// Or: the name of a configured model provider (`cynode admin provider add`) whose `/v1/embeddings` to use,
+    /// with its URL and sealed key; it must serve every install and list `embedding_model`.
+    #[serde(default)]
+    pub embedder_provider: Option<String>,
     /// Bearer key for it (prefer the environment: `CYNODE__MEMORY__EMBEDDER_KEY`). Never logged.
     #[serde(default)]
     pub embedder_key: Option<SecretString>,
@@ -47,6 +52,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             embedder_url: None,
+            embedder_provider: None,
             embedder_key: None,
             embedding_model: d_model(),
             embedder_input_type: true,
@@ -76,22 +82,43 @@ fn d_ef() -> i32 {
 }
 
 impl MemoryConfig {
-    /// The embedder's configuration, if one is set.
+    /// Where the embeddings come from, if anywhere.
     ///
     /// # Errors
-    /// An invalid URL or model name, for the operator.
-    pub fn embedder(&self) -> Result<Option<EmbedderConfig>, String> {
-        let Some(url) = self.embedder_url.as_deref().filter(|u| !u.trim().is_empty()) else { return Ok(None) };
-        let base_url = url.trim().parse().map_err(|e| format!("memory.embedder_url is not a URL ({e})"))?;
-        let config = EmbedderConfig {
-            base_url,
-            api_key: self.embedder_key.clone(),
-            model: self.embedding_model.clone(),
-            input_type: self.embedder_input_type,
-            timeout: Duration::from_millis(self.embedder_timeout_ms.max(100)),
-        };
-        config.validate()?;
-        Ok(Some(config))
+    /// An invalid URL or model name, or both a URL and a provider, for the operator.
+    pub fn embedder(&self) -> Result<Option<EmbedderSource>, String> {
+        let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let timeout = Duration::from_millis(self.embedder_timeout_ms.max(100));
+        match (set(&self.embedder_url), set(&self.embedder_provider)) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err("set memory.embedder_url or memory.embedder_provider, not both".into()),
+            (None, Some(name)) => {
+                if self.embedder_key.is_some() {
+                    return Err("memory.embedder_key is not used with memory.embedder_provider: the provider's \
+                                own key is"
+                        .into());
+                }
+                cynode_orchestrator::memory::embed::validate_model(&self.embedding_model)?;
+                Ok(Some(EmbedderSource::Provider(ProviderChoice {
+                    name,
+                    model: self.embedding_model.clone(),
+                    input_type: self.embedder_input_type,
+                    timeout,
+                })))
+            }
+            (Some(url), None) => {
+                let base_url = url.parse().map_err(|e| format!("memory.embedder_url is not a URL ({e})"))?;
+                let config = EmbedderConfig {
+                    base_url,
+                    api_key: self.embedder_key.clone(),
+                    model: self.embedding_model.clone(),
+                    input_type: self.embedder_input_type,
+                    timeout,
+                };
+                config.validate()?;
+                Ok(Some(EmbedderSource::Url(config)))
+            }
+        }
     }
 
     /// The orchestrator's memory settings.
@@ -133,6 +160,25 @@ mod tests {
         assert!(c.settings().expect_err("lambda").contains("between 0 and 1"));
         let c = MemoryConfig { embedder_url: Some("http://user:pw@h/v1".into()), ..MemoryConfig::default() };
         assert!(c.embedder().expect_err("creds").contains("credentials"));
+        let both = MemoryConfig {
+            embedder_url: Some("http://h/v1".into()),
+            embedder_provider: Some("openai".into()),
+            ..MemoryConfig::default()
+        };
+        assert!(both.embedder().expect_err("both").contains("not both"));
+        let keyed = MemoryConfig {
+            embedder_provider: Some("openai".into()),
+            embedder_key: Some(SecretString::from("sk-x")),
+            ..MemoryConfig::default()
+        };
+        assert!(keyed.embedder().expect_err("key").contains("provider's own key"));
+        let by_name = MemoryConfig { embedder_provider: Some(" openai ".into()), ..MemoryConfig::default() };
+        match by_name.embedder() {
+            Ok(Some(EmbedderSource::Provider(p))) => {
+                assert_eq!((p.name.as_str(), p.model.as_str()), ("openai", "multilingual-e5-small"))
+            }
+            other => panic!("expected a provider, got {other:?}"),
+        }
         let c = MemoryConfig { retention_days: [("thread".to_owned(), 30)].into(), ..MemoryConfig::default() };
         assert_eq!(c.settings().expect("ok").retention, vec![(Scope::Thread, Duration::from_secs(30 * 86_400))]);
     }

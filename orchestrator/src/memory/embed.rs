@@ -41,6 +41,10 @@ pub enum EmbedError {
     /// An answer that is not a list of vectors, one per input.
     #[error("the embedder's answer is malformed: {0}")]
     Malformed(String),
+    /// The configured embedder cannot be used as configured (a provider that is gone, disabled, or does not
+    /// list the model); the message says what to change.
+    #[error("the embedder is unavailable: {0}")]
+    Unavailable(String),
     /// Vectors of a size the model is not registered with.
     #[error("the embedder returned {got}-dimensional vectors, but model `{model}` is registered with {expected}")]
     Dimension {
@@ -103,11 +107,7 @@ impl EmbedderConfig {
         if !self.base_url.username().is_empty() || self.base_url.password().is_some() {
             return Err("memory.embedder_url must not contain credentials; set memory.embedder_key instead".into());
         }
-        let ok = |c: char| c.is_ascii_alphanumeric() || "._:/-@".contains(c);
-        if self.model.is_empty() || self.model.len() > 200 || !self.model.chars().all(ok) {
-            return Err("memory.embedding_model must be 1–200 characters of letters, digits and . _ : / - @".into());
-        }
-        Ok(())
+        validate_model(&self.model)
     }
 
     /// The embeddings endpoint.
@@ -117,6 +117,38 @@ impl EmbedderConfig {
         let path = if path.is_empty() { "/v1".to_owned() } else { path };
         url.set_path(&format!("{path}/embeddings"));
         url
+    }
+}
+
+/// Checks an embedding model's name: it is stored with every vector and names the model's index.
+///
+/// # Errors
+/// What is wrong, for the operator.
+pub fn validate_model(model: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._:/-@".contains(c);
+    if model.is_empty() || model.len() > 200 || !model.chars().all(ok) {
+        return Err("memory.embedding_model must be 1–200 characters of letters, digits and . _ : / - @".into());
+    }
+    Ok(())
+}
+
+/// Where memory's embeddings come from.
+#[derive(Debug, Clone)]
+pub enum EmbedderSource {
+    /// An endpoint by URL (`memory.embedder_url`).
+    Url(EmbedderConfig),
+    /// A configured model provider by name (`memory.embedder_provider`).
+    Provider(super::provider::ProviderChoice),
+}
+
+impl EmbedderSource {
+    /// The model stored with every vector.
+    #[must_use]
+    pub fn model(&self) -> &str {
+        match self {
+            Self::Url(c) => &c.model,
+            Self::Provider(p) => &p.model,
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! - **Recall** ([`recall`]) fuses a filtered HNSW kNN (pgvector 0.8 iterative scans, so filters keep their
 //!   recall) and a full-text ranking by reciprocal rank fusion, with temporal decay and optional MMR diversity.
 //!   Without an embedder it is keyword-only, and says so.
-//! - **Embeddings** come from an OpenAI-compatible `/v1/embeddings` endpoint ([`embed`]). Memories written while
+//! - **Embeddings** come from an OpenAI-compatible `/v1/embeddings` endpoint ([`embed`]): a URL, or a configured
+//!   model provider by name ([`provider`]). Memories written while
 //!   it is down, and memories of an older model, are embedded by a background worker ([`worker`]).
 
 /// A statement assembled from this module's own fragments: the scope filter's parameter numbers, column lists,
@@ -22,6 +23,7 @@ macro_rules! safe_sql {
 }
 
 pub mod embed;
+pub mod provider;
 pub mod recall;
 pub mod store;
 pub mod worker;
@@ -33,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use embed::{EmbedError, Embedder, EmbedderConfig, HttpEmbedder, InputKind};
+pub use embed::{EmbedError, Embedder, EmbedderConfig, EmbedderSource, HttpEmbedder, InputKind};
+pub use provider::{ProviderChoice, ProviderEmbedder};
 pub use recall::{Recall, Recalled};
 pub use store::{Forget, NewMemory};
 

@@ -392,6 +392,65 @@ pub async fn served(pool: &PgPool, secrets: &SecretBox) -> Result<Vec<Served>, s
     Ok(out)
 }
 
+/// What memory's embedder needs of the provider it is configured with ([`crate::memory::ProviderEmbedder`]).
+#[derive(Clone)]
+pub struct ForEmbedding {
+    /// Base URL (without `/v1`).
+    pub base_url: String,
+    /// API key, opened.
+    pub api_key: Option<SecretString>,
+    /// Changes whenever the provider does.
+    pub version: chrono::DateTime<chrono::Utc>,
+}
+
+/// The provider named `name`, for memory's embedder of `model`: it must exist, be enabled, serve every install
+/// (an install's own provider and key are not spent on every install's memories), list `model`, and its key must
+/// open. `Ok(Err(why))` says what to change, naming no secret.
+///
+/// # Errors
+/// Store failures.
+pub async fn for_embedding(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    name: &str,
+    model: &str,
+) -> Result<Result<ForEmbedding, String>, sqlx::Error> {
+    type Row = (Uuid, Option<Uuid>, String, Vec<String>, Option<Vec<u8>>, bool, chrono::DateTime<chrono::Utc>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, install_id, base_url, models, api_key, enabled, updated_at FROM providers WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, install, base_url, models, api_key, enabled, version)) = row else {
+        return Ok(Err(format!(
+            "memory.embedder_provider is `{name}`, but no provider has that name (see `cynode admin provider list`)"
+        )));
+    };
+    if install.is_some() {
+        return Ok(Err(format!(
+            "provider `{name}` serves one install only; memory's embedder needs a provider for every install"
+        )));
+    }
+    if !enabled {
+        return Ok(Err(format!("provider `{name}` is disabled")));
+    }
+    if !models.iter().any(|m| m == model) {
+        return Ok(Err(format!(
+            "provider `{name}` does not list the embedding model `{model}` (memory.embedding_model); add it to the \
+             provider's models"
+        )));
+    }
+    let api_key = match api_key {
+        None => None,
+        Some(sealed) => match secrets.open(&key_context(id), &sealed).ok().and_then(|b| String::from_utf8(b).ok()) {
+            Some(k) => Some(SecretString::from(k)),
+            None => return Ok(Err(format!("provider `{name}`'s key cannot be opened with this master key"))),
+        },
+    };
+    Ok(Ok(ForEmbedding { base_url, api_key, version }))
+}
+
 fn key_context(id: Uuid) -> String {
     format!("provider:{id}")
 }

@@ -9,11 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cynode_orchestrator::crypto::SecretBox;
 use cynode_orchestrator::memory::{
     Embedder, EmbedderConfig, Forget, HttpEmbedder, Memories, MemoryError, MemorySettings, NewMemory, Provenance,
-    Recall, Scope, Viewer,
+    ProviderChoice, ProviderEmbedder, Recall, Scope, Viewer,
 };
 use cynode_orchestrator::outbound_guard::OutboundGuard;
+use cynode_orchestrator::providers::{self, ProviderSpec};
 use cynode_orchestrator::tasks::Origin;
 use cynode_tests::TestDb;
 use fake_embedder::FakeEmbedder;
@@ -331,6 +333,81 @@ async fn the_embedder_down_and_back() {
         .await
         .expect("model");
     assert_eq!(model.as_deref(), Some("fake-384"));
+}
+
+/// `memory.embedder_provider`: the embedder is a configured model provider, called with its URL and its sealed
+/// key; a rotated key or URL takes effect without a restart; a provider that is unknown, does not list the model,
+/// or serves one install only is refused with what to change, the memory is stored and embedded once it is fixed,
+/// and the key appears in no error.
+#[tokio::test]
+async fn the_embedder_is_a_provider_by_name() {
+    const KEY: &str = "sk-EMBED-PROVIDER-2f9c81";
+    let env = env().await;
+    let pool = &env.db.pool;
+    let fake = FakeEmbedder::start(Some(KEY), 384).await;
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).expect("key");
+    let lan = OutboundGuard::allowing(vec!["127.0.0.0/8".parse().expect("cidr")]);
+    let put = |key: &str, models: &[&str], install: Option<&str>| {
+        let spec = ProviderSpec {
+            name: "embedsrv".into(),
+            install: install.map(str::to_owned),
+            base_url: fake.url.trim_end_matches("/v1").to_owned(),
+            api_key: Some(SecretString::from(key.to_owned())),
+            models: models.iter().map(|m| (*m).to_owned()).collect(),
+            max_concurrent: 2,
+            queue_threshold: 0,
+            enabled: true,
+        };
+        let (secrets, lan) = (secrets.clone(), lan.clone());
+        async move {
+            let mut tx = pool.begin().await.expect("tx");
+            providers::put(&mut tx, &secrets, &lan, "test", &spec).await.expect("put");
+            tx.commit().await.expect("commit");
+        }
+    };
+    let embedder_of = |name: &str| {
+        let choice = ProviderChoice {
+            name: name.into(),
+            model: "fake-384".into(),
+            input_type: true,
+            timeout: Duration::from_secs(2),
+        };
+        let e = ProviderEmbedder::new(pool.clone(), secrets.clone(), choice, lan.clone()).expect("embedder");
+        Arc::new(e.with_recheck(Duration::ZERO)) as Arc<dyn Embedder>
+    };
+    let u1 = env.viewer(env.a, Some(("C1", "t1")), "U1").await;
+    let note = |text: &str| NewMemory::new(text, Scope::Channel, Provenance::User);
+    let notice = |r: &cynode_orchestrator::memory::Recalled| r.notice.clone().unwrap_or_default();
+
+    // No such provider yet: stored, keyword recall, and the notice says what is wrong.
+    let mem = Memories::new(pool.clone(), Some(embedder_of("embedsrv")), settings());
+    let first = mem.add(&u1, note("The deploy key rotates on Fridays")).await.expect("add");
+    assert!(first.embedding_model.is_none());
+    let r = mem.recall(&u1, &Recall { query: "deploy key".into(), limit: 5 }).await.expect("recall");
+    assert!(!r.hybrid && notice(&r).contains("no provider has that name"), "{}", notice(&r));
+
+    // A provider that does not list the model; then one given to a single install.
+    put("sk-wrong", &["chat-model"], None).await;
+    let r = mem.recall(&u1, &Recall { query: "deploy key".into(), limit: 5 }).await.expect("recall");
+    assert!(notice(&r).contains("does not list the embedding model `fake-384`"), "{}", notice(&r));
+    put("sk-wrong", &["fake-384"], Some("TA")).await;
+    let r = mem.recall(&u1, &Recall { query: "deploy key".into(), limit: 5 }).await.expect("recall");
+    assert!(notice(&r).contains("serves one install only"), "{}", notice(&r));
+
+    // For every install, but with a wrong key: the server refuses it, and the key is in no message.
+    put("sk-wrong", &["fake-384"], None).await;
+    let r = mem.recall(&u1, &Recall { query: "deploy key".into(), limit: 5 }).await.expect("recall");
+    assert!(notice(&r).contains("401"), "{}", notice(&r));
+    assert!(!notice(&r).contains("sk-wrong") && !notice(&r).contains(KEY));
+
+    // The key rotated with `cynode admin provider add`: used at once, no restart; the worker embeds the backlog.
+    put(KEY, &["fake-384"], None).await;
+    assert_eq!(mem.pass().await.expect("pass").embedded, 1);
+    let r = mem.recall(&u1, &Recall { query: "deploy".into(), limit: 5 }).await.expect("recall");
+    assert!(r.hybrid && r.notice.is_none(), "{:?}", r.notice);
+    assert_eq!(r.memories.first().map(|(m, _)| m.id), Some(first.id));
+    let second = mem.add(&u1, note("Backups run at 03:00 UTC")).await.expect("add");
+    assert_eq!(second.embedding_model.as_deref(), Some("fake-384"), "embedded inline through the provider");
 }
 
 /// A new model re-embeds everything in the background; vectors of a size the model is not registered with are
