@@ -413,7 +413,8 @@ pub enum MemoryCommand {
         /// The text (quote it).
         #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
-        /// Who may see it: user (default), install (admin token), shared (global admin token).
+        /// Who may see it: user (default), install (from a non-admin token: a proposal an admin approves),
+        /// shared (global admin token).
         #[arg(long, default_value = "user")]
         scope: String,
         /// Exempt from decay.
@@ -443,6 +444,27 @@ pub enum MemoryCommand {
         /// How many (1–200).
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Proposals of install-wide memory awaiting approval instead (all with an admin token, else yours).
+        #[arg(long)]
+        proposed: bool,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve a proposal of install-wide memory (admin token; not your own).
+    Approve {
+        /// Memory id (UUID).
+        #[arg(value_name = "ID")]
+        id: uuid::Uuid,
+        /// API access.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deny a proposal of install-wide memory (admin token), or withdraw your own: it is deleted.
+    Deny {
+        /// Memory id (UUID).
+        #[arg(value_name = "ID")]
+        id: uuid::Uuid,
         /// API access.
         #[command(flatten)]
         client: ClientArgs,
@@ -485,6 +507,8 @@ impl MemoryCommand {
             | Self::Search { client, .. }
             | Self::List { client, .. }
             | Self::Forget { client, .. }
+            | Self::Approve { client, .. }
+            | Self::Deny { client, .. }
             | Self::Import { client, .. } => client,
         }
     }

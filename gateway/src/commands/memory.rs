@@ -25,7 +25,15 @@ pub async fn run(cmd: MemoryCommand, api: &ApiClient) -> anyhow::Result<()> {
             } else {
                 let later =
                     if m.embedding_model.is_none() { " (not embedded yet: keyword recall until it is)" } else { "" };
-                println!("remembered {} for scope {}{later}", m.id, m.scope.as_str());
+                if m.awaiting_approval {
+                    println!(
+                        "proposed {} for the whole install: no one recalls it until an admin approves it \
+                         (cynode memory approve {})",
+                        m.id, m.id
+                    );
+                } else {
+                    println!("remembered {} for scope {}{later}", m.id, m.scope.as_str());
+                }
             }
         }
         MemoryCommand::Search { query, limit, .. } => {
@@ -40,9 +48,32 @@ pub async fn run(cmd: MemoryCommand, api: &ApiClient) -> anyhow::Result<()> {
                 eprintln!("note: {n}");
             }
         }
-        MemoryCommand::List { limit, .. } => {
+        MemoryCommand::List { limit, proposed: false, .. } => {
             let list: MemoryList = api.get(&format!("/v1/memories?limit={limit}")).await?;
             print_list(&list, json)?;
+        }
+        MemoryCommand::List { proposed: true, .. } => {
+            let list: MemoryList = api.get("/v1/memories/proposals").await?;
+            print_list(&list, json)?;
+            if !json && !list.memories.is_empty() {
+                println!("decide with: cynode memory approve ID / cynode memory deny ID");
+            }
+        }
+        MemoryCommand::Approve { id, .. } => {
+            let m: Memory = api.post(&format!("/v1/memories/{id}/approve"), &json!({})).await?;
+            if json {
+                println!("{}", serde_json::to_string(&m)?);
+            } else {
+                println!("approved {}: everyone in the install recalls it now (proposed by {})", m.id, m.author);
+            }
+        }
+        MemoryCommand::Deny { id, .. } => {
+            let n: CountResponse = api.post(&format!("/v1/memories/{id}/deny"), &json!({})).await?;
+            if json {
+                println!("{}", serde_json::to_string(&n)?);
+            } else {
+                println!("dropped the proposed memory {id}");
+            }
         }
         MemoryCommand::Forget { id, user, label, .. } => {
             let n: CountResponse = match (id, user, label) {

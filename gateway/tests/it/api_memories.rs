@@ -42,11 +42,30 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
         (mine["scope"].as_str(), mine["provenance"].as_str(), mine["trusted"].as_bool()),
         (Some("user"), Some("user"), Some(true))
     );
-    let (s, body) = create(&ci_op, json!({ "text": "team deploy fact", "scope": "install" })).await;
+    // An operator token's install-wide memory is a proposal: listed for the admin, decided by the admin only.
+    let (s, proposed) = create(&ci_op, json!({ "text": "team rollout fact", "scope": "install" })).await;
+    assert_eq!((s, proposed["awaiting_approval"].as_bool()), (201, Some(true)), "{proposed}");
+    let pid = proposed["id"].as_str().unwrap_or_default().to_owned();
+    let (s, list) = api.call("GET", "/v1/memories/proposals", &ci_admin, None).await;
+    assert_eq!((s, list["memories"][0]["id"].as_str()), (200, Some(pid.as_str())), "{list}");
+    let (s, list) = api.call("GET", "/v1/memories/proposals", &ci_op2, None).await;
+    assert_eq!((s, list["memories"].as_array().map(Vec::len)), (200, Some(0)), "another operator sees none: {list}");
+    let (s, body) = api.call("POST", &format!("/v1/memories/{pid}/approve"), &ci_op2, None).await;
     assert_eq!(s, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("needs an approver"), "{body}");
+    let (s, body) = api.call("POST", &format!("/v1/memories/{pid}/approve"), &other_op, None).await;
+    assert_eq!(s, 404, "another install's proposal: {body}");
+    let (s, body) = api.call("GET", "/v1/memories?q=rollout", &ci_op2, None).await;
+    assert_eq!((s, body["memories"].as_array().map(Vec::len)), (200, Some(0)), "not recalled yet: {body}");
+    let (s, body) = api.call("POST", &format!("/v1/memories/{pid}/approve"), &ci_admin, None).await;
+    assert_eq!((s, body["awaiting_approval"].as_bool()), (200, Some(false)), "{body}");
+    let (s, body) = api.call("GET", "/v1/memories?q=rollout", &ci_op2, None).await;
+    assert_eq!((s, body["memories"][0]["id"].as_str()), (200, Some(pid.as_str())), "recalled once approved: {body}");
     let (s, team) = create(&ci_admin, json!({ "text": "team deploy fact", "scope": "install" })).await;
-    assert_eq!((s, team["provenance"].as_str()), (201, Some("admin")), "{team}");
+    assert_eq!(
+        (s, team["provenance"].as_str(), team["awaiting_approval"].as_bool()),
+        (201, Some("admin"), Some(false)),
+        "{team}"
+    );
     let (s, body) = create(&ci_op, json!({ "text": "x", "scope": "channel", "channel": "C1" })).await;
     assert_eq!(s, 403, "{body}");
     let (s, body) = create(&ci_op, json!({ "text": "x".repeat(2001) })).await;
@@ -60,7 +79,7 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
 
     // Lists and recall: own + install-wide; nothing of the other install; another user's private memory never.
     let (_, l) = api.call("GET", "/v1/memories", &ci_op, None).await;
-    assert_eq!(texts(&l), ["team deploy fact", "my private deploy note"]);
+    assert_eq!(texts(&l), ["team deploy fact", "team rollout fact", "my private deploy note"]);
     let (_, l) = api.call("GET", "/v1/memories?q=deploy", &ci_op2, None).await;
     assert_eq!(texts(&l), ["team deploy fact"]);
     assert_eq!(l["hybrid"], false);
@@ -95,8 +114,9 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
     assert_eq!(s, 403, "{body}");
     let (s, n) = api.call("POST", "/v1/memories/forget", &ci_op, Some(json!({ "label": "wiki" }))).await;
     assert_eq!((s, n["count"].as_u64()), (200, Some(2)), "{n}");
+    // Right to delete: what ci-op wrote, the approved install-wide proposal included.
     let (s, n) = api.call("POST", "/v1/memories/forget", &ci_op, Some(json!({ "user": "ci-op" }))).await;
-    assert_eq!((s, n["count"].as_u64()), (200, Some(1)), "{n}");
+    assert_eq!((s, n["count"].as_u64()), (200, Some(2)), "{n}");
     let (s, _) = api.call("POST", "/v1/memories/forget", &ci_op, Some(json!({ "user": "a", "label": "b" }))).await;
     assert_eq!(s, 400);
     let (_, l) = api.call("GET", "/v1/memories", &ci_op, None).await;
@@ -106,8 +126,8 @@ async fn memories_are_scoped_to_the_tokens_install_and_identity() {
         .fetch_one(pool)
         .await
         .expect("audit");
-    // Five writes, one refused deletion, three deletions.
-    assert_eq!(audited, 9, "writes, deletions and refused deletions are audited");
+    // Five writes, one refused deletion, three deletions; a proposal, a refused approval and an approval.
+    assert_eq!(audited, 12, "writes, deletions, proposals and refusals are audited");
 }
 
 #[tokio::test]
@@ -160,6 +180,28 @@ async fn cynode_memory_adds_searches_imports_and_forgets_as_a_real_process() {
     let (code, _, stderr) = run_to_end("cynode", &["memory", "add", "x", "--scope", "galaxy"], &cli).await;
     assert_ne!(code, 0);
     assert!(stderr.contains("unknown scope `galaxy`"), "{stderr}");
+
+    // A proposal of install-wide memory from the operator token, decided with the admin token.
+    let (code, stdout, stderr) =
+        run_to_end("cynode", &["memory", "add", "--scope", "install", "--json", "the", "VPN", "is", "vpn-3"], &cli)
+            .await;
+    assert_eq!(code, 0, "{stderr}");
+    let proposed: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(proposed["awaiting_approval"], true, "{proposed}");
+    let pid = proposed["id"].as_str().expect("id").to_owned();
+    let (code, _, stderr) = run_to_end("cynode", &["memory", "approve", &pid], &cli).await;
+    assert_ne!(code, 0, "an operator token cannot approve");
+    assert!(stderr.contains("approver"), "{stderr}");
+    let admin = token(&db.pool, "ci-admin", Role::Admin, Some(ci)).await;
+    let admin_cli = [("CYNODE_TOKEN", admin.as_str()), ("CYNODE_URL", url.as_str())];
+    let (code, stdout, stderr) = run_to_end("cynode", &["memory", "list", "--proposed"], &admin_cli).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&pid) && stdout.contains("cynode memory approve"), "{stdout}");
+    let (code, stdout, stderr) = run_to_end("cynode", &["memory", "approve", &pid], &admin_cli).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with(&format!("approved {pid}")), "{stdout}");
+    let (code, stdout, _) = run_to_end("cynode", &["memory", "search", "VPN"], &cli).await;
+    assert!(code == 0 && stdout.contains("the VPN is vpn-3"), "recalled once approved: {stdout}");
 
     serve.signal("TERM");
     assert_eq!(serve.wait_exit(Duration::from_secs(30)).await, Some(0));

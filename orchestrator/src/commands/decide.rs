@@ -32,7 +32,8 @@ impl Commands {
     pub(super) async fn decide(&self, origin: &Origin, job: &str, approve: bool) -> Result<Reply, CommandError> {
         let id = match self.find(job).await? {
             Ok(id) => id,
-            Err(r) => return Ok(r),
+            // Not a job: perhaps a proposal of install-wide memory.
+            Err(r) => return Ok(self.review_memory(origin, job, approve).await?.unwrap_or(r)),
         };
         let mut tx = self.pool.begin().await?;
         let pending: Option<Pending> = sqlx::query_as(

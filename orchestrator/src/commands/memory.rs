@@ -18,6 +18,15 @@ impl Commands {
             Ok(m) => m,
             Err(e) => return answer(e),
         };
+        if m.awaiting_approval {
+            return Ok(reply(format!(
+                "Proposed for everyone in this workspace (`{id}`). Only you and this workspace's approvers see it \
+                 until an approver says `approve {id}` (or `deny {id}`); undecided, it lapses in {days} days. \
+                 `deny {id}` withdraws it.",
+                id = short(m.id),
+                days = crate::memory::store::PROPOSAL_TTL.as_secs() / 86_400
+            )));
+        }
         let place = match scope {
             Scope::Channel => "this channel",
             Scope::Thread => "this thread",
@@ -30,6 +39,34 @@ impl Commands {
             ""
         };
         Ok(reply(format!("Remembered for {place} (`{}`).{later}", short(m.id))))
+    }
+
+    /// `approve <id>` / `deny <id>` of a proposal of install-wide memory (when `<id>` names no job). `None` when
+    /// the id names no proposal the asker may decide either.
+    pub(super) async fn review_memory(
+        &self,
+        origin: &Origin,
+        id: &str,
+        approve: bool,
+    ) -> Result<Option<Reply>, CommandError> {
+        if origin.install_id.is_none() {
+            return Ok(None);
+        }
+        let viewer = self.viewer(origin).await?;
+        let id = match self.memories.resolve_proposal(&viewer, id).await {
+            Ok(id) => id,
+            Err(MemoryError::NotFound(_)) => return Ok(None),
+            Err(e) => return answer(e).map(Some),
+        };
+        match self.memories.review(&viewer, id, approve).await {
+            Ok(Some(m)) => Ok(Some(reply(format!(
+                "Approved `{}`: everyone in this workspace recalls it now (proposed by {}).",
+                short(m.id),
+                m.author
+            )))),
+            Ok(None) => Ok(Some(reply(format!("Dropped the proposed memory `{}`.", short(id))))),
+            Err(e) => answer(e).map(Some),
+        }
     }
 
     /// `recall`: hybrid recall of what the asker may see.

@@ -152,7 +152,7 @@ pub struct Viewer {
 
 impl Viewer {
     /// The viewer of a request: its install, requester and — when it came from a conversation — that
-    /// conversation's channel and thread; `approver` from the install's policy.
+    /// conversation's channel and thread; `approver` from the install's policy or the requester's team role.
     ///
     /// # Errors
     /// Store failures.
@@ -166,7 +166,15 @@ impl Viewer {
             }
             None => None,
         };
-        let approver = crate::policy::is_approver(pool, origin.install_id, &origin.requester).await?;
+        // An approver by the install's policy, or by team role (in this conversation's channel) in chat.
+        let by_role = match origin.install_id.filter(|_| origin.source == "chat") {
+            Some(install) => {
+                let standing = crate::team::standing(pool, install, origin.conversation_id, &origin.requester).await?;
+                standing.role >= crate::team::TeamRole::Approver
+            }
+            None => false,
+        };
+        let approver = by_role || crate::policy::is_approver(pool, origin.install_id, &origin.requester).await?;
         let (channel, thread) = place.map_or((None, None), |(c, t)| (Some(c), Some(t)));
         Ok(Self {
             install_id: origin.install_id,
@@ -215,6 +223,10 @@ pub struct Memory {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The model it is embedded with (None: not yet; keyword recall only until the worker embeds it).
     pub embedding_model: Option<String>,
+    /// An install-wide memory proposed by someone who is not an approver: recalled by no one until an approver
+    /// approves it ([`Memories::review`]).
+    #[serde(default)]
+    pub awaiting_approval: bool,
 }
 
 /// Memory settings (`memory.*` in the configuration).

@@ -11,12 +11,13 @@ use super::{InputKind, MAX_TEXT, Memories, Memory, MemoryError, Provenance, Scop
 use crate::audit;
 
 /// The scope filter, with the viewer's install, channel, thread and user as parameters `$p`…`$p+3`: expired
-/// memories never; shared ones always; the rest only in their own install, and then only the install's,
-/// the viewer's channel's, the viewer's thread's, and the viewer's own.
+/// memories and proposals awaiting approval never; shared ones always; the rest only in their own install, and
+/// then only the install's, the viewer's channel's, the viewer's thread's, and the viewer's own.
 pub fn visible(p: usize) -> String {
     let (i, c, t, u) = (p, p + 1, p + 2, p + 3);
     format!(
-        "(m.expires_at IS NULL OR m.expires_at > now()) AND (m.scope = 'shared' OR (m.install_id IS NOT DISTINCT \
+        "NOT m.awaiting_approval AND (m.expires_at IS NULL OR m.expires_at > now()) AND (m.scope = 'shared' OR \
+         (m.install_id IS NOT DISTINCT \
          FROM ${i} AND (m.scope = 'install' OR (m.scope = 'channel' AND m.channel = ${c}) OR (m.scope = 'thread' \
          AND m.channel = ${c} AND m.thread = ${t}) OR (m.scope = 'user' AND m.user_id = ${u}))))"
     )
@@ -24,7 +25,8 @@ pub fn visible(p: usize) -> String {
 
 /// The columns of [`Memory`], from `memories m`.
 pub(crate) const COLUMNS: &str = "m.id, m.scope, m.channel, m.thread, m.user_id, m.author, m.text, m.provenance, \
-     m.source_conversation, m.source_job, m.source_label, m.pinned, m.created_at, m.expires_at, m.embedding_model";
+     m.source_conversation, m.source_job, m.source_label, m.pinned, m.created_at, m.expires_at, m.embedding_model, \
+     m.awaiting_approval";
 
 pub(crate) fn from_row(r: &PgRow) -> Result<Memory, sqlx::Error> {
     let decode = |col: &str, e: String| sqlx::Error::ColumnDecode { index: col.into(), source: e.into() };
@@ -46,7 +48,15 @@ pub(crate) fn from_row(r: &PgRow) -> Result<Memory, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         embedding_model: r.try_get("embedding_model")?,
+        awaiting_approval: r.try_get("awaiting_approval")?,
     })
+}
+
+/// How long a proposal of install-wide memory waits for an approver before it expires.
+pub const PROPOSAL_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
 /// A memory to write.
@@ -104,9 +114,10 @@ impl Memories {
     /// worker does later).
     ///
     /// # Errors
-    /// [`MemoryError::Invalid`] for empty or oversized text, a scope the viewer's place cannot hold (a channel
-    /// memory from the API), or `shared` from anyone but an admin/import; [`MemoryError::Forbidden`] for an
-    /// install-wide memory from someone who is not an approver.
+    /// [`MemoryError::Invalid`] for empty or oversized text, or a scope the viewer's place cannot hold (a channel
+    /// memory from the API); [`MemoryError::Forbidden`] for `shared` from anyone but an admin/import. An
+    /// install-wide memory from someone who is not an approver is stored as a proposal
+    /// ([`Memory::awaiting_approval`]) that no one recalls until an approver approves it ([`Memories::review`]).
     pub async fn add(&self, viewer: &Viewer, new: NewMemory) -> Result<Memory, MemoryError> {
         let text = new.text.trim();
         if text.is_empty() {
@@ -128,12 +139,8 @@ impl Memories {
                 (None, None, None, None)
             }
             Scope::Install => {
-                if !viewer.approver {
-                    return Err(MemoryError::Forbidden(
-                        "install-wide memory needs an approver: ask one of this install's approvers to write it, \
-                         or remember it for this channel instead"
-                            .into(),
-                    ));
+                if viewer.install_id.is_none() {
+                    return Err(MemoryError::Invalid("install-wide memory needs an install".into()));
                 }
                 (viewer.install_id, None, None, None)
             }
@@ -149,16 +156,19 @@ impl Memories {
             },
             Scope::User => (viewer.install_id, None, None, Some(viewer.user.clone())),
         };
-        let ttl = new.ttl.or_else(|| self.settings().retention.iter().find(|(s, _)| *s == new.scope).map(|r| r.1));
-        let ttl_s = ttl.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2));
+        // Install-wide memory from someone who is not an approver waits for one, and expires undecided.
+        let proposal = new.scope == Scope::Install && !viewer.approver;
+        let ttl = if proposal { Some(PROPOSAL_TTL) } else { new.ttl.or_else(|| self.retention(new.scope)) };
+        let ttl_s = ttl.map(secs);
         // Random (v4), not time-ordered: the 8-character prefix people type must tell memories apart.
         let id = Uuid::new_v4();
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(safe_sql!(
             "INSERT INTO memories AS m (id, install_id, scope, channel, thread, user_id, author, text, provenance,
-                 source_conversation, source_inbound, source_job, source_label, pinned, expires_at)
+                 source_conversation, source_inbound, source_job, source_label, pinned, expires_at,
+                 awaiting_approval)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                     now() + make_interval(secs => $15::bigint))
+                     now() + make_interval(secs => $15::bigint), $16)
              RETURNING {COLUMNS}"
         ))
         .bind(id)
@@ -176,6 +186,7 @@ impl Memories {
         .bind(&new.source_label)
         .bind(new.pinned)
         .bind(ttl_s)
+        .bind(proposal)
         .fetch_one(&mut *tx)
         .await?;
         let mut memory = from_row(&row)?;
@@ -183,7 +194,8 @@ impl Memories {
             "install_id": install, "scope": new.scope.as_str(), "provenance": new.provenance.as_str(),
             "chars": chars,
         });
-        audit::append(&mut tx, &viewer.user, "memory.add", &id.to_string(), &detail).await?;
+        let action = if proposal { "memory.proposed" } else { "memory.add" };
+        audit::append(&mut tx, &viewer.user, action, &id.to_string(), &detail).await?;
         tx.commit().await?;
         if let Some(embedder) = self.embedder() {
             let texts = [memory.text.clone()];
@@ -200,6 +212,114 @@ impl Memories {
             }
         }
         Ok(memory)
+    }
+
+    /// The retention of `scope` (`memory.retention_days`), if any.
+    fn retention(&self, scope: Scope) -> Option<Duration> {
+        self.settings().retention.iter().find(|(s, _)| *s == scope).map(|r| r.1)
+    }
+
+    /// Proposals of install-wide memory in the viewer's install, oldest first: all of them for an approver, the
+    /// viewer's own for anyone else.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn proposals(&self, viewer: &Viewer, limit: i64) -> Result<Vec<Memory>, MemoryError> {
+        let rows = sqlx::query(safe_sql!(
+            "SELECT {COLUMNS} FROM memories m
+             WHERE m.awaiting_approval AND m.install_id = $1 AND m.expires_at > now() AND ($2 OR m.author = $3)
+             ORDER BY m.created_at, m.id LIMIT $4"
+        ))
+        .bind(viewer.install_id)
+        .bind(viewer.approver)
+        .bind(&viewer.user)
+        .bind(limit.clamp(1, 200))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Resolves the id (or a prefix of at least 8 characters) of a proposal in the viewer's install (whether the
+    /// viewer may decide it is [`Memories::review`]'s to say).
+    ///
+    /// # Errors
+    /// [`MemoryError::NotFound`]; [`MemoryError::Invalid`] for an ambiguous prefix.
+    pub async fn resolve_proposal(&self, viewer: &Viewer, id: &str) -> Result<Uuid, MemoryError> {
+        let id = id.trim().trim_matches('`').to_ascii_lowercase();
+        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(MemoryError::NotFound(clip(&id, 40)));
+        }
+        let found: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT m.id FROM memories m
+             WHERE m.awaiting_approval AND m.install_id = $1 AND m.id::text LIKE $2 || '%' LIMIT 2",
+        )
+        .bind(viewer.install_id)
+        .bind(&id)
+        .fetch_all(self.pool())
+        .await?;
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(MemoryError::NotFound(id)),
+            _ => Err(MemoryError::Invalid(format!("`{id}` matches several proposals; use more characters"))),
+        }
+    }
+
+    /// Decides a proposal of install-wide memory, audited: an approver of the install approves it (it is
+    /// recalled from then on, with the scope's retention) or denies it (deleted); its author may withdraw it
+    /// (deny) but not approve it. Returns the memory as it is now (`None`: deleted).
+    ///
+    /// # Errors
+    /// [`MemoryError::NotFound`] for no such proposal in the viewer's install (another install's id, one already
+    /// decided, one expired); [`MemoryError::Forbidden`] for someone who may not decide it.
+    pub async fn review(&self, viewer: &Viewer, id: Uuid, approve: bool) -> Result<Option<Memory>, MemoryError> {
+        let mut tx = self.pool().begin().await?;
+        let author: Option<String> = sqlx::query_scalar(
+            "SELECT author FROM memories
+             WHERE id = $1 AND awaiting_approval AND install_id = $2 AND expires_at > now() FOR UPDATE",
+        )
+        .bind(id)
+        .bind(viewer.install_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(author) = author else {
+            return Err(MemoryError::NotFound(id.to_string()));
+        };
+        let own = author == viewer.user;
+        let refused = match (approve, viewer.approver, own) {
+            (true, _, true) => Some("you proposed it; another approver of this install must approve it"),
+            (true, false, false) | (false, false, false) => {
+                Some("only an approver of this install can decide on install-wide memory")
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            let detail = serde_json::json!({ "install_id": viewer.install_id, "approve": approve, "author": author });
+            audit::append(&mut tx, &viewer.user, "memory.review.refused", &id.to_string(), &detail).await?;
+            tx.commit().await?;
+            return Err(MemoryError::Forbidden(why.into()));
+        }
+        let detail = serde_json::json!({ "install_id": viewer.install_id, "author": author });
+        let out = if approve {
+            let ttl_s = self.retention(Scope::Install).map(secs);
+            let row = sqlx::query(safe_sql!(
+                "UPDATE memories AS m SET awaiting_approval = false,
+                        expires_at = now() + make_interval(secs => $2::bigint)
+                 WHERE m.id = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(id)
+            .bind(ttl_s)
+            .fetch_one(&mut *tx)
+            .await?;
+            audit::append(&mut tx, &viewer.user, "memory.approved", &id.to_string(), &detail).await?;
+            Some(from_row(&row)?)
+        } else {
+            sqlx::query("DELETE FROM memories WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            let action = if own { "memory.withdrawn" } else { "memory.denied" };
+            audit::append(&mut tx, &viewer.user, action, &id.to_string(), &detail).await?;
+            None
+        };
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The memories `viewer` can see, newest first (`limit` at most 200).

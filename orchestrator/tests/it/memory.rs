@@ -201,7 +201,7 @@ async fn scope_isolation_across_installs_channels_threads_users_and_roles() {
 }
 
 #[tokio::test]
-async fn writes_are_checked_and_install_wide_memory_needs_an_approver() {
+async fn writes_are_checked_and_install_wide_memory_from_a_non_approver_waits_for_one() {
     let env = env().await;
     let mem = Memories::new(env.db.pool.clone(), None, settings());
     let u1 = env.viewer(env.a, Some(("C1", "t1")), "U1").await;
@@ -213,8 +213,6 @@ async fn writes_are_checked_and_install_wide_memory_needs_an_approver() {
     let long = "x".repeat(2_001);
     let m = err(mem.add(&u1, NewMemory::new(long, Scope::Channel, Provenance::User)).await);
     assert!(m.contains("2001 characters") && m.contains("at most 2000"), "{m}");
-    let m = err(mem.add(&u1, NewMemory::new("team fact", Scope::Install, Provenance::User)).await);
-    assert!(m.contains("needs an approver"), "{m}");
     let m = err(mem.add(&u1, NewMemory::new("global fact", Scope::Shared, Provenance::User)).await);
     assert!(m.contains("deployment admin"), "{m}");
     let m = err(mem.add(&api, NewMemory::new("channel fact", Scope::Channel, Provenance::User)).await);
@@ -233,6 +231,70 @@ async fn writes_are_checked_and_install_wide_memory_needs_an_approver() {
             .await
             .expect("audit");
     assert_eq!(audited, 1);
+
+    // A non-approver's install-wide memory is a proposal: stored, seen by no recall, list or get, not even its
+    // author's, until an approver approves it.
+    let u2 = env.viewer(env.a, Some(("C2", "t1")), "U2").await;
+    let p = mem.add(&u1, NewMemory::new("The staging database moves to pg-2", Scope::Install, Provenance::User)).await;
+    let p = p.expect("proposed");
+    assert!(p.awaiting_approval);
+    let recalls = |v: &Viewer| {
+        let (mem, v) = (mem.clone(), v.clone());
+        async move {
+            let r = mem.recall(&v, &Recall { query: "staging database".into(), limit: 5 }).await.expect("recall");
+            r.memories.iter().any(|(m, _)| m.id == p.id)
+        }
+    };
+    for v in [&u1, &u2, &boss] {
+        assert!(!recalls(v).await, "a proposal is recalled by no one");
+        assert!(!mem.list(v, 50).await.expect("list").iter().any(|m| m.id == p.id));
+        assert!(matches!(mem.get(v, p.id).await, Err(MemoryError::NotFound(_))));
+    }
+    // Who sees the proposals: the approver all of them, the author theirs, others none, install B nothing.
+    let ids = |l: Vec<cynode_orchestrator::memory::Memory>| l.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(mem.proposals(&boss, 50).await.expect("boss")), vec![p.id]);
+    assert_eq!(ids(mem.proposals(&u1, 50).await.expect("author")), vec![p.id]);
+    assert!(mem.proposals(&u2, 50).await.expect("other").is_empty());
+    let outsider = env.viewer(env.b, Some(("C1", "t1")), "UBOSS").await;
+    assert!(mem.proposals(&outsider, 50).await.expect("b").is_empty());
+    let short = &p.id.to_string()[..8];
+    assert_eq!(mem.resolve_proposal(&boss, short).await.expect("prefix"), p.id);
+    assert_eq!(mem.resolve_proposal(&u2, short).await.expect("same install"), p.id);
+    assert!(matches!(mem.resolve_proposal(&outsider, short).await, Err(MemoryError::NotFound(_))));
+
+    // Deciding: a non-approver may not; another install answers 404; the author may not approve their own.
+    let refused = |r: Result<Option<cynode_orchestrator::memory::Memory>, MemoryError>| match r {
+        Err(MemoryError::Forbidden(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(refused(mem.review(&u2, p.id, true).await).contains("only an approver"));
+    assert!(refused(mem.review(&u2, p.id, false).await).contains("only an approver"));
+    assert!(refused(mem.review(&u1, p.id, true).await).contains("another approver"));
+    assert!(matches!(mem.review(&outsider, p.id, true).await, Err(MemoryError::NotFound(_))));
+    let approved = mem.review(&boss, p.id, true).await.expect("approve").expect("kept");
+    assert!(!approved.awaiting_approval && approved.expires_at.is_none());
+    for v in [&u1, &u2, &boss] {
+        assert!(recalls(v).await, "recalled by everyone in the install once approved");
+    }
+    assert!(!recalls(&outsider).await);
+    assert!(matches!(mem.review(&boss, p.id, true).await, Err(MemoryError::NotFound(_))), "decided once");
+
+    // Denied: deleted. Withdrawn by its author: deleted.
+    for (decider, action) in [(&boss, "memory.denied"), (&u1, "memory.withdrawn")] {
+        let q = mem.add(&u1, NewMemory::new("Lunch is at noon", Scope::Install, Provenance::User)).await;
+        let q = q.expect("proposed");
+        assert_eq!(mem.review(decider, q.id, false).await.expect("deny"), None);
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM memories WHERE id = $1")
+            .bind(q.id)
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("n");
+        assert_eq!(left, 0, "{action}");
+        assert_eq!(crate::support::audited(&env.db.pool, action).await.len(), 1, "{action} audited");
+    }
+    for action in ["memory.proposed", "memory.approved", "memory.review.refused"] {
+        assert!(!crate::support::audited(&env.db.pool, action).await.is_empty(), "{action} audited");
+    }
 }
 
 #[tokio::test]

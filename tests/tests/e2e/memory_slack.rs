@@ -54,7 +54,7 @@ struct Chat {
     a: FakeSlack,
     b: FakeSlack,
     server: BinProcess,
-    _db: TestDb,
+    db: TestDb,
     _dir: tempfile::TempDir,
     seq: std::sync::atomic::AtomicU32,
 }
@@ -88,13 +88,18 @@ async fn start(embedder: Option<&str>) -> Chat {
     let mut server = BinProcess::spawn("cynode", &["serve", "--listen", "127.0.0.1:0", "--bootstrap", &boot], &env);
     let line = server.wait_for("serving on http://", Duration::from_secs(60)).await;
     let url = line[line.find("http://").expect("url")..].trim().to_string();
-    Chat { url, a, b, server, _db: db, _dir: dir, seq: std::sync::atomic::AtomicU32::new(1) }
+    Chat { url, a, b, server, db, _dir: dir, seq: std::sync::atomic::AtomicU32::new(1) }
 }
 
 impl Chat {
     /// Posts a signed `app_mention` of `text` by U1 in `channel`/`thread` of install `a` or `b`, and waits for
     /// the reply in that thread.
     async fn say(&self, install: char, channel: &str, thread: &str, text: &str) -> String {
+        self.say_as("U1", install, channel, thread, text).await
+    }
+
+    /// [`Chat::say`] as `user`.
+    async fn say_as(&self, user: &str, install: char, channel: &str, thread: &str, text: &str) -> String {
         let (team, secret, fake) = match install {
             'a' => ("TA", SECRET_A, &self.a),
             _ => ("TB", SECRET_B, &self.b),
@@ -105,7 +110,7 @@ impl Chat {
         let body = serde_json::json!({
             "token": "unused", "team_id": team, "api_app_id": "A1", "type": "event_callback",
             "event_id": format!("EvMem{install}{n:04}"), "event_time": 1_700_000_000,
-            "event": { "type": "app_mention", "user": "U1", "text": format!("<@UBOT> {text}"), "ts": ts,
+            "event": { "type": "app_mention", "user": user, "text": format!("<@UBOT> {text}"), "ts": ts,
                        "thread_ts": thread, "channel": channel, "event_ts": ts }
         })
         .to_string();
@@ -180,4 +185,33 @@ async fn remember_and_recall_by_meaning_with_a_real_embedding_model() {
             .await;
     assert!(!recalled.contains("keyword matches only"), "recall was hybrid: {recalled}");
     let _ = embedder.child.kill().await;
+}
+
+/// Install-wide memory from a member is a proposal: the thread says so, nobody recalls it, a member cannot
+/// approve it, an approver (by team role) approves it with `approve <id>` in chat, and from then on everyone in
+/// the install — not the other install — recalls it.
+#[tokio::test]
+async fn install_wide_memory_from_a_member_waits_for_an_approver_in_chat() {
+    let chat = start(None).await;
+    sqlx::query(
+        "INSERT INTO role_grants (install_id, user_id, role)
+         SELECT id, 'UBOSS', 'approver' FROM installs WHERE external_id = 'TA'",
+    )
+    .execute(&chat.db.pool)
+    .await
+    .expect("role");
+    let r = chat.say('a', "C1", "1700000100.000001", "remember --install the VPN gateway is vpn-3.corp").await;
+    assert!(r.contains("Proposed for everyone in this workspace"), "{r}");
+    let id = r.split("approve ").nth(1).and_then(|t| t.get(..8)).expect("the id to approve").to_owned();
+    let r = chat.say_as("U2", 'a', "C2", "1700000100.000002", "recall VPN gateway").await;
+    assert!(r.starts_with("I remember nothing about"), "a proposal is recalled by no one: {r}");
+    let r = chat.say_as("U2", 'a', "C2", "1700000100.000002", &format!("approve {id}")).await;
+    assert!(r.contains("nly an approver of this install"), "a member cannot approve: {r}");
+    let r = chat.say_as("UBOSS", 'a', "C2", "1700000100.000003", &format!("approve {id}")).await;
+    assert!(r.contains(&format!("Approved `{id}`")), "{r}");
+    let r = chat.say_as("U2", 'a', "C2", "1700000100.000002", "recall VPN gateway").await;
+    assert!(r.contains("vpn-3.corp"), "recalled once approved: {r}");
+    let r = chat.say_as("U2", 'b', "C2", "1700000100.000002", "recall VPN gateway").await;
+    assert!(r.starts_with("I remember nothing about"), "not in the other install: {r}");
+    chat.clean();
 }

@@ -273,3 +273,34 @@ pub(super) async fn forget(
     let count = state.commands.memories().forget(&v, &what).await.map_err(error)?;
     Ok(Json(CountResponse { count }))
 }
+
+/// `GET /v1/memories/proposals`.
+pub(super) async fn proposals(caller: Caller, State(state): State<AppState>) -> Result<Json<MemoryList>, ApiError> {
+    let v = viewer(&caller, None, None)?;
+    let memories = state.commands.memories().proposals(&v, 200).await.map_err(error)?;
+    Ok(Json(MemoryList { memories, scores: Vec::new(), hybrid: false, notice: None }))
+}
+
+/// `POST /v1/memories/{id}/approve`.
+pub(super) async fn approve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Memory>, ApiError> {
+    let v = viewer(&caller, None, None)?;
+    match state.commands.memories().review(&v, id(&raw)?, true).await.map_err(error)? {
+        Some(m) => Ok(Json(m)),
+        None => Err(error(MemoryError::NotFound(raw))),
+    }
+}
+
+/// `POST /v1/memories/{id}/deny`.
+pub(super) async fn deny(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<CountResponse>, ApiError> {
+    let v = viewer(&caller, None, None)?;
+    state.commands.memories().review(&v, id(&raw)?, false).await.map_err(error)?;
+    Ok(Json(CountResponse { count: 1 }))
+}

@@ -15,7 +15,8 @@ pub(super) fn add(m: &mut Map<String, Value>) {
         "id": MEMORY_ID, "scope": "channel", "channel": "C0123", "thread": null, "user_id": null, "author": "U0123",
         "text": "the deploy key rotates on Fridays", "provenance": "user", "trusted": true,
         "source_conversation": null, "source_job": null, "source_label": null, "pinned": false,
-        "created_at": TS, "expires_at": null, "embedding_model": "multilingual-e5-small" });
+        "created_at": TS, "expires_at": null, "embedding_model": "multilingual-e5-small",
+        "awaiting_approval": false });
     m.insert(
         "Memory".into(),
         obj(
@@ -36,6 +37,7 @@ pub(super) fn add(m: &mut Map<String, Value>) {
                 "created_at",
                 "expires_at",
                 "embedding_model",
+                "awaiting_approval",
             ],
             json!({
                 "id": { "type": "string", "format": "uuid" }, "scope": scope,
@@ -47,7 +49,10 @@ pub(super) fn add(m: &mut Map<String, Value>) {
                 "source_job": ouuid("The job it came from"), "source_label": ostr("An import's label"),
                 "pinned": { "type": "boolean" }, "created_at": { "type": "string", "format": "date-time" },
                 "expires_at": { "type": ["string", "null"], "format": "date-time" },
-                "embedding_model": ostr("The model of its vector (null: keyword recall only until embedded)") }),
+                "embedding_model": ostr("The model of its vector (null: keyword recall only until embedded)"),
+                "awaiting_approval": { "type": "boolean",
+                                       "description": "A proposal of install-wide memory: recalled by no one until \
+                                                       an approver approves it" } }),
             memory.clone(),
         ),
     );
