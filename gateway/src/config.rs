@@ -319,6 +319,10 @@ pub struct StreamConfig {
     /// before the post is settled as lost (never repeated; the final status posted anew).
     #[serde(default = "d_stream_lookup_patience")]
     pub lookup_patience_s: u64,
+    /// A stream that only waits for a person (an approval card) is parked, polled by nobody, until the approval
+    /// is decided or expires (or a vote, or the job moving on, wakes it), and at most this many seconds.
+    #[serde(default = "d_stream_park_max")]
+    pub park_max_s: u64,
     /// Stream live output on Slack with `chat.startStream/appendStream/stopStream` (falls back to posting and
     /// editing when a stream cannot start); `false` always posts and edits.
     #[serde(default = "yes")]
@@ -340,6 +344,7 @@ impl Default for StreamConfig {
             max_messages: d_stream_messages(),
             max_age_s: d_stream_age(),
             lookup_patience_s: d_stream_lookup_patience(),
+            park_max_s: d_stream_park_max(),
             slack_streaming: true,
             telegram_drafts: true,
         }
@@ -375,6 +380,9 @@ fn d_stream_age() -> u64 {
 }
 fn d_stream_lookup_patience() -> u64 {
     stream_default().lookup_patience.as_secs()
+}
+fn d_stream_park_max() -> u64 {
+    stream_default().park_max.as_secs()
 }
 
 /// The in-process node agent of `cynode up`.
@@ -844,6 +852,7 @@ impl Config {
             max_age: Duration::from_secs(s.max_age_s.max(1)),
             drafts: s.telegram_drafts,
             lookup_patience: Duration::from_secs(s.lookup_patience_s),
+            park_max: Duration::from_secs(s.park_max_s.max(1)),
         }
     }
 

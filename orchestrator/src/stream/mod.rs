@@ -28,6 +28,12 @@
 //!   for real, record-before-send as above, once its page is full or the job ended. Drafts are not recorded:
 //!   re-sending one is harmless (the same draft is updated), so a replica taking over simply drafts again.
 //!   Drafts carry no buttons, so a message with buttons (an agent turn's Stop) is posted, never drafted.
+//! - **Parking.** A stream whose job waits for approval, once its card shows, lets its claim go with
+//!   `parked_until` set instead of being polled: no replica claims it again until a wake-up (database triggers on
+//!   the job leaving `awaiting_approval`, the approval's state, a vote bump `wake_seq` and clear `parked_until`)
+//!   or `park_max` passes. A stream parks only if `wake_seq` is what the step read, so a decision that lands while
+//!   the step runs is never slept through. Claims take streams that never posted first, so a new request's first
+//!   answer does not wait behind lapsed claims of streams under way.
 //! - **One budget per install.** Every call first takes a token from shared buckets in `outbound_budget` (per
 //!   method, channel, chat and install, see [`StreamRates`]); a platform 429 blocks the bucket for exactly its
 //!   `Retry-After` on every replica. N replicas therefore never multiply the rate.
@@ -176,6 +182,9 @@ pub struct StreamSettings {
     /// errors before the post is settled as lost: never repeated, and posted anew once it must show something
     /// else, so the thread still ends with the final status instead of the stream waiting for the lookup forever.
     pub lookup_patience: Duration,
+    /// A stream that only waits for a person (an approval card) is parked — nobody polls it — until a wake-up
+    /// (the approval decided or expired, a vote, the job moving on), and at most this long.
+    pub park_max: Duration,
 }
 
 impl Default for StreamSettings {
@@ -190,6 +199,7 @@ impl Default for StreamSettings {
             max_age: Duration::from_secs(24 * 3600),
             drafts: true,
             lookup_patience: Duration::from_secs(30),
+            park_max: Duration::from_secs(60),
         }
     }
 }

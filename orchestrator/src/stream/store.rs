@@ -55,20 +55,24 @@ pub(crate) struct Progress {
     pub(crate) pending_post: Option<i32>,
     pub(crate) next_offset: i64,
     pub(crate) closed: bool,
+    /// The stream's wake-up count when the step read it ([`park`] parks only if it is unchanged).
+    pub(crate) wake_seq: i64,
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Claims up to `limit` open streams nobody holds, oldest first.
+/// Claims up to `limit` open streams nobody holds and nobody parked: those that never posted anything first (a
+/// new request's first answer must not wait behind lapsed claims of streams under way), oldest first.
 pub(crate) async fn claim(pool: &PgPool, limit: i64, ttl: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE stream_records s
          SET claim_token = gen_random_uuid(), claimed_until = now() + $2 * interval '1 millisecond'
          FROM (SELECT id FROM stream_records
                WHERE state = 'open' AND (claimed_until IS NULL OR claimed_until < now())
-               ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) picked
+                 AND (parked_until IS NULL OR parked_until <= now())
+               ORDER BY message_ids <> '[]'::jsonb, created_at LIMIT $1 FOR UPDATE SKIP LOCKED) picked
          WHERE s.id = picked.id
          RETURNING s.id, s.task_id, s.claim_token",
     )
@@ -85,12 +89,13 @@ struct ProgressRow {
     page_breaks: Value,
     pending_post: Option<i32>,
     next_offset: i64,
+    wake_seq: i64,
 }
 
 /// The stream's progress, if the claim still holds.
 pub(crate) async fn progress(pool: &PgPool, c: &Claimed) -> Result<Option<Progress>, sqlx::Error> {
     let row: Option<ProgressRow> = sqlx::query_as(
-        "SELECT message_ids, pages, page_breaks, pending_post, next_offset FROM stream_records
+        "SELECT message_ids, pages, page_breaks, pending_post, next_offset, wake_seq FROM stream_records
          WHERE id = $1 AND claim_token = $2",
     )
     .bind(c.id)
@@ -104,6 +109,7 @@ pub(crate) async fn progress(pool: &PgPool, c: &Claimed) -> Result<Option<Progre
         pending_post: r.pending_post,
         next_offset: r.next_offset,
         closed: false,
+        wake_seq: r.wake_seq,
     }))
 }
 
@@ -133,6 +139,24 @@ pub(crate) async fn save(
     .bind(p.closed)
     .bind(millis(ttl))
     .bind(serde_json::to_value(&p.breaks).unwrap_or_default())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Parks a stream that waits for a person: lets its claim go and keeps every replica from claiming it until a
+/// wake-up (see the `stream_parking` migration) or `at_most` from now. Only while the claim holds and no wake-up
+/// came since the step read `p.wake_seq`; `false` otherwise (the caller goes on driving it).
+pub(crate) async fn park(pool: &PgPool, c: &Claimed, p: &Progress, at_most: Duration) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE stream_records SET parked_until = now() + $4 * interval '1 millisecond', claimed_until = NULL,
+             claim_token = NULL
+         WHERE id = $1 AND claim_token = $2 AND wake_seq = $3 AND state = 'open'",
+    )
+    .bind(c.id)
+    .bind(c.claim_token)
+    .bind(p.wake_seq)
+    .bind(millis(at_most))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)

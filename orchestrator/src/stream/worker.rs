@@ -183,7 +183,12 @@ impl StreamWorker {
         let next = match shown {
             View::Private(None) => Next::Again(self.settings.poll),
             View::Private(Some(text)) => run.private(&text).await?,
-            View::Thread { slots, done, shows } => run.thread(&slots, done, &shows, attempt).await?,
+            View::Thread { slots, done, shows } => {
+                // Only a person can move a job that waits for approval on: once its card shows, park the stream.
+                let waiting = snap.job.as_ref().is_some_and(|j| j.state == "awaiting_approval")
+                    && snap.approval.as_ref().is_some_and(|a| a.state == "pending");
+                run.thread(&slots, done, &shows, attempt, waiting).await?
+            }
         };
         local.prepaid = run.reserved;
         local.drafts = run.drafts;
@@ -287,6 +292,7 @@ impl Run<'_> {
         done: bool,
         shows: &[Option<Range<usize>>],
         attempt: i32,
+        waiting: bool,
     ) -> Result<Next, sqlx::Error> {
         let cadence = self.worker.settings.cadence;
         if let Some(i) = self.p.pending_post.take()
@@ -383,6 +389,13 @@ impl Run<'_> {
         }
         self.p.closed = done;
         if !self.save(&rendered(slots)).await? || done {
+            return Ok(Next::Stop);
+        }
+        // Everything shows what it must and only a person can change it: park (a live stream or draft would
+        // expire, so those go on).
+        let live = self.drafts.live || self.p.messages.iter().any(|m| m.via == Via::Stream);
+        if waiting && !live && store::park(&self.worker.pool, self.c, &self.p, self.worker.settings.park_max).await? {
+            tracing::debug!(task.id = %self.c.task_id, "stream parked until the approval is decided");
             return Ok(Next::Stop);
         }
         let faster = if self.p.messages.iter().any(|m| m.via == Via::Stream) {

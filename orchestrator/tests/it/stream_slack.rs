@@ -143,3 +143,81 @@ async fn an_interrupted_post_that_cannot_be_looked_up_still_ends_the_thread_with
     assert!(messages[2].shown().contains("Succeeded"), "{messages:?}");
     assert!(slack.rejections().iter().all(|c| c.method == "conversations.replies"), "{:?}", slack.rejections());
 }
+
+/// A job that waits for approval: once its card shows, the stream is parked — its claim let go, no replica
+/// steps it (its record is not written again) — and the decision wakes it at once through the database
+/// triggers, long before the safety net (an hour here), so the thread ends with the output and the final status.
+/// (Without the wake-up triggers the stream sleeps through the hour and the test fails.)
+#[tokio::test]
+async fn a_stream_waiting_for_approval_is_parked_and_woken_by_the_decision() {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let slack = FakeSlack::start().await;
+    let secrets = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+    let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
+    let thread = "1700000000.000400";
+    let (task, job) = slack_thread_task(&pool, install, thread, "echo approved").await;
+    sqlx::query("UPDATE jobs SET state = 'awaiting_approval' WHERE id = $1").bind(job).execute(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO approvals (id, job_id, approvers, requested_by, expires_at)
+         VALUES ($1, $2, '[\"UBOSS\"]', 'U1', now() + interval '1 hour')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(job)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
+    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let settings = StreamSettings {
+        poll: Duration::from_millis(50),
+        cadence: Duration::from_millis(200),
+        park_max: Duration::from_secs(3600),
+        ..StreamSettings::default()
+    };
+    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+
+    type Parked = (bool, bool, chrono::DateTime<chrono::Utc>);
+    let parked = || async {
+        sqlx::query_as::<_, Parked>(
+            "SELECT parked_until IS NOT NULL, claim_token IS NULL, updated_at FROM stream_records WHERE task_id = $1",
+        )
+        .bind(task)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let started = Instant::now();
+    let mut state = parked().await;
+    while !(state.0 && state.1) && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state = parked().await;
+    }
+    assert!(state.0 && state.1, "the stream did not park");
+    let card = slack.messages_in("C1", Some(thread));
+    assert_eq!(card.len(), 1, "{card:?}");
+    assert!(card[0].shown().to_lowercase().contains("approv"), "the card shows: {}", card[0].shown());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(parked().await, state, "a parked stream is not stepped");
+
+    sqlx::query("UPDATE approvals SET state = 'approved', decided_by = 'UBOSS', decided_at = now() WHERE job_id = $1")
+        .bind(job)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = $1").bind(job).execute(&pool).await.unwrap();
+    let d = dispatcher(&pool);
+    let n = node(&pool, "n1", host_caps()).await;
+    let lease = d.lease(n, 1, Duration::from_secs(2)).await.unwrap().remove(0);
+    let lref = LeaseRef { job_id: job, attempt: lease.attempt, lease_token: lease.lease_token };
+    let chunk = OutputChunk { stream: Stream::Stdout, seq: 0, data: "approved\n".to_owned() };
+    d.output(n, &OutputBatch { lease: lref, chunks: vec![chunk] }).await.unwrap();
+    d.finish(n, &FinishRequest { lease: lref, outcome: crate::support::succeeded(10) }).await.unwrap();
+    assert!(closed(&pool, task, Duration::from_secs(20)).await, "the decision did not wake the stream");
+    let shown: Vec<String> = slack.messages_in("C1", Some(thread)).iter().map(|m| m.shown()).collect();
+    assert!(shown.iter().any(|s| s.contains("Succeeded")), "{shown:?}");
+    assert!(shown.iter().any(|s| s.contains("approved")), "{shown:?}");
+    assert!(slack.rejections().is_empty(), "{:?}", slack.rejections());
+}
