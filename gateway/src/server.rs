@@ -14,7 +14,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::memory::worker::spawn_memory_worker;
-use cynode_orchestrator::memory::{Embedder, HttpEmbedder, Memories};
+use cynode_orchestrator::memory::{Embedder, HttpEmbedder, JobEmbedder, Memories};
 use cynode_orchestrator::nodes::TokenKeys;
 use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
@@ -90,6 +90,8 @@ pub struct CoreSettings {
 pub struct MemoryCore {
     /// The embedder (reached through the outbound guard).
     pub embedder: Option<cynode_orchestrator::memory::EmbedderConfig>,
+    /// Embed with `embed` jobs on the inference nodes instead (`memory.embedder = "nodes"`).
+    pub node_embedder: Option<cynode_orchestrator::memory::JobEmbedderConfig>,
     /// Retention, decay, MMR, HNSW search width.
     pub settings: cynode_orchestrator::memory::MemorySettings,
 }
@@ -115,6 +117,18 @@ impl AppState {
     ) -> Self {
         let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
         dispatcher.spawn_background(shutdown.clone());
+        let on_nodes = settings.memory.node_embedder.clone().and_then(|config| {
+            match JobEmbedder::new(pool.clone(), dispatcher.clone(), config) {
+                Ok(e) => {
+                    tracing::info!(model = %e.model(), "memory embeds with embed jobs on the inference nodes");
+                    Some(Arc::new(e) as Arc<dyn Embedder>)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "memory embedder not started; recall is keyword-only");
+                    None
+                }
+            }
+        });
         let embedder = settings.memory.embedder.clone().and_then(|config| {
             let model = config.model.clone();
             match HttpEmbedder::new(config, settings.outbound.clone()) {
@@ -128,6 +142,8 @@ impl AppState {
                 }
             }
         });
+        // `memory.embedder = "nodes"` and `memory.embedder_url` exclude each other (the configuration says so).
+        let embedder = on_nodes.or(embedder);
         let memories = Memories::new(pool.clone(), embedder, settings.memory.settings.clone());
         spawn_memory_worker(memories.clone(), shutdown.clone());
         let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands).with_memories(memories);

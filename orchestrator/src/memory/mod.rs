@@ -11,8 +11,9 @@
 //! - **Recall** ([`recall`]) fuses a filtered HNSW kNN (pgvector 0.8 iterative scans, so filters keep their
 //!   recall) and a full-text ranking by reciprocal rank fusion, with temporal decay and optional MMR diversity.
 //!   Without an embedder it is keyword-only, and says so.
-//! - **Embeddings** come from an OpenAI-compatible `/v1/embeddings` endpoint ([`embed`]). Memories written while
-//!   it is down, and memories of an older model, are embedded by a background worker ([`worker`]).
+//! - **Embeddings** come from an OpenAI-compatible `/v1/embeddings` endpoint ([`embed`]), or from the inference
+//!   nodes as batched `embed` jobs ([`jobs`]). Memories written while it is down, and memories of an older model,
+//!   are embedded by a background worker ([`worker`]), a batch per call.
 
 /// A statement assembled from this module's own fragments: the scope filter's parameter numbers, column lists,
 /// and — in recall — the model's dimension (an integer) and name (checked by [`EmbedderConfig::validate`] and
@@ -22,6 +23,7 @@ macro_rules! safe_sql {
 }
 
 pub mod embed;
+pub mod jobs;
 pub mod recall;
 pub mod store;
 pub mod worker;
@@ -34,6 +36,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use embed::{EmbedError, Embedder, EmbedderConfig, HttpEmbedder, InputKind};
+pub use jobs::{JobEmbedder, JobEmbedderConfig};
 pub use recall::{Recall, Recalled};
 pub use store::{Forget, NewMemory};
 
