@@ -192,6 +192,7 @@ fn done() -> Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

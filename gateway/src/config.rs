@@ -782,7 +782,9 @@ impl Config {
             ConfigError::Invalid { key: if key == "." { "(top level)".into() } else { key }, cause, source_hint }
         })?;
         config.dirs = dirs;
-        if let Err(cause) = config.memory.embedder().and_then(|_| config.memory.settings()) {
+        if let Err(cause) =
+            config.memory.embedder().and_then(|_| config.memory.node_embedder()).and_then(|_| config.memory.settings())
+        {
             let source_hint = file.map(|f| format!(" (in {})", f.display())).unwrap_or_default();
             return Err(ConfigError::Invalid { key: "memory".into(), cause, source_hint });
         }
@@ -821,6 +823,9 @@ impl Config {
             outbound: self.outbound.guard(),
             memory: crate::server::MemoryCore {
                 embedder: self.memory.embedder().ok().flatten(),
+                node_embedder: self.memory.node_embedder().ok().flatten().map(|c| {
+                    cynode_orchestrator::memory::JobEmbedderConfig { max_attempts: self.commands.max_attempts, ..c }
+                }),
                 settings: self.memory.settings().unwrap_or_default(),
             },
             stream: self.stream_settings(),

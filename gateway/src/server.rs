@@ -14,7 +14,7 @@ use cynode_orchestrator::dispatch::{DispatchSettings, Dispatcher};
 use cynode_orchestrator::inbound::{Recorder, spawn_interpreter};
 use cynode_orchestrator::installs::Installs;
 use cynode_orchestrator::memory::worker::spawn_memory_worker;
-use cynode_orchestrator::memory::{Embedder, EmbedderSource, HttpEmbedder, Memories, ProviderEmbedder};
+use cynode_orchestrator::memory::{Embedder, EmbedderSource, HttpEmbedder, JobEmbedder, Memories, ProviderEmbedder};
 use cynode_orchestrator::nodes::TokenKeys;
 use cynode_orchestrator::outbound_guard::OutboundGuard;
 use cynode_orchestrator::outbox::{Deliverer, DelivererSettings, Subscriptions};
@@ -90,6 +90,8 @@ pub struct CoreSettings {
 pub struct MemoryCore {
     /// The embedder (reached through the outbound guard).
     pub embedder: Option<cynode_orchestrator::memory::EmbedderSource>,
+    /// Embed with `embed` jobs on the inference nodes instead (`memory.embedder = "nodes"`).
+    pub node_embedder: Option<cynode_orchestrator::memory::JobEmbedderConfig>,
     /// Retention, decay, MMR, HNSW search width.
     pub settings: cynode_orchestrator::memory::MemorySettings,
 }
@@ -115,6 +117,18 @@ impl AppState {
     ) -> Self {
         let dispatcher = Dispatcher::new(pool.clone(), settings.dispatch);
         dispatcher.spawn_background(shutdown.clone());
+        let on_nodes = settings.memory.node_embedder.clone().and_then(|config| {
+            match JobEmbedder::new(pool.clone(), dispatcher.clone(), config) {
+                Ok(e) => {
+                    tracing::info!(model = %e.model(), "memory embeds with embed jobs on the inference nodes");
+                    Some(Arc::new(e) as Arc<dyn Embedder>)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "memory embedder not started; recall is keyword-only");
+                    None
+                }
+            }
+        });
         let secrets = SecretBox::from_base64(master_key).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the master key is unusable; platform requests will be refused");
             // A random key opens nothing: fail closed.
@@ -142,6 +156,8 @@ impl AppState {
                 }
             }
         });
+        // `memory.embedder = "nodes"` and `memory.embedder_url` exclude each other (the configuration says so).
+        let embedder = on_nodes.or(embedder);
         let memories = Memories::new(pool.clone(), embedder, settings.memory.settings.clone());
         spawn_memory_worker(memories.clone(), shutdown.clone());
         let commands = Commands::new(pool.clone(), dispatcher.clone(), settings.commands).with_memories(memories);

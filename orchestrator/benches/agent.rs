@@ -215,6 +215,7 @@ async fn simulate(d: Arc<Dispatcher>, node: Uuid) {
                 message: None,
                 usage: None,
                 tool_calls: calls,
+                embeddings: Vec::new(),
             };
             d.finish(node, &FinishRequest { lease, outcome }).await.expect("finish");
         }

@@ -238,6 +238,7 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
                 message: None,
                 usage: None,
                 tool_calls: Vec::new(),
+                embeddings: Vec::new(),
             };
             d.finish(node, &FinishRequest { lease, outcome }).await.expect("finish");
         }));

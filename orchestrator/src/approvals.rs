@@ -47,6 +47,15 @@ pub fn canonical_spec(spec: &JobSpec) -> Value {
                 "timeout_s": i.timeout_s,
             })
         }
+        JobSpec::Embed(e) => json!({
+            "kind": "embed",
+            "model": e.model,
+            "count": e.input.len(),
+            "input_sha256": hex::encode(Sha256::digest(
+                serde_json::to_vec(&json!([e.input_type.map(|t| t.as_str()), e.input])).unwrap_or_default()
+            )),
+            "timeout_s": e.timeout_s,
+        }),
         JobSpec::Host(h) => json!({
             "kind": "host",
             "argv": ["sh", "-c", h.command],
@@ -118,6 +127,27 @@ mod tests {
         assert_ne!(base, spec_hash(&sandbox("echo hi", &[("A", "1"), ("B", "2")], true)), "gpu");
         let canon = canonical_spec(&sandbox("echo hi", &[("SECRET", "hunter2")], false)).to_string();
         assert!(canon.contains("SECRET") && !canon.contains("hunter2"), "{canon}");
+    }
+
+    #[test]
+    fn an_embed_jobs_hash_covers_model_and_texts() {
+        use cynode_protocol::{EmbedInputType, EmbedSpec};
+        let embed = |model: &str, texts: &[&str], kind| {
+            JobSpec::Embed(EmbedSpec {
+                model: model.into(),
+                input: texts.iter().map(|t| (*t).to_string()).collect(),
+                input_type: kind,
+                timeout_s: 30,
+            })
+        };
+        let base = spec_hash(&embed("e5", &["a", "b"], None));
+        assert_ne!(base, spec_hash(&embed("e5", &["a", "c"], None)), "texts");
+        assert_ne!(base, spec_hash(&embed("e5", &["b", "a"], None)), "order");
+        assert_ne!(base, spec_hash(&embed("bge", &["a", "b"], None)), "model");
+        assert_ne!(base, spec_hash(&embed("e5", &["a", "b"], Some(EmbedInputType::Query))), "input type");
+        let canon = canonical_spec(&embed("e5", &["private text"], None));
+        assert_eq!((canon["kind"].as_str(), canon["count"].as_u64()), (Some("embed"), Some(1)));
+        assert!(!canon.to_string().contains("private text"), "texts only as their hash");
     }
 
     #[test]

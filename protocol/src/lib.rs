@@ -9,7 +9,9 @@ mod job;
 mod messages;
 
 pub use job::{
-    ChatMessage, ExecutorKind, HostSpec, InferenceSpec, JobSpec, Requirements, SandboxLimits, SandboxSpec, ToolCall,
+    ChatMessage, EMBED_LABEL, EMBED_LABEL_VALUE, EmbedInputType, EmbedSpec, ExecutorKind, HostSpec, InferenceSpec,
+    JobSpec, MAX_EMBED_INPUT_CHARS, MAX_EMBED_INPUTS, MAX_EMBED_VALUES, Requirements, SandboxLimits, SandboxSpec,
+    ToolCall,
 };
 pub use messages::*;
 
@@ -79,6 +81,47 @@ mod tests {
         };
         let back: FinishWithOutput = serde_json::from_str(&serde_json::to_string(&with).expect("ser")).expect("de");
         assert_eq!(back.output, with.output);
+    }
+
+    #[test]
+    fn embed_specs_and_results_on_the_wire() {
+        let spec = JobSpec::Embed(EmbedSpec {
+            model: "e5".into(),
+            input: vec!["a".into(), "b".into()],
+            input_type: None,
+            timeout_s: 30,
+        });
+        let text = serde_json::to_string(&spec).expect("ser");
+        assert!(text.contains(r#""kind":"embed""#) && !text.contains("input_type"), "{text}");
+        assert_eq!(serde_json::from_str::<JobSpec>(&text).expect("de"), spec);
+        assert_eq!(spec.executor(), ExecutorKind::Inference);
+        let typed: JobSpec =
+            serde_json::from_str(r#"{"kind":"embed","model":"e5","input":["q"],"input_type":"query"}"#).expect("de");
+        let JobSpec::Embed(e) = typed else { panic!("not embed") };
+        assert_eq!((e.input_type, e.timeout_s), (Some(EmbedInputType::Query), 60));
+        // A finish without vectors is as before; with them, an orchestrator that predates them ignores them.
+        let plain = r#"{"status": "succeeded", "duration_ms": 3}"#;
+        assert!(serde_json::from_str::<Outcome>(plain).expect("de").embeddings.is_empty());
+        let mut o: Outcome = serde_json::from_str(plain).expect("de");
+        assert!(!serde_json::to_string(&o).expect("ser").contains("embeddings"));
+        o.embeddings = vec![vec![0.5, -1.0], vec![0.25, 2.0]];
+        let back: Outcome = serde_json::from_str(&serde_json::to_string(&o).expect("ser")).expect("de");
+        assert_eq!(back, o);
+    }
+
+    #[test]
+    fn embed_specs_are_bounded() {
+        let spec = |n: usize, len: usize| EmbedSpec {
+            model: "e5".into(),
+            input: vec!["x".repeat(len); n],
+            input_type: Some(EmbedInputType::Passage),
+            timeout_s: 30,
+        };
+        assert!(spec(MAX_EMBED_INPUTS, MAX_EMBED_INPUT_CHARS).validate().is_ok());
+        assert!(spec(MAX_EMBED_INPUTS + 1, 1).validate().expect_err("too many").contains("at most 64 texts"));
+        assert!(spec(2, MAX_EMBED_INPUT_CHARS + 1).validate().expect_err("too long").contains("longer than"));
+        assert!(spec(0, 1).validate().expect_err("empty").contains("at least one"));
+        assert!(EmbedSpec { model: " ".into(), ..spec(1, 1) }.validate().expect_err("model").contains("model"));
     }
 
     #[test]

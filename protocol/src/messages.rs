@@ -254,6 +254,9 @@ pub struct Outcome {
     /// The tool calls an inference job's model made (its text is the job's output).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<crate::job::ToolCall>,
+    /// The vectors of a succeeded embed job: one per input, in input order, all of one size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<Vec<f32>>,
 }
 
 /// Inference token usage.

@@ -1,10 +1,12 @@
-//! The `memory` section: the embedder (an OpenAI-compatible `/v1/embeddings` endpoint), retention per scope and
-//! recall tuning.
+//! The `memory` section: the embedder (an OpenAI-compatible `/v1/embeddings` endpoint, or `embed` jobs on the
+//! inference nodes), retention per scope and recall tuning.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cynode_orchestrator::memory::{EmbedderConfig, EmbedderSource, MemorySettings, ProviderChoice, Scope};
+use cynode_orchestrator::memory::{
+    EmbedderConfig, EmbedderSource, JobEmbedderConfig, MemorySettings, ProviderChoice, Scope,
+};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -46,6 +48,10 @@ pub struct MemoryConfig {
     /// `hnsw.ef_search` of the vector half of recall.
     #[serde(default = "d_ef")]
     pub ef_search: i32,
+    /// `nodes`: embed with batched `embed` jobs on the inference nodes (or a provider that serves
+    /// `embedding_model`) instead of calling `embedder_url`.
+    #[serde(default)]
+    pub embedder: Option<String>,
 }
 
 impl Default for MemoryConfig {
@@ -61,6 +67,7 @@ impl Default for MemoryConfig {
             half_life_days: d_half_life(),
             mmr_lambda: None,
             ef_search: d_ef(),
+            embedder: None,
         }
     }
 }
@@ -118,6 +125,41 @@ impl MemoryConfig {
                 config.validate()?;
                 Ok(Some(EmbedderSource::Url(config)))
             }
+        }
+    }
+
+    /// The configuration of embedding through `embed` jobs (`memory.embedder = "nodes"`), if chosen; its
+    /// `max_attempts` is the caller's to set.
+    ///
+    /// # Errors
+    /// An unknown choice, a URL given as well, or an invalid model name.
+    pub fn node_embedder(&self) -> Result<Option<JobEmbedderConfig>, String> {
+        match self.embedder.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some("nodes")
+                if [&self.embedder_url, &self.embedder_provider]
+                    .iter()
+                    .any(|v| v.as_deref().is_some_and(|u| !u.trim().is_empty())) =>
+            {
+                Err("memory.embedder = \"nodes\" and memory.embedder_url or memory.embedder_provider are both set; \
+                     keep one"
+                    .into())
+            }
+            Some("nodes") => {
+                let config = JobEmbedderConfig {
+                    model: self.embedding_model.clone(),
+                    input_type: self.embedder_input_type,
+                    timeout: Duration::from_millis(self.embedder_timeout_ms.max(1000)),
+                    max_attempts: 3,
+                };
+                config.validate()?;
+                Ok(Some(config))
+            }
+            Some(other) => Err(format!(
+                "memory.embedder must be \"nodes\" (embed jobs on the inference nodes) or unset (memory.embedder_url), \
+                 not `{}`",
+                other.chars().take(40).collect::<String>()
+            )),
         }
     }
 
@@ -181,5 +223,21 @@ mod tests {
         }
         let c = MemoryConfig { retention_days: [("thread".to_owned(), 30)].into(), ..MemoryConfig::default() };
         assert_eq!(c.settings().expect("ok").retention, vec![(Scope::Thread, Duration::from_secs(30 * 86_400))]);
+    }
+
+    #[test]
+    fn embedding_on_the_nodes_is_one_choice() {
+        let nodes = |url: Option<&str>| MemoryConfig {
+            embedder: Some("nodes".into()),
+            embedder_url: url.map(str::to_owned),
+            embedding_model: "e5".into(),
+            ..MemoryConfig::default()
+        };
+        let c = nodes(None).node_embedder().expect("ok").expect("chosen");
+        assert_eq!((c.model.as_str(), c.input_type), ("e5", true));
+        assert!(nodes(Some("http://h/v1")).node_embedder().expect_err("both").contains("keep one"));
+        let odd = MemoryConfig { embedder: Some("gpu".into()), ..MemoryConfig::default() };
+        assert!(odd.node_embedder().expect_err("odd").contains("must be \"nodes\""));
+        assert!(MemoryConfig::default().node_embedder().expect("ok").is_none());
     }
 }

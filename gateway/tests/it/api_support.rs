@@ -140,6 +140,7 @@ pub async fn finish(d: &Dispatcher, node: Uuid, l: &Lease, status: FinishStatus,
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     };
     d.finish(node, &FinishRequest { lease: lease_ref(l), outcome }).await.expect("finish");
 }

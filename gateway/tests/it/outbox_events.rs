@@ -85,6 +85,7 @@ async fn commands_and_results_are_delivered_as_signed_events() {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     };
     app.state.dispatcher.finish(node, &FinishRequest { lease: lr, outcome }).await.expect("finish");
 

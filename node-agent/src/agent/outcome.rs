@@ -65,12 +65,18 @@ pub(crate) fn completed(run: &RunOutcome, limits: &JobLimits, reason: Option<Sto
         message,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 
 /// Refused before running (not allowed, not present, invalid, not supported here).
 pub(crate) fn rejected(message: impl Into<String>) -> Outcome {
     not_run(FinishStatus::Rejected, message.into())
+}
+
+/// It ran and failed (an unusable answer).
+pub(crate) fn failed(message: impl Into<String>) -> Outcome {
+    not_run(FinishStatus::Failed, message.into())
 }
 
 /// The node could not run the job (engine down, cannot spawn).
@@ -88,6 +94,7 @@ fn not_run(status: FinishStatus, message: String) -> Outcome {
         message: Some(message),
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 
@@ -136,7 +143,25 @@ pub(crate) fn from_inference(
         message,
         usage: run.usage,
         tool_calls: run.tool_calls.clone(),
+        embeddings: Vec::new(),
     }
+}
+
+/// The outcome of an embed job: its vectors when it completed.
+pub(crate) fn from_embed(
+    run: crate::executor::inference::EmbedOutcome,
+    timeout_s: u64,
+    reason: Option<StopReason>,
+) -> Outcome {
+    let as_inference = crate::executor::inference::InferenceOutcome {
+        end: run.end,
+        duration: run.duration,
+        output_bytes: 0,
+        usage: run.usage,
+        model: String::new(),
+        tool_calls: Vec::new(),
+    };
+    Outcome { embeddings: run.vectors, ..from_inference(&as_inference, timeout_s, reason) }
 }
 
 #[cfg(test)]

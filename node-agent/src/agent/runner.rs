@@ -55,6 +55,7 @@ impl JobRunner {
             JobSpec::Sandbox(spec) => self.sandbox(lease, spec, control, output).await,
             JobSpec::Host(spec) => self.host(lease, spec, control, output).await,
             JobSpec::Inference(spec) => self.inference(spec, control, output).await,
+            JobSpec::Embed(spec) => self.embed(spec, control).await,
         }
     }
 
@@ -95,6 +96,21 @@ impl JobRunner {
         match exec.run(spec, control.stop_token(), output).await {
             Ok(run) => outcome::from_inference(&run, spec.timeout_s, control.reason()),
             Err(e @ InferenceError::ModelNotAllowed(..)) => outcome::rejected(e.to_string()),
+            Err(e) => outcome::error(e.to_string()),
+        }
+    }
+
+    async fn embed(&self, spec: &proto::EmbedSpec, control: &JobControl) -> Outcome {
+        let Some(exec) = &self.inference else {
+            return outcome::rejected("no inference server is configured on this node (--inference-url)");
+        };
+        if let Err(message) = spec.validate() {
+            return outcome::rejected(message);
+        }
+        match exec.embed(spec, control.stop_token()).await {
+            Ok(run) => outcome::from_embed(run, spec.timeout_s, control.reason()),
+            Err(e @ InferenceError::ModelNotAllowed(..)) => outcome::rejected(e.to_string()),
+            Err(e @ InferenceError::BadAnswer(_)) => outcome::failed(e.to_string()),
             Err(e) => outcome::error(e.to_string()),
         }
     }

@@ -56,10 +56,15 @@ impl Prepared {
 
     /// The capabilities to register with.
     pub fn capabilities(&self, config: &AgentConfig) -> Capabilities {
+        let mut labels = config.labels.clone();
+        if self.runner.inference.is_some() {
+            // Embed jobs go only to agents that carry this (one that predates them could not read the lease).
+            labels.insert(cynode_protocol::EMBED_LABEL.into(), cynode_protocol::EMBED_LABEL_VALUE.into());
+        }
         Capabilities {
             executors: self.executors(),
             templates: self.runner.templates.keys().cloned().collect(),
-            labels: config.labels.clone(),
+            labels,
             gpus: self.gpus.clone(),
             models: self.models.clone(),
             max_concurrent_jobs: config.max_concurrent_jobs,

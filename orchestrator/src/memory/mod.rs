@@ -12,8 +12,9 @@
 //!   recall) and a full-text ranking by reciprocal rank fusion, with temporal decay and optional MMR diversity.
 //!   Without an embedder it is keyword-only, and says so.
 //! - **Embeddings** come from an OpenAI-compatible `/v1/embeddings` endpoint ([`embed`]): a URL, or a configured
-//!   model provider by name ([`provider`]). Memories written while
-//!   it is down, and memories of an older model, are embedded by a background worker ([`worker`]).
+//!   model provider by name ([`provider`]); or from the inference nodes as batched `embed` jobs ([`jobs`]).
+//!   Memories written while it is down, and memories of an older model, are embedded by a background worker
+//!   ([`worker`]), a batch per call.
 
 /// A statement assembled from this module's own fragments: the scope filter's parameter numbers, column lists,
 /// and — in recall — the model's dimension (an integer) and name (checked by [`EmbedderConfig::validate`] and
@@ -23,6 +24,7 @@ macro_rules! safe_sql {
 }
 
 pub mod embed;
+pub mod jobs;
 pub mod provider;
 pub mod recall;
 pub mod store;
@@ -36,6 +38,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use embed::{EmbedError, Embedder, EmbedderConfig, EmbedderSource, HttpEmbedder, InputKind};
+pub use jobs::{JobEmbedder, JobEmbedderConfig};
 pub use provider::{ProviderChoice, ProviderEmbedder};
 pub use recall::{Recall, Recalled};
 pub use store::{Forget, NewMemory};

@@ -4,7 +4,7 @@
 //!
 //! The provider is looked up again at most every [`RECHECK`]: a changed URL or key takes effect without a
 //! restart, and a provider that was removed, disabled, given to one install or stripped of the model makes every
-//! embedding fail with a message that says so ([`EmbedError::Unavailable`]); memories are still stored and the
+//! embedding fail with a message that says so ([`EmbedError::Misconfigured`]); memories are still stored and the
 //! worker embeds them once the provider is back.
 
 use std::sync::Arc;
@@ -87,7 +87,7 @@ impl ProviderEmbedder {
         let found = providers::for_embedding(&self.pool, &self.secrets, &self.choice.name, &self.choice.model)
             .await
             .map_err(|e| EmbedError::Unreachable(format!("the provider could not be looked up ({e})")));
-        let found = match found.and_then(|r| r.map_err(EmbedError::Unavailable)) {
+        let found = match found.and_then(|r| r.map_err(EmbedError::Misconfigured)) {
             Ok(f) => f,
             Err(e) => {
                 *current = None;
@@ -102,7 +102,7 @@ impl ProviderEmbedder {
         }
         // The provider's base URL has no `/v1` (CyNode appends `/v1/…` to it, as for its model calls).
         let base = format!("{}/v1", found.base_url.trim_end_matches('/'));
-        let base_url = base.parse().map_err(|e| EmbedError::Unavailable(format!("provider URL: {e}")))?;
+        let base_url = base.parse().map_err(|e| EmbedError::Misconfigured(format!("provider URL: {e}")))?;
         let config = EmbedderConfig {
             base_url,
             api_key: found.api_key,
@@ -110,7 +110,7 @@ impl ProviderEmbedder {
             input_type: self.choice.input_type,
             timeout: self.choice.timeout,
         };
-        let client = Arc::new(HttpEmbedder::new(config, self.guard.clone()).map_err(EmbedError::Unavailable)?);
+        let client = Arc::new(HttpEmbedder::new(config, self.guard.clone()).map_err(EmbedError::Misconfigured)?);
         tracing::info!(provider = %self.choice.name, model = %self.choice.model, "memory embedder uses the provider");
         *current = Some(Current { version: found.version, checked: Instant::now(), client: client.clone() });
         Ok(client)

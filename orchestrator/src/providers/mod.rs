@@ -19,7 +19,7 @@ use sqlx::{PgConnection, PgPool};
 use url::Url;
 use uuid::Uuid;
 
-pub use route::{PROVIDER_LABEL, Routed, Via, executor_for, route};
+pub use route::{PROVIDER_LABEL, Routed, Via, executor_for, route, route_with};
 
 use crate::admin::AdminError;
 use crate::audit;

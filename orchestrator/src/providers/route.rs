@@ -2,6 +2,8 @@
 //! else the install's provider (an install's own before one for all installs), else nowhere (the reason from
 //! [`crate::dispatch::feasible`]).
 
+use std::collections::BTreeMap;
+
 use cynode_protocol::{ExecutorKind, JobSpec, Requirements};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -55,9 +57,22 @@ pub async fn route(
     install: Option<Uuid>,
     model: &str,
 ) -> Result<Result<Routed, Unschedulable>, sqlx::Error> {
+    route_with(pool, install, model, &BTreeMap::new()).await
+}
+
+/// [`route`] for a call that also needs nodes carrying `labels` (an embed job: [`cynode_protocol::EMBED_LABEL`]).
+///
+/// # Errors
+/// Store failures.
+pub async fn route_with(
+    pool: &PgPool,
+    install: Option<Uuid>,
+    model: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Result<Routed, Unschedulable>, sqlx::Error> {
     let nodes = feasible::online_capabilities(pool).await?;
     let wanted = (!model.is_empty()).then(|| model.to_string());
-    let local_req = Requirements { model: wanted.clone(), ..Requirements::default() };
+    let local_req = Requirements { model: wanted.clone(), labels: labels.clone(), ..Requirements::default() };
     let local = feasible::evaluate(&nodes, ExecutorKind::Inference, &local_req);
     // The install's own providers first, then those for every install; only those with a node online.
     let candidates: Vec<(Uuid, String, i32)> = sqlx::query_as(
@@ -70,7 +85,8 @@ pub async fn route(
     .fetch_all(pool)
     .await?;
     let provider = candidates.into_iter().find_map(|(id, name, threshold)| {
-        let req = provider_requirements(wanted.clone(), id);
+        let mut req = provider_requirements(wanted.clone(), id);
+        req.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         feasible::evaluate(&nodes, ExecutorKind::Provider, &req).is_ok().then_some((id, name, threshold, req))
     });
     let to_provider = |(id, name, _, req): (Uuid, String, i32, Requirements)| Routed {

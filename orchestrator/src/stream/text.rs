@@ -16,6 +16,7 @@ pub(crate) fn what(spec: Option<&JobSpec>) -> String {
         Some(JobSpec::Sandbox(s)) => s.command.as_str(),
         Some(JobSpec::Host(h)) => h.command.as_str(),
         Some(JobSpec::Inference(i)) => i.prompt.as_str(),
+        Some(JobSpec::Embed(_)) => "(embed)",
         None => "",
     };
     let one_line: String = raw

@@ -275,6 +275,7 @@ fn card(job: &JobView, a: &ApprovalView, requester: Actor) -> ApprovalCard {
         }
         Some(JobSpec::Host(h)) => (h.command.clone(), None, Access::default()),
         Some(JobSpec::Inference(i)) => (i.prompt.clone(), None, Access::default()),
+        Some(JobSpec::Embed(e)) => (format!("embed {} texts with {}", e.input.len(), e.model), None, Access::default()),
         None => (String::new(), None, Access::default()),
     };
     ApprovalCard { job: short(job.id), command, requester, template, access, reason: a.reason.clone(), state }

@@ -197,6 +197,7 @@ fn outcome(exit: i64) -> Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ fn ok_outcome() -> Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

@@ -23,6 +23,7 @@ fn outcome(status: FinishStatus, exit_code: i64) -> Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@ mod dispatch;
 mod dispatch_finish;
 mod embedded;
 mod memory;
+mod memory_jobs;
 mod migrations;
 mod node_state;
 mod outbox;

@@ -181,6 +181,7 @@ async fn streams_first_reply_live_output_rollover_and_final_message_across_a_res
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     };
     d.finish(n, &FinishRequest { lease: lref, outcome }).await.unwrap();
     let closed = || async {

@@ -142,6 +142,7 @@ pub fn succeeded(duration_ms: u64) -> cynode_protocol::Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

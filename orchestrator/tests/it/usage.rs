@@ -88,6 +88,7 @@ fn outcome(usage: Option<Usage>) -> Outcome {
         message: None,
         usage,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

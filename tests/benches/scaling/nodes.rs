@@ -77,6 +77,7 @@ fn done() -> Outcome {
         message: None,
         usage: None,
         tool_calls: Vec::new(),
+        embeddings: Vec::new(),
     }
 }
 

