@@ -42,16 +42,12 @@ pub struct JobEmbedderConfig {
 }
 
 impl JobEmbedderConfig {
-    /// Checks the model name: the rules of [`super::EmbedderConfig::validate`] (it names an index).
+    /// Checks the model name ([`super::embed::validate_model`]: it names an index).
     ///
     /// # Errors
     /// What is wrong, for the operator.
     pub fn validate(&self) -> Result<(), String> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || "._:/-@".contains(c);
-        if self.model.is_empty() || self.model.len() > 200 || !self.model.chars().all(ok) {
-            return Err("memory.embedding_model must be 1–200 characters of letters, digits and . _ : / - @".into());
-        }
-        Ok(())
+        super::embed::validate_model(&self.model)
     }
 }
 
