@@ -59,6 +59,24 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
+/// A typed memory id or id prefix, normalised: at least 8 hex digits (dashes allowed), else not found.
+fn id_prefix(id: &str) -> Result<String, MemoryError> {
+    let id = id.trim().trim_matches('`').to_ascii_lowercase();
+    if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(MemoryError::NotFound(clip(&id, 40)));
+    }
+    Ok(id)
+}
+
+/// The one id a prefix matched (`found` holds at most two), or why not.
+fn the_one(found: &[Uuid], id: String, what: &str) -> Result<Uuid, MemoryError> {
+    match found {
+        [one] => Ok(*one),
+        [] => Err(MemoryError::NotFound(id)),
+        _ => Err(MemoryError::Invalid(format!("`{id}` matches several {what}; use more characters"))),
+    }
+}
+
 /// A memory to write.
 #[derive(Debug, Clone)]
 pub struct NewMemory {
@@ -245,10 +263,7 @@ impl Memories {
     /// # Errors
     /// [`MemoryError::NotFound`]; [`MemoryError::Invalid`] for an ambiguous prefix.
     pub async fn resolve_proposal(&self, viewer: &Viewer, id: &str) -> Result<Uuid, MemoryError> {
-        let id = id.trim().trim_matches('`').to_ascii_lowercase();
-        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            return Err(MemoryError::NotFound(clip(&id, 40)));
-        }
+        let id = id_prefix(id)?;
         let found: Vec<Uuid> = sqlx::query_scalar(
             "SELECT m.id FROM memories m
              WHERE m.awaiting_approval AND m.install_id = $1 AND m.id::text LIKE $2 || '%' LIMIT 2",
@@ -257,11 +272,7 @@ impl Memories {
         .bind(&id)
         .fetch_all(self.pool())
         .await?;
-        match found.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(MemoryError::NotFound(id)),
-            _ => Err(MemoryError::Invalid(format!("`{id}` matches several proposals; use more characters"))),
-        }
+        the_one(&found, id, "proposals")
     }
 
     /// Decides a proposal of install-wide memory, audited: an approver of the install approves it (it is
@@ -365,12 +376,9 @@ impl Memories {
     /// # Errors
     /// [`MemoryError::NotFound`] (also for an ambiguous prefix, with a message that says so).
     pub async fn resolve(&self, viewer: &Viewer, id: &str) -> Result<Uuid, MemoryError> {
-        let id = id.trim().trim_matches('`').to_ascii_lowercase();
+        let id = id_prefix(id)?;
         if let Ok(u) = id.parse::<Uuid>() {
             return Ok(u);
-        }
-        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            return Err(MemoryError::NotFound(clip(&id, 40)));
         }
         let found: Vec<Uuid> = sqlx::query_scalar(safe_sql!(
             "SELECT m.id FROM memories m WHERE m.id::text LIKE $5 || '%' AND {} LIMIT 2",
@@ -383,11 +391,7 @@ impl Memories {
         .bind(&id)
         .fetch_all(self.pool())
         .await?;
-        match found.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(MemoryError::NotFound(id)),
-            _ => Err(MemoryError::Invalid(format!("`{id}` matches several memories; use more characters"))),
-        }
+        the_one(&found, id, "memories")
     }
 
     /// Forgets memories, audited. By id: the viewer must see it and be its author or owner, or an approver.

@@ -13,6 +13,15 @@ use cynode_tests::fakes::FakeSlack;
 
 use crate::support::{dispatcher, host_caps, node, slack_install, slack_thread_task};
 
+/// Starts a stream worker with the real Slack sink; it stops when the returned sender is dropped.
+fn worker(pool: &sqlx::PgPool, secrets: SecretBox, settings: StreamSettings) -> tokio::sync::watch::Sender<bool> {
+    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
+    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+    stop
+}
+
 /// Whether the task's stream closes within `limit`.
 async fn closed(pool: &sqlx::PgPool, task: uuid::Uuid, limit: Duration) -> bool {
     let start = Instant::now();
@@ -39,11 +48,8 @@ async fn ten_thousand_lines_stream_into_a_slack_thread_without_a_429() {
     let install = slack_install(&pool, &secrets, slack.token(), &slack.base_url()).await;
     let (task, job) = slack_thread_task(&pool, install, "1700000000.000100", "seq 10000").await;
 
-    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
-    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
-    let (_stop, rx) = tokio::sync::watch::channel(false);
     let settings = StreamSettings { poll: Duration::from_millis(50), ..StreamSettings::default() };
-    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+    let _stop = worker(&pool, secrets, settings);
 
     let d = dispatcher(&pool);
     let n = node(&pool, "n1", host_caps()).await;
@@ -119,16 +125,13 @@ async fn an_interrupted_post_that_cannot_be_looked_up_still_ends_the_thread_with
     d.output(n, &OutputBatch { lease: lref, chunks: vec![chunk] }).await.unwrap();
     d.finish(n, &FinishRequest { lease: lref, outcome: crate::support::succeeded(10) }).await.unwrap();
 
-    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
-    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
-    let (_stop, rx) = tokio::sync::watch::channel(false);
     let settings = StreamSettings {
         poll: Duration::from_millis(50),
         cadence: Duration::from_millis(200),
         lookup_patience: Duration::from_secs(2),
         ..StreamSettings::default()
     };
-    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+    let _stop = worker(&pool, secrets, settings);
     let done = closed(&pool, task, Duration::from_secs(30)).await;
     assert!(done, "the stream waited for the lookup: {:?}", slack.calls());
     let lookups = slack.calls_to("conversations.replies");
@@ -168,16 +171,13 @@ async fn a_stream_waiting_for_approval_is_parked_and_woken_by_the_decision() {
     .await
     .unwrap();
 
-    let installs = Arc::new(Installs::new(pool.clone(), secrets, Duration::from_secs(30)));
-    let sink = SlackSink::new(reqwest::Client::new(), installs, SlackRates::default());
-    let (_stop, rx) = tokio::sync::watch::channel(false);
     let settings = StreamSettings {
         poll: Duration::from_millis(50),
         cadence: Duration::from_millis(200),
         park_max: Duration::from_secs(3600),
         ..StreamSettings::default()
     };
-    spawn_stream_worker(pool.clone(), Sinks::new().with(Arc::new(sink)), settings, rx);
+    let _stop = worker(&pool, secrets, settings);
 
     type Parked = (bool, bool, chrono::DateTime<chrono::Utc>);
     let parked = || async {
