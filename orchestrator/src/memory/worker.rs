@@ -12,6 +12,10 @@ use uuid::Uuid;
 use super::store::{ensure_model, write_vectors};
 use super::{InputKind, Memories};
 
+/// How long an `embed` job's vectors stay in its result: far longer than the embedder waits for them and than a
+/// node retries its finish.
+pub const EMBED_RESULT_KEEP: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -19,6 +23,8 @@ pub struct Pass {
     pub embedded: usize,
     /// Expired memories deleted.
     pub expired: u64,
+    /// Old `embed` job results whose vectors were removed.
+    pub results_cleared: u64,
     /// The embedder's error, when it failed (the batch stays for the next pass).
     pub error: Option<String>,
 }
@@ -110,12 +116,33 @@ impl Memories {
         Ok(n)
     }
 
-    /// One pass: purge, then embed batches until none is left or the embedder fails.
+    /// Removes the vectors from `embed` job results finished more than [`EMBED_RESULT_KEEP`] ago (they were read
+    /// by the embedder that waited for them; the rest of the result stays). At most 1,000 a call.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn clear_embed_results(&self) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE jobs SET result = result - 'embeddings'
+             WHERE id IN (SELECT id FROM jobs WHERE result ? 'embeddings'
+                          AND finished_at < now() - $1 * interval '1 second' LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(i64::try_from(EMBED_RESULT_KEEP.as_secs()).unwrap_or(600))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// One pass: purge, clear old embed results, then embed batches until none is left or the embedder fails.
     ///
     /// # Errors
     /// Store failures.
     pub async fn pass(&self) -> Result<Pass, sqlx::Error> {
-        let mut pass = Pass { expired: self.purge_expired().await?, ..Pass::default() };
+        let mut pass = Pass {
+            expired: self.purge_expired().await?,
+            results_cleared: self.clear_embed_results().await?,
+            ..Pass::default()
+        };
         loop {
             match self.embed_pending().await? {
                 Ok(0) => break,

@@ -191,6 +191,28 @@ async fn a_worker_pass_embeds_pending_memories_as_one_job_and_recall_uses_the_ve
     let r = mem.recall(&admin, &Recall { query: "deploy key".into(), limit: 3 }).await.expect("recall");
     assert!(r.hybrid && r.notice.is_none(), "{:?}", r.notice);
     assert_eq!(r.memories.first().map(|m| m.0.text.as_str()), Some("the deploy key is in vault"));
+
+    // Vectors read long ago leave the jobs' results (the rest of each result stays); fresh ones are kept.
+    let with_vectors = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE result ? 'embeddings'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count")
+    };
+    let fresh = with_vectors().await;
+    assert!(fresh >= 2, "the pass's job and the recall's: {fresh}");
+    assert_eq!(mem.pass().await.expect("pass").results_cleared, 0, "fresh results are kept");
+    sqlx::query("UPDATE jobs SET finished_at = now() - interval '11 minutes' WHERE result ? 'embeddings'")
+        .execute(&db.pool)
+        .await
+        .expect("age them");
+    assert_eq!(mem.pass().await.expect("pass").results_cleared, u64::try_from(fresh).expect("n"));
+    assert_eq!(with_vectors().await, 0);
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE result->>'status' = 'succeeded'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(kept, fresh, "the outcome itself stays");
 }
 
 #[tokio::test]
