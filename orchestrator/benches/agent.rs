@@ -206,17 +206,7 @@ async fn simulate(d: Arc<Dispatcher>, node: Uuid) {
                 let chunks = vec![OutputChunk { stream: Stream::Stdout, seq: 0, data: text }];
                 d.output(node, &OutputBatch { lease, chunks }).await.expect("output");
             }
-            let outcome = Outcome {
-                status: FinishStatus::Succeeded,
-                exit_code: Some(0),
-                duration_ms: 0,
-                output_bytes: 0,
-                truncated: false,
-                message: None,
-                usage: None,
-                tool_calls: calls,
-                embeddings: Vec::new(),
-            };
+            let outcome = Outcome { exit_code: Some(0), tool_calls: calls, ..Outcome::new(FinishStatus::Succeeded, 0) };
             d.finish(node, &FinishRequest { lease, outcome }).await.expect("finish");
         }
     }

@@ -230,15 +230,8 @@ async fn scenario(platform: &str, n: usize, length: Duration) -> Row {
                 k += 1;
             }
             let outcome = Outcome {
-                status: FinishStatus::Succeeded,
                 exit_code: Some(0),
-                duration_ms: u64::try_from(length.as_millis()).unwrap_or(0),
-                output_bytes: 0,
-                truncated: false,
-                message: None,
-                usage: None,
-                tool_calls: Vec::new(),
-                embeddings: Vec::new(),
+                ..Outcome::new(FinishStatus::Succeeded, u64::try_from(length.as_millis()).unwrap_or(0))
             };
             d.finish(node, &FinishRequest { lease, outcome }).await.expect("finish");
         }));

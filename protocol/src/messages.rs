@@ -259,6 +259,26 @@ pub struct Outcome {
     pub embeddings: Vec<Vec<f32>>,
 }
 
+impl Outcome {
+    /// An outcome of `status` after `duration_ms` and nothing else: no exit code, no output, no message, usage,
+    /// tool calls or vectors (set those with struct update syntax: `Outcome { exit_code: Some(0),
+    /// ..Outcome::new(FinishStatus::Succeeded, 12) }`).
+    #[must_use]
+    pub fn new(status: FinishStatus, duration_ms: u64) -> Self {
+        Self {
+            status,
+            exit_code: None,
+            duration_ms,
+            output_bytes: 0,
+            truncated: false,
+            message: None,
+            usage: None,
+            tool_calls: Vec::new(),
+            embeddings: Vec::new(),
+        }
+    }
+}
+
 /// Inference token usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {

@@ -131,16 +131,6 @@ pub async fn output(d: &Dispatcher, node: Uuid, l: &Lease, seq: u64, data: &str)
 }
 
 pub async fn finish(d: &Dispatcher, node: Uuid, l: &Lease, status: FinishStatus, exit: i64) {
-    let outcome = Outcome {
-        status,
-        exit_code: Some(exit),
-        duration_ms: 7,
-        output_bytes: 0,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    };
+    let outcome = Outcome { exit_code: Some(exit), ..Outcome::new(status, 7) };
     d.finish(node, &FinishRequest { lease: lease_ref(l), outcome }).await.expect("finish");
 }

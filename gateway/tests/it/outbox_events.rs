@@ -76,17 +76,7 @@ async fn commands_and_results_are_delivered_as_signed_events() {
     let batch = OutputBatch { lease: lr, chunks: vec![chunk] };
     app.state.dispatcher.output(node, &batch).await.expect("output");
     app.state.dispatcher.output(node, &batch).await.expect("a retried upload is accepted");
-    let outcome = Outcome {
-        status: FinishStatus::Succeeded,
-        exit_code: Some(0),
-        duration_ms: 12,
-        output_bytes: 3,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    };
+    let outcome = Outcome { exit_code: Some(0), output_bytes: 3, ..Outcome::new(FinishStatus::Succeeded, 12) };
     app.state.dispatcher.finish(node, &FinishRequest { lease: lr, outcome }).await.expect("finish");
 
     let mut types = Vec::new();

@@ -57,15 +57,11 @@ pub(crate) fn completed(run: &RunOutcome, limits: &JobLimits, reason: Option<Sto
         ),
     };
     Outcome {
-        status,
         exit_code,
-        duration_ms: ms(run.duration),
         output_bytes: run.output_bytes,
         truncated: run.truncated || status == S::OutputLimit,
         message,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
+        ..Outcome::new(status, ms(run.duration))
     }
 }
 
@@ -85,17 +81,7 @@ pub(crate) fn error(message: impl Into<String>) -> Outcome {
 }
 
 fn not_run(status: FinishStatus, message: String) -> Outcome {
-    Outcome {
-        status,
-        exit_code: None,
-        duration_ms: 0,
-        output_bytes: 0,
-        truncated: false,
-        message: Some(message),
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    }
+    Outcome { message: Some(message), ..Outcome::new(status, 0) }
 }
 
 /// A Docker executor failure.
@@ -135,15 +121,11 @@ pub(crate) fn from_inference(
         ),
     };
     Outcome {
-        status,
-        exit_code: None,
-        duration_ms: ms(run.duration),
         output_bytes: run.output_bytes,
-        truncated: false,
         message,
         usage: run.usage,
         tool_calls: run.tool_calls.clone(),
-        embeddings: Vec::new(),
+        ..Outcome::new(status, ms(run.duration))
     }
 }
 

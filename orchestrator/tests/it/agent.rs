@@ -189,15 +189,8 @@ impl Agent {
 
 fn outcome(exit: i64) -> Outcome {
     Outcome {
-        status: if exit == 0 { FinishStatus::Succeeded } else { FinishStatus::Failed },
         exit_code: Some(exit),
-        duration_ms: 5,
-        output_bytes: 0,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
+        ..Outcome::new(if exit == 0 { FinishStatus::Succeeded } else { FinishStatus::Failed }, 5)
     }
 }
 

@@ -11,17 +11,7 @@ use cynode_tests::TestDb;
 use crate::support::*;
 
 fn ok_outcome() -> Outcome {
-    Outcome {
-        status: FinishStatus::Succeeded,
-        exit_code: Some(0),
-        duration_ms: 5,
-        output_bytes: 3,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    }
+    Outcome { exit_code: Some(0), output_bytes: 3, ..Outcome::new(FinishStatus::Succeeded, 5) }
 }
 
 fn lease_ref(l: &cynode_protocol::Lease) -> LeaseRef {

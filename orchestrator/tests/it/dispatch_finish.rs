@@ -14,17 +14,7 @@ use uuid::Uuid;
 use crate::support::*;
 
 fn outcome(status: FinishStatus, exit_code: i64) -> Outcome {
-    Outcome {
-        status,
-        exit_code: Some(exit_code),
-        duration_ms: 7,
-        output_bytes: 6,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    }
+    Outcome { exit_code: Some(exit_code), output_bytes: 6, ..Outcome::new(status, 7) }
 }
 
 fn lease_ref(l: &Lease) -> LeaseRef {

@@ -172,17 +172,8 @@ async fn streams_first_reply_live_output_rollover_and_final_message_across_a_res
     }
     let (_stop_b, rx_b) = tokio::sync::watch::channel(false);
     spawn_stream_worker(pool.clone(), sinks, settings(), rx_b);
-    let outcome = Outcome {
-        status: FinishStatus::Succeeded,
-        exit_code: Some(0),
-        duration_ms: 1500,
-        output_bytes: full.len() as u64,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    };
+    let outcome =
+        Outcome { exit_code: Some(0), output_bytes: full.len() as u64, ..Outcome::new(FinishStatus::Succeeded, 1500) };
     d.finish(n, &FinishRequest { lease: lref, outcome }).await.unwrap();
     let closed = || async {
         sqlx::query_scalar::<_, String>("SELECT state FROM stream_records WHERE task_id = $1")

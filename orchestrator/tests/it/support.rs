@@ -134,15 +134,8 @@ pub async fn chat_task(
 /// A successful outcome (exit 0) as a node reports it.
 pub fn succeeded(duration_ms: u64) -> cynode_protocol::Outcome {
     cynode_protocol::Outcome {
-        status: cynode_protocol::FinishStatus::Succeeded,
         exit_code: Some(0),
-        duration_ms,
-        output_bytes: 0,
-        truncated: false,
-        message: None,
-        usage: None,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
+        ..cynode_protocol::Outcome::new(cynode_protocol::FinishStatus::Succeeded, duration_ms)
     }
 }
 

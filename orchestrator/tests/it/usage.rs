@@ -79,17 +79,7 @@ templates:
 }
 
 fn outcome(usage: Option<Usage>) -> Outcome {
-    Outcome {
-        status: FinishStatus::Succeeded,
-        exit_code: Some(0),
-        duration_ms: 5,
-        output_bytes: 0,
-        truncated: false,
-        message: None,
-        usage,
-        tool_calls: Vec::new(),
-        embeddings: Vec::new(),
-    }
+    Outcome { exit_code: Some(0), usage, ..Outcome::new(FinishStatus::Succeeded, 5) }
 }
 
 fn used(prompt_tokens: u64, completion_tokens: u64) -> Option<Usage> {
