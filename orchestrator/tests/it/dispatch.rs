@@ -383,17 +383,27 @@ async fn backoff_delays_the_third_attempt() {
     let d = dispatcher(&db.pool);
     let n = node(&db.pool, "slow", host_caps()).await;
     let id = enqueue(&db.pool, &host_job("true")).await;
+    let now = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("SELECT now()").fetch_one(&db.pool).await.expect("now")
+    };
+    let (mut before, mut after) = (now().await, now().await);
     for _ in 0..2 {
         d.lease(n, 1, Duration::ZERO).await.expect("lease");
         tokio::time::sleep(Duration::from_millis(700)).await;
+        before = now().await;
         d.reap().await.expect("reap");
+        after = now().await;
     }
-    let delay: f64 = sqlx::query_scalar("SELECT extract(epoch FROM run_after - now())::float8 FROM jobs WHERE id = $1")
+    let run_after: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT run_after FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_one(&db.pool)
         .await
         .expect("run_after");
-    assert!(delay > 0.0 && delay <= 0.1, "third attempt waits retry_base (100 ms): {delay}");
+    // The reap's clock lies between `before` and `after`, so run_after - before is retry_base (100 ms) plus at
+    // most the reap's own duration, however slow the machine (measuring against now() afterwards was not).
+    let base = chrono::Duration::milliseconds(100);
+    let delay = run_after - before;
+    assert!(delay >= base && delay <= base + (after - before), "third attempt waits retry_base (100 ms): {delay}");
 }
 
 #[tokio::test]

