@@ -157,8 +157,13 @@ impl Memories {
                 (None, None, None, None)
             }
             Scope::Install => {
-                if viewer.install_id.is_none() {
-                    return Err(MemoryError::Invalid("install-wide memory needs an install".into()));
+                // A proposal waits for an approver of its install; without an install nobody could decide it.
+                if !viewer.approver && viewer.install_id.is_none() {
+                    return Err(MemoryError::Forbidden(
+                        "install-wide memory needs an approver: ask one of this install's approvers to write it, \
+                         or remember it for this channel instead"
+                            .into(),
+                    ));
                 }
                 (viewer.install_id, None, None, None)
             }

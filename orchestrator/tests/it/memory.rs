@@ -295,6 +295,15 @@ async fn writes_are_checked_and_install_wide_memory_from_a_non_approver_waits_fo
     for action in ["memory.proposed", "memory.approved", "memory.review.refused"] {
         assert!(!crate::support::audited(&env.db.pool, action).await.is_empty(), "{action} audited");
     }
+
+    // Without an install (a global token, `cynode up`'s console): an approver writes install scope as before; anyone
+    // else is refused, since no approver could decide a proposal of no install.
+    let global_admin = Viewer { install_id: None, user: "root".into(), approver: true, ..Viewer::default() };
+    let m = mem.add(&global_admin, NewMemory::new("Deploys freeze on the 24th", Scope::Install, Provenance::Admin));
+    assert!(!m.await.expect("a global admin writes it").awaiting_approval);
+    let global = Viewer { approver: false, ..global_admin };
+    let r = mem.add(&global, NewMemory::new("x", Scope::Install, Provenance::User)).await;
+    assert!(matches!(r, Err(MemoryError::Forbidden(ref m)) if m.contains("needs an approver")), "{r:?}");
 }
 
 #[tokio::test]
